@@ -1,0 +1,174 @@
+#pragma once
+
+// The typed, immutable configuration snapshot. Everything the YAML schema of CONTRACT.md can say
+// lives here with its default; the loader (config_loader.h) fills it and validates it, and the rest
+// of the proxy only ever sees a `ConfigPtr` (shared_ptr<const Config>), so a reload can swap the
+// snapshot for new requests while in-flight ones finish on the old one.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/cidr.h"
+
+namespace viscount {
+
+using Duration = std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+constexpr uint64_t kKiB = 1024;
+constexpr uint64_t kMiB = 1024 * kKiB;
+
+// host:port of a socket to bind. `host` is a numeric IPv4 or IPv6 literal (no brackets).
+struct SocketAddress {
+  std::string host;
+  uint16_t port = 0;
+
+  // "1.2.3.4:80" or "[::1]:80"
+  std::string text() const;
+  bool operator==(const SocketAddress&) const = default;
+};
+
+enum class UpstreamScheme { kHttp, kH2c, kHttps };
+
+struct UpstreamUrl {
+  UpstreamScheme scheme = UpstreamScheme::kHttp;
+  std::string host;  // hostname or IP literal (no brackets)
+  uint16_t port = 80;
+  std::string text;  // as written in the config, normalised (no trailing slash)
+  bool operator==(const UpstreamUrl&) const = default;
+};
+
+struct TlsServerConfig {
+  std::string certificate;
+  std::string private_key;
+  std::string client_ca;  // empty: no client certificate required
+  bool operator==(const TlsServerConfig&) const = default;
+};
+
+struct ListenerConfig {
+  std::string name;
+  SocketAddress address;
+  std::string upstream;  // name of an entry in Config::upstreams
+  bool http2 = true;
+  std::optional<TlsServerConfig> tls;
+  struct Timeouts {
+    Duration request_headers = 10s;
+    Duration idle = 5min;
+    bool operator==(const Timeouts&) const = default;
+  } timeouts;
+  struct Limits {
+    uint64_t max_connections = 10000;
+    uint64_t max_request_headers_size = 60 * kKiB;
+    uint64_t max_request_body_size = 10 * kMiB;  // 0 = unlimited
+    bool operator==(const Limits&) const = default;
+  } limits;
+  bool operator==(const ListenerConfig&) const = default;
+};
+
+struct UpstreamConfig {
+  std::string name;
+  UpstreamUrl url;
+  struct Timeouts {
+    Duration connect = 1s;
+    Duration request = 15s;
+    bool operator==(const Timeouts&) const = default;
+  } timeouts;
+  struct Pool {
+    uint32_t size = 10;
+    uint32_t max_overflow = 20;
+    Duration wait_timeout = 30s;
+    bool pre_ping = true;
+    Duration recycle = 1h;
+    Duration idle_timeout = 30s;
+    bool operator==(const Pool&) const = default;
+  } pool;
+  struct Limits {
+    uint32_t max_concurrent_requests = 100;
+    uint32_t max_queued_requests = 1000;
+    Duration queue_timeout = 5s;
+    bool operator==(const Limits&) const = default;
+  } limits;
+  struct Retries {
+    uint32_t attempts = 1;
+    bool operator==(const Retries&) const = default;
+  } retries;
+  bool operator==(const UpstreamConfig&) const = default;
+};
+
+enum class IdFormat { kUuid4, kUuid7 };
+
+struct ContextConfig {
+  struct RequestId {
+    std::string header = "x-request-id";
+    bool preserve_incoming = true;
+    IdFormat generate = IdFormat::kUuid4;
+    bool operator==(const RequestId&) const = default;
+  } request_id;
+  struct CorrelationId {
+    std::string header = "x-correlation-id";
+    bool operator==(const CorrelationId&) const = default;
+  } correlation_id;
+  struct UserId {
+    std::string header = "x-user-id";
+    // Added to the contract: user ids are not generated, so they get their own, wider check
+    // (e-mail addresses are common user ids and '@' is not in id_pattern).
+    std::string pattern = "^[\\x21-\\x7E]{1,256}$";
+    bool operator==(const UserId&) const = default;
+  } user_id;
+  bool trace_context = true;
+  std::vector<Cidr> trusted_sources = {*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
+  std::string id_pattern = "^[A-Za-z0-9._:-]{1,128}$";
+  bool echo_in_response = true;
+  bool operator==(const ContextConfig&) const = default;
+};
+
+enum class LogFormat { kJson, kPretty };
+enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
+
+struct LoggingConfig {
+  std::string access_log = "stdout";  // stdout | stderr | off | a file path
+  LogFormat format = LogFormat::kJson;
+  LogLevel level = LogLevel::kInfo;
+  uint64_t buffer = 8192;  // queued access-log lines before dropping
+  bool operator==(const LoggingConfig&) const = default;
+};
+
+struct AdminConfig {
+  std::optional<SocketAddress> address = SocketAddress{"127.0.0.1", 15000};  // nullopt: "off"
+  bool operator==(const AdminConfig&) const = default;
+};
+
+struct Config {
+  uint32_t workers = 0;  // 0 = auto (number of cores)
+  Duration drain_timeout = 20s;
+  std::vector<ListenerConfig> listeners;
+  std::vector<UpstreamConfig> upstreams;
+  ContextConfig context;
+  LoggingConfig logging;
+  AdminConfig admin;
+
+  std::string source_path;  // file it was loaded from; empty for zero-config mode
+
+  const UpstreamConfig* findUpstream(const std::string& name) const;
+  // `workers` with auto resolved against the machine.
+  uint32_t effectiveWorkers() const;
+
+  // Compares every setting, source_path included; a reload can use it to skip a no-op swap.
+  bool operator==(const Config&) const = default;
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+// Upper bound of `workers`, and of what "auto" resolves to.
+constexpr uint32_t kMaxWorkers = 256;
+
+const char* toString(UpstreamScheme scheme);
+const char* toString(IdFormat format);
+const char* toString(LogFormat format);
+const char* toString(LogLevel level);
+
+}  // namespace viscount

@@ -1,0 +1,588 @@
+#include "config/config_loader.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <regex>
+#include <utility>
+
+#include "config/address.h"
+#include "config/duration.h"
+#include "config/yaml_reader.h"
+
+namespace viscount {
+namespace {
+
+constexpr size_t kMaxNameLength = 128;
+constexpr size_t kMaxConfigFileSize = 16 * kMiB;
+
+// Headers the proxy itself owns or that change framing; a context id stored in one of them would
+// corrupt the request or be removed by the sanitizer.
+constexpr std::string_view kReservedHeaders[] = {
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "upgrade",
+    "trailer",
+    "traceparent",
+    "tracestate",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "proxy-status",
+    "content-type",
+};
+
+// Positions kept for the checks that run after every section is read.
+struct ListenerMarks {
+  YAML::Mark address;
+  YAML::Mark upstream;
+  YAML::Mark self;
+  bool has_upstream = false;
+};
+
+struct HeaderMark {
+  std::string path;
+  YAML::Mark mark;
+};
+
+template <typename Enum>
+struct EnumName {
+  std::string_view name;
+  Enum value;
+};
+
+template <typename Enum, size_t N>
+void readEnum(const YamlMap& map, std::string_view key, Enum& out,
+              const EnumName<Enum> (&names)[N]) {
+  const std::string* text = map.scalar(key);
+  if (text == nullptr) return;
+  std::string expected;
+  for (const auto& entry : names) {
+    if (entry.name == *text) {
+      out = entry.value;
+      return;
+    }
+    expected += (expected.empty() ? "" : (&entry == &names[N - 1] ? " or " : ", "));
+    expected += entry.name;
+  }
+  map.error(key, "invalid value '" + *text + "' (expected " + expected + ")");
+}
+
+bool isValidName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNameLength) return false;
+  for (char c : name) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool isTokenChar(char c) {
+  if (std::isalnum(static_cast<unsigned char>(c))) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// Two binds conflict when they are the same socket, or when a wildcard of one family already
+// covers the other address. With SO_REUSEPORT the kernel would accept both and silently split
+// the traffic, so this is the only place the mistake can be caught. Port 0 never conflicts: each
+// bind gets its own ephemeral port.
+bool bindConflict(const SocketAddress& a, const SocketAddress& b) {
+  if (a.port == 0 || a.port != b.port) return false;
+  if (a.host == b.host) return true;
+  const bool a_v6 = a.host.find(':') != std::string::npos;
+  const bool b_v6 = b.host.find(':') != std::string::npos;
+  if (a_v6 != b_v6) return false;
+  const std::string_view wildcard = a_v6 ? "::" : "0.0.0.0";
+  return a.host == wildcard || b.host == wildcard;
+}
+
+class ConfigParser {
+ public:
+  explicit ConfigParser(YamlErrors& errors) : errors_(errors) {}
+
+  void parse(const YAML::Node& root, Config& config) {
+    const YamlMap top(
+        errors_, root, "",
+        {"workers", "drain_timeout", "listeners", "upstreams", "context", "logging", "admin"});
+    if (!top.isMap()) return;
+    parseWorkers(top, config);
+    top.readDuration("drain_timeout", config.drain_timeout);
+    parseUpstreams(top, config);
+    parseListeners(top, config);
+    parseContext(top.child("context", {"request_id", "correlation_id", "user_id", "trace_context",
+                                       "trusted_sources", "id_pattern", "echo_in_response"}),
+                 config.context);
+    parseLogging(top.child("logging", {"access_log", "format", "level", "buffer"}), config.logging);
+    parseAdmin(top.child("admin", {"address"}), config.admin);
+    checkListenerReferences(config);
+    checkBindConflicts(config);
+  }
+
+ private:
+  void parseWorkers(const YamlMap& top, Config& config) {
+    const std::string* text = top.scalar("workers");
+    if (text == nullptr) return;
+    if (*text == "auto") {
+      config.workers = 0;
+      return;
+    }
+    const auto value = parseUnsigned(*text);
+    if (!value || *value < 1 || *value > kMaxWorkers) {
+      top.error("workers", "expected auto or an integer from 1 to " + std::to_string(kMaxWorkers) +
+                               ", got '" + *text + "'");
+      return;
+    }
+    config.workers = static_cast<uint32_t>(*value);
+  }
+
+  // The items of a list-valued key; a null value is an empty list.
+  std::vector<YAML::Node> listItems(const YamlMap& map, std::string_view key) {
+    const YAML::Node* node = map.value(key);
+    if (node == nullptr || node->IsNull()) return {};
+    if (!node->IsSequence()) {
+      map.error(key, std::string("expected a list, got ") + describeNode(*node));
+      return {};
+    }
+    return {node->begin(), node->end()};
+  }
+
+  static std::string itemPath(std::string_view list, size_t index) {
+    return std::string(list) + "[" + std::to_string(index) + "]";
+  }
+
+  // Reads `name` and checks its spelling and its uniqueness among `seen`.
+  void readName(const YamlMap& map, std::string& name,
+                std::vector<std::pair<std::string, YAML::Mark>>& seen, const char* what) {
+    map.requireKey("name");
+    if (!map.readString("name", name)) return;
+    const YAML::Mark mark = map.valueMark("name");
+    if (!isValidName(name)) {
+      map.error("name", "invalid name '" + name + "': use 1 to " + std::to_string(kMaxNameLength) +
+                            " letters, digits, '-', '_' or '.'");
+    }
+    for (const auto& [other, other_mark] : seen) {
+      if (other == name) {
+        map.error("name", std::string("duplicate ") + what + " name '" + name +
+                              "' (first defined at line " + std::to_string(other_mark.line + 1) +
+                              ")");
+      }
+    }
+    seen.emplace_back(name, mark);
+  }
+
+  void parseUpstreams(const YamlMap& top, Config& config) {
+    top.requireKey("upstreams");
+    const auto items = listItems(top, "upstreams");
+    const YAML::Node* node = top.value("upstreams");
+    if (node != nullptr && (node->IsNull() || node->IsSequence()) && items.empty()) {
+      top.error("upstreams", "at least one upstream is required");
+    }
+    std::vector<std::pair<std::string, YAML::Mark>> names;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const YamlMap map(errors_, items[i], itemPath("upstreams", i),
+                        {"name", "url", "timeouts", "pool", "limits", "retries"});
+      if (!map.isMap()) continue;
+      UpstreamConfig upstream;
+      readName(map, upstream.name, names, "upstream");
+      map.requireKey("url");
+      if (const std::string* text = map.scalar("url")) {
+        std::string why;
+        if (auto url = parseUpstreamUrl(*text, &why)) {
+          upstream.url = std::move(*url);
+        } else {
+          map.error("url", "invalid upstream URL '" + *text + "': " + why);
+        }
+      }
+      const YamlMap timeouts = map.child("timeouts", {"connect", "request"});
+      timeouts.readDuration("connect", upstream.timeouts.connect, Duration(1));
+      timeouts.readDuration("request", upstream.timeouts.request, Duration(1));
+
+      const YamlMap pool = map.child(
+          "pool", {"size", "max_overflow", "wait_timeout", "pre_ping", "recycle", "idle_timeout"});
+      pool.readUnsigned("size", upstream.pool.size);
+      pool.readUnsigned("max_overflow", upstream.pool.max_overflow);
+      pool.readDuration("wait_timeout", upstream.pool.wait_timeout);
+      pool.readBool("pre_ping", upstream.pool.pre_ping);
+      pool.readDuration("recycle", upstream.pool.recycle, Duration(1));
+      pool.readDuration("idle_timeout", upstream.pool.idle_timeout, Duration(1));
+      if (pool.isMap() && upstream.pool.size == 0 && upstream.pool.max_overflow == 0) {
+        errors_.add(pool.mark(), pool.path() +
+                                     ": size and max_overflow are both 0, so no connection "
+                                     "could ever be opened");
+      }
+
+      const YamlMap limits =
+          map.child("limits", {"max_concurrent_requests", "max_queued_requests", "queue_timeout"});
+      limits.readUnsigned("max_concurrent_requests", upstream.limits.max_concurrent_requests, 1);
+      limits.readUnsigned("max_queued_requests", upstream.limits.max_queued_requests);
+      limits.readDuration("queue_timeout", upstream.limits.queue_timeout);
+
+      map.child("retries", {"attempts"}).readUnsigned("attempts", upstream.retries.attempts);
+      config.upstreams.push_back(std::move(upstream));
+    }
+  }
+
+  void parseListeners(const YamlMap& top, Config& config) {
+    top.requireKey("listeners");
+    const auto items = listItems(top, "listeners");
+    const YAML::Node* node = top.value("listeners");
+    if (node != nullptr && (node->IsNull() || node->IsSequence()) && items.empty()) {
+      top.error("listeners", "at least one listener is required");
+    }
+    std::vector<std::pair<std::string, YAML::Mark>> names;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const YamlMap map(errors_, items[i], itemPath("listeners", i),
+                        {"name", "address", "upstream", "http2", "tls", "timeouts", "limits"});
+      if (!map.isMap()) continue;
+      ListenerConfig listener;
+      ListenerMarks marks;
+      marks.self = map.mark();
+      readName(map, listener.name, names, "listener");
+      map.requireKey("address");
+      if (const std::string* text = map.scalar("address")) {
+        std::string why;
+        if (auto address = parseSocketAddress(*text, &why)) {
+          listener.address = std::move(*address);
+        } else {
+          map.error("address", "invalid address '" + *text + "': " + why);
+        }
+      }
+      marks.address = map.valueMark("address");
+      marks.has_upstream = map.has("upstream");
+      map.readString("upstream", listener.upstream);
+      marks.upstream = map.valueMark("upstream");
+      map.readBool("http2", listener.http2);
+      if (map.has("tls")) {
+        parseTls(map.child("tls", {"certificate", "private_key", "client_ca"}), listener);
+      }
+
+      const YamlMap timeouts = map.child("timeouts", {"request_headers", "idle"});
+      timeouts.readDuration("request_headers", listener.timeouts.request_headers, Duration(1));
+      timeouts.readDuration("idle", listener.timeouts.idle, Duration(1));
+
+      const YamlMap limits = map.child(
+          "limits", {"max_connections", "max_request_headers_size", "max_request_body_size"});
+      limits.readUnsigned("max_connections", listener.limits.max_connections, 1,
+                          std::numeric_limits<uint32_t>::max());
+      limits.readSize("max_request_headers_size", listener.limits.max_request_headers_size, 1);
+      limits.readSize("max_request_body_size", listener.limits.max_request_body_size);
+
+      config.listeners.push_back(std::move(listener));
+      listener_marks_.push_back(marks);
+    }
+  }
+
+  void parseTls(const YamlMap& tls, ListenerConfig& listener) {
+    if (!tls.isMap()) return;
+    TlsServerConfig config;
+    // Only presence is checked here: the files are read by the TLS layer, which can say whether
+    // they exist, parse and match, and which re-reads them on reload.
+    tls.requireKey("certificate");
+    tls.requireKey("private_key");
+    tls.readString("certificate", config.certificate);
+    tls.readString("private_key", config.private_key);
+    if (const std::string* client_ca = tls.scalar("client_ca")) config.client_ca = *client_ca;
+    listener.tls = std::move(config);
+  }
+
+  void readHeader(const YamlMap& map, std::string& header) {
+    std::string value;
+    if (!map.readString("header", value)) return;
+    if (!std::all_of(value.begin(), value.end(), isTokenChar)) {
+      map.error("header", "invalid header name '" + value + "'");
+      return;
+    }
+    // Stored lowercase: HTTP/2 requires it on the wire and lookups can then compare bytes.
+    std::transform(value.begin(), value.end(), value.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    for (const auto reserved : kReservedHeaders) {
+      if (value == reserved) {
+        map.error("header", "'" + value + "' is used by the proxy itself and cannot carry an id");
+        return;
+      }
+    }
+    header = value;
+    context_headers_.push_back({map.path("header"), map.valueMark("header")});
+  }
+
+  void checkRegex(const YamlMap& map, std::string_view key, std::string& out) {
+    std::string pattern;
+    if (!map.readString(key, pattern)) return;
+    try {
+      std::regex compiled(pattern, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      map.error(key, "invalid regular expression '" + pattern + "': " + e.what());
+      return;
+    }
+    out = pattern;
+  }
+
+  void parseContext(const YamlMap& context, ContextConfig& config) {
+    if (!context.isMap()) return;
+    const YamlMap request_id =
+        context.child("request_id", {"header", "preserve_incoming", "generate"});
+    readHeader(request_id, config.request_id.header);
+    request_id.readBool("preserve_incoming", config.request_id.preserve_incoming);
+    readEnum<IdFormat>(request_id, "generate", config.request_id.generate,
+                       {{"uuid4", IdFormat::kUuid4}, {"uuid7", IdFormat::kUuid7}});
+    const YamlMap correlation_id = context.child("correlation_id", {"header"});
+    readHeader(correlation_id, config.correlation_id.header);
+    const YamlMap user_id = context.child("user_id", {"header", "pattern"});
+    readHeader(user_id, config.user_id.header);
+    checkRegex(user_id, "pattern", config.user_id.pattern);
+
+    context.readBool("trace_context", config.trace_context);
+    context.readBool("echo_in_response", config.echo_in_response);
+    checkRegex(context, "id_pattern", config.id_pattern);
+
+    if (context.has("trusted_sources")) {
+      std::vector<Cidr> sources;
+      bool all_valid = true;
+      const auto items = listItems(context, "trusted_sources");
+      for (size_t i = 0; i < items.size(); ++i) {
+        const YAML::Node& item = items[i];
+        const auto cidr = item.IsScalar() ? Cidr::parse(item.Scalar()) : std::nullopt;
+        if (!cidr) {
+          const std::string got = item.IsScalar() ? "'" + item.Scalar() + "'" : describeNode(item);
+          errors_.add(item.Mark(), itemPath(context.path("trusted_sources"), i) +
+                                       ": expected a CIDR such as 10.0.0.0/8, ::1/128 or a single "
+                                       "address, got " +
+                                       got);
+          all_valid = false;
+          continue;
+        }
+        sources.push_back(*cidr);
+      }
+      const YAML::Node* node = context.value("trusted_sources");
+      if (all_valid && (node->IsNull() || node->IsSequence())) config.trusted_sources = sources;
+    }
+    checkDistinctHeaders(config);
+  }
+
+  // Three ids in one header would overwrite each other, so each needs its own. The check runs on
+  // the final values, defaults included, so renaming one id onto another's default is caught too.
+  void checkDistinctHeaders(const ContextConfig& config) {
+    const std::pair<const char*, const std::string*> headers[] = {
+        {"context.request_id.header", &config.request_id.header},
+        {"context.correlation_id.header", &config.correlation_id.header},
+        {"context.user_id.header", &config.user_id.header},
+    };
+    for (size_t i = 0; i < std::size(headers); ++i) {
+      for (size_t j = i + 1; j < std::size(headers); ++j) {
+        if (*headers[i].second != *headers[j].second) continue;
+        // Blame the one written in the file (the later one if both were): the other may be a
+        // default the user never saw.
+        size_t offender = j;
+        size_t other = i;
+        const HeaderMark* written = findHeaderMark(headers[j].first);
+        if (written == nullptr) {
+          std::swap(offender, other);
+          written = findHeaderMark(headers[i].first);
+        }
+        errors_.add(written != nullptr ? written->mark : YAML::Mark::null_mark(),
+                    std::string(headers[offender].first) + ": header '" +
+                        *headers[offender].second + "' is already used by " + headers[other].first);
+      }
+    }
+  }
+
+  const HeaderMark* findHeaderMark(std::string_view path) const {
+    for (const auto& written : context_headers_) {
+      if (written.path == path) return &written;
+    }
+    return nullptr;
+  }
+
+  void parseLogging(const YamlMap& logging, LoggingConfig& config) {
+    if (!logging.isMap()) return;
+    logging.readString("access_log", config.access_log);
+    readEnum<LogFormat>(logging, "format", config.format,
+                        {{"json", LogFormat::kJson}, {"pretty", LogFormat::kPretty}});
+    readEnum<LogLevel>(logging, "level", config.level,
+                       {{"trace", LogLevel::kTrace},
+                        {"debug", LogLevel::kDebug},
+                        {"info", LogLevel::kInfo},
+                        {"warn", LogLevel::kWarn},
+                        {"error", LogLevel::kError}});
+    logging.readUnsigned("buffer", config.buffer, 1, 10'000'000);
+  }
+
+  void parseAdmin(const YamlMap& admin, AdminConfig& config) {
+    admin_mark_ = admin.valueMark("address");
+    const std::string* text = admin.scalar("address");
+    if (text == nullptr) return;
+    if (*text == "off") {
+      config.address = std::nullopt;
+      return;
+    }
+    std::string why;
+    if (auto address = parseSocketAddress(*text, &why)) {
+      config.address = std::move(*address);
+    } else {
+      admin.error("address", "invalid address '" + *text + "' (or off): " + why);
+    }
+  }
+
+  void checkListenerReferences(Config& config) {
+    std::string known;
+    for (const auto& upstream : config.upstreams) {
+      known += (known.empty() ? "" : ", ") + upstream.name;
+    }
+    for (size_t i = 0; i < config.listeners.size(); ++i) {
+      auto& listener = config.listeners[i];
+      const auto& marks = listener_marks_[i];
+      const std::string path = itemPath("listeners", i);
+      if (!marks.has_upstream) {
+        // With a single upstream there is nothing to choose, so the key may be left out.
+        if (config.upstreams.size() == 1) {
+          listener.upstream = config.upstreams.front().name;
+        } else if (config.upstreams.size() > 1) {
+          errors_.add(marks.self, path +
+                                      ": missing required key 'upstream' (there is more than "
+                                      "one upstream: " +
+                                      known + ")");
+        }
+        continue;
+      }
+      if (!listener.upstream.empty() && config.findUpstream(listener.upstream) == nullptr &&
+          !config.upstreams.empty()) {
+        errors_.add(marks.upstream, path + ".upstream: unknown upstream '" + listener.upstream +
+                                        "' (defined: " + known + ")");
+      }
+    }
+  }
+
+  void checkBindConflicts(const Config& config) {
+    bool admin_reported = false;
+    for (size_t i = 0; i < config.listeners.size(); ++i) {
+      const auto& address = config.listeners[i].address;
+      if (address.host.empty()) continue;  // its own error was reported
+      // Only the first conflict: one mistake should read as one error.
+      for (size_t j = 0; j < i; ++j) {
+        if (bindConflict(config.listeners[j].address, address)) {
+          errors_.add(listener_marks_[i].address,
+                      itemPath("listeners", i) + ".address: " + address.text() +
+                          " conflicts with listener '" + config.listeners[j].name + "' on " +
+                          config.listeners[j].address.text());
+          break;
+        }
+      }
+      if (!admin_reported && config.admin.address && bindConflict(*config.admin.address, address)) {
+        admin_reported = true;
+        errors_.add(admin_mark_, "admin.address: " + config.admin.address->text() +
+                                     " conflicts with listener '" + config.listeners[i].name +
+                                     "' on " + address.text());
+      }
+    }
+  }
+
+  YamlErrors& errors_;
+  std::vector<ListenerMarks> listener_marks_;
+  std::vector<HeaderMark> context_headers_;
+  YAML::Mark admin_mark_;
+};
+
+ConfigLoadResult failure(YamlErrors& errors) {
+  return {nullptr, errors.take()};
+}
+
+}  // namespace
+
+std::string ConfigError::format() const {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+ConfigLoadResult loadConfigString(std::string_view yaml, std::string_view file_name) {
+  YamlErrors errors{std::string(file_name)};
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    errors.add(e.mark, "invalid YAML: " + e.msg);
+    return failure(errors);
+  }
+  if (documents.empty() || documents.front().IsNull()) {
+    errors.add(YAML::Mark::null_mark(),
+               "the config is empty; it needs at least 'listeners' and 'upstreams'");
+    return failure(errors);
+  }
+  for (size_t i = 1; i < documents.size(); ++i) {
+    // A trailing "---" is harmless; a second document with content would be silently ignored.
+    if (!documents[i].IsNull()) {
+      errors.add(documents[i].Mark(), "only one YAML document is allowed in a config file");
+    }
+  }
+  Config config;
+  ConfigParser(errors).parse(documents.front(), config);
+  if (!errors.empty()) return failure(errors);
+  config.source_path = std::string(file_name);
+  return {std::make_shared<const Config>(std::move(config)), {}};
+}
+
+ConfigLoadResult loadConfigFile(const std::string& path) {
+  const auto cannotRead = [&path](int error_number) {
+    return ConfigLoadResult{
+        nullptr,
+        {ConfigError{path, 0, 0, std::string("cannot read: ") + std::strerror(error_number)}}};
+  };
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return cannotRead(errno);
+  std::string content;
+  char buffer[16384];
+  size_t count = 0;
+  while ((count = std::fread(buffer, 1, sizeof(buffer), file)) > 0) {
+    content.append(buffer, count);
+    if (content.size() > kMaxConfigFileSize) {
+      std::fclose(file);
+      return cannotRead(EFBIG);
+    }
+  }
+  const bool failed = std::ferror(file) != 0;
+  const int error_number = errno;
+  std::fclose(file);
+  if (failed) return cannotRead(error_number);
+  return loadConfigString(content, path);
+}
+
+ConfigLoadResult makeZeroConfig(std::string_view upstream_url, std::string_view listen_address) {
+  std::vector<ConfigError> errors;
+  Config config;
+  std::string why;
+
+  UpstreamConfig upstream;
+  upstream.name = std::string(kZeroConfigUpstreamName);
+  if (auto url = parseUpstreamUrl(upstream_url, &why)) {
+    upstream.url = std::move(*url);
+  } else {
+    errors.push_back(
+        {"--upstream", 0, 0, "invalid upstream URL '" + std::string(upstream_url) + "': " + why});
+  }
+
+  ListenerConfig listener;
+  listener.name = std::string(kZeroConfigListenerName);
+  listener.upstream = upstream.name;
+  const std::string_view listen = listen_address.empty() ? kDefaultListenAddress : listen_address;
+  if (auto address = parseSocketAddress(listen, &why)) {
+    listener.address = std::move(*address);
+    if (config.admin.address && bindConflict(*config.admin.address, listener.address)) {
+      errors.push_back({"--listen", 0, 0,
+                        listener.address.text() + " is the admin address; choose another port"});
+    }
+  } else {
+    errors.push_back({"--listen", 0, 0, "invalid address '" + std::string(listen) + "': " + why});
+  }
+
+  if (!errors.empty()) return {nullptr, std::move(errors)};
+  config.listeners.push_back(std::move(listener));
+  config.upstreams.push_back(std::move(upstream));
+  return {std::make_shared<const Config>(std::move(config)), {}};
+}
+
+}  // namespace viscount

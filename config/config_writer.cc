@@ -1,0 +1,159 @@
+// toYaml and toJson (declared in config_loader.h): the inverse of loading. Both are rendered from
+// one tree so that --print-config and the admin /config endpoint can never disagree about what a
+// setting is called or what it holds.
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/config_loader.h"
+#include "config/duration.h"
+
+namespace viscount {
+namespace {
+
+using Tree = nlohmann::ordered_json;
+
+enum class SizeStyle {
+  kUnits,  // "60KiB": what a person writes in YAML
+  kBytes,  // 61440: what a tool wants to compare
+};
+
+class TreeBuilder {
+ public:
+  explicit TreeBuilder(SizeStyle sizes) : sizes_(sizes) {}
+
+  Tree build(const Config& config) const {
+    Tree root;
+    root["workers"] = config.workers == 0 ? Tree("auto") : Tree(config.workers);
+    root["drain_timeout"] = formatDuration(config.drain_timeout);
+    root["listeners"] = Tree::array();
+    for (const auto& listener : config.listeners)
+      root["listeners"].push_back(build(listener));
+    root["upstreams"] = Tree::array();
+    for (const auto& upstream : config.upstreams)
+      root["upstreams"].push_back(build(upstream));
+    root["context"] = build(config.context);
+    root["logging"] = build(config.logging);
+    root["admin"]["address"] = config.admin.address ? config.admin.address->text() : "off";
+    return root;
+  }
+
+ private:
+  Tree size(uint64_t bytes) const {
+    return sizes_ == SizeStyle::kUnits ? Tree(formatSize(bytes)) : Tree(bytes);
+  }
+
+  Tree build(const ListenerConfig& listener) const {
+    Tree node;
+    node["name"] = listener.name;
+    node["address"] = listener.address.text();
+    node["upstream"] = listener.upstream;
+    node["http2"] = listener.http2;
+    if (listener.tls) {
+      node["tls"]["certificate"] = listener.tls->certificate;
+      node["tls"]["private_key"] = listener.tls->private_key;
+      if (!listener.tls->client_ca.empty()) node["tls"]["client_ca"] = listener.tls->client_ca;
+    }
+    node["timeouts"]["request_headers"] = formatDuration(listener.timeouts.request_headers);
+    node["timeouts"]["idle"] = formatDuration(listener.timeouts.idle);
+    node["limits"]["max_connections"] = listener.limits.max_connections;
+    node["limits"]["max_request_headers_size"] = size(listener.limits.max_request_headers_size);
+    node["limits"]["max_request_body_size"] = size(listener.limits.max_request_body_size);
+    return node;
+  }
+
+  Tree build(const UpstreamConfig& upstream) const {
+    Tree node;
+    node["name"] = upstream.name;
+    node["url"] = upstream.url.text;
+    node["timeouts"]["connect"] = formatDuration(upstream.timeouts.connect);
+    node["timeouts"]["request"] = formatDuration(upstream.timeouts.request);
+    node["pool"]["size"] = upstream.pool.size;
+    node["pool"]["max_overflow"] = upstream.pool.max_overflow;
+    node["pool"]["wait_timeout"] = formatDuration(upstream.pool.wait_timeout);
+    node["pool"]["pre_ping"] = upstream.pool.pre_ping;
+    node["pool"]["recycle"] = formatDuration(upstream.pool.recycle);
+    node["pool"]["idle_timeout"] = formatDuration(upstream.pool.idle_timeout);
+    node["limits"]["max_concurrent_requests"] = upstream.limits.max_concurrent_requests;
+    node["limits"]["max_queued_requests"] = upstream.limits.max_queued_requests;
+    node["limits"]["queue_timeout"] = formatDuration(upstream.limits.queue_timeout);
+    node["retries"]["attempts"] = upstream.retries.attempts;
+    return node;
+  }
+
+  static Tree build(const ContextConfig& context) {
+    Tree node;
+    node["request_id"]["header"] = context.request_id.header;
+    node["request_id"]["preserve_incoming"] = context.request_id.preserve_incoming;
+    node["request_id"]["generate"] = toString(context.request_id.generate);
+    node["correlation_id"]["header"] = context.correlation_id.header;
+    node["user_id"]["header"] = context.user_id.header;
+    node["user_id"]["pattern"] = context.user_id.pattern;
+    node["trace_context"] = context.trace_context;
+    node["trusted_sources"] = Tree::array();
+    for (const auto& cidr : context.trusted_sources)
+      node["trusted_sources"].push_back(cidr.text());
+    node["id_pattern"] = context.id_pattern;
+    node["echo_in_response"] = context.echo_in_response;
+    return node;
+  }
+
+  static Tree build(const LoggingConfig& logging) {
+    Tree node;
+    node["access_log"] = logging.access_log;
+    node["format"] = toString(logging.format);
+    node["level"] = toString(logging.level);
+    node["buffer"] = logging.buffer;
+    return node;
+  }
+
+  SizeStyle sizes_;
+};
+
+void emit(YAML::Emitter& out, const Tree& node) {
+  switch (node.type()) {
+    case Tree::value_t::object:
+      out << YAML::BeginMap;
+      for (const auto& [key, value] : node.items()) {
+        out << YAML::Key << key << YAML::Value;
+        emit(out, value);
+      }
+      out << YAML::EndMap;
+      break;
+    case Tree::value_t::array:
+      // Block style, except that an empty list must be written as [] to stay a list.
+      out << (node.empty() ? YAML::Flow : YAML::Block) << YAML::BeginSeq;
+      for (const auto& item : node)
+        emit(out, item);
+      out << YAML::EndSeq;
+      break;
+    case Tree::value_t::string:
+      out << node.get_ref<const std::string&>();
+      break;
+    case Tree::value_t::boolean:
+      out << node.get<bool>();
+      break;
+    case Tree::value_t::number_unsigned:
+      out << node.get<uint64_t>();
+      break;
+    case Tree::value_t::number_integer:
+      out << node.get<int64_t>();
+      break;
+    default:
+      out << YAML::Null;
+      break;
+  }
+}
+
+}  // namespace
+
+std::string toYaml(const Config& config) {
+  YAML::Emitter out;
+  emit(out, TreeBuilder(SizeStyle::kUnits).build(config));
+  return std::string(out.c_str()) + "\n";
+}
+
+nlohmann::json toJson(const Config& config) {
+  return nlohmann::json(TreeBuilder(SizeStyle::kBytes).build(config));
+}
+
+}  // namespace viscount
