@@ -1,0 +1,92 @@
+#include "filters/header_sanitizer.h"
+
+#include <array>
+#include <string>
+
+#include "filters/header_name_table.h"
+#include "filters/header_tokens.h"
+
+namespace viscount {
+namespace {
+
+// Index 0 is "connection", whose value names more headers to drop.
+constexpr HeaderNameTable kHopByHop = {
+    "connection",        "keep-alive", "proxy-connection", "te",
+    "transfer-encoding", "upgrade",    "http2-settings",
+};
+constexpr int kConnection = 0;
+
+// Connection tokens that never remove anything: the target host is not the client's to drop.
+constexpr std::array<std::string_view, 1> kNeverListable = {"host"};
+
+bool isNeverListable(std::string_view token) {
+  for (auto name : kNeverListable) {
+    if (equalsIgnoreCase(token, name)) return true;
+  }
+  return false;
+}
+
+void removeConnectionListed(HeaderList& headers, std::string_view connection_value) {
+  forEachListElement(connection_value, [&](std::string_view token) {
+    if (!isNeverListable(token) && !isHopByHopHeader(token)) headers.remove(token);
+  });
+}
+
+void removeHopByHop(HeaderList& headers) {
+  auto& fields = headers.fields();
+  // Indexing, not iterators: removeConnectionListed marks fields of this same vector.
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (fields[i].removed) continue;
+    int hop = kHopByHop.find(fields[i].name);
+    if (hop == HeaderNameTable::kNotFound) continue;
+    if (hop == kConnection) removeConnectionListed(headers, fields[i].value);
+    fields[i].removed = true;
+  }
+}
+
+std::string_view canonicalScheme(std::string_view scheme) {
+  return equalsIgnoreCase(scheme, "https") ? "https" : "http";
+}
+
+}  // namespace
+
+bool isHopByHopHeader(std::string_view name) {
+  return kHopByHop.find(name) != HeaderNameTable::kNotFound;
+}
+
+void sanitizeRequestHeaders(RequestHead& head) {
+  removeHopByHop(head.headers);
+}
+
+void sanitizeResponseHeaders(ResponseHead& head) {
+  removeHopByHop(head.headers);
+}
+
+void setForwardedHeaders(RequestHead& head, std::string_view client_ip, bool trusted_peer) {
+  std::string chain;
+  size_t proto_count = 0;
+  std::string_view proto;
+  for (auto& f : head.headers.fields()) {
+    if (f.removed) continue;
+    if (equalsIgnoreCase(f.name, "x-forwarded-for")) {
+      f.removed = true;
+      std::string_view v = trimOws(f.value);
+      if (!trusted_peer || v.empty()) continue;
+      if (!chain.empty()) chain.append(", ");
+      chain.append(v);
+    } else if (equalsIgnoreCase(f.name, "x-forwarded-proto")) {
+      f.removed = true;
+      ++proto_count;
+      proto = trimOws(f.value);
+    }
+  }
+  if (!chain.empty()) chain.append(", ");
+  chain.append(client_ip);
+  head.headers.addCopy("x-forwarded-for", std::move(chain));
+
+  bool keep_proto = trusted_peer && proto_count == 1 &&
+                    (equalsIgnoreCase(proto, "http") || equalsIgnoreCase(proto, "https"));
+  head.headers.add("x-forwarded-proto", canonicalScheme(keep_proto ? proto : head.scheme));
+}
+
+}  // namespace viscount

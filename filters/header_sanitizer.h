@@ -1,0 +1,28 @@
+#pragma once
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy, in either direction: the fixed
+// set below plus every header a `Connection` header names. The proxy writes its own framing
+// and connection management for the next hop. Also sets X-Forwarded-For / X-Forwarded-Proto.
+
+#include <string_view>
+
+#include "proxy/http_message.h"
+
+namespace viscount {
+
+// connection, keep-alive, proxy-connection, te, transfer-encoding, upgrade, http2-settings
+// (case-insensitive).
+bool isHopByHopHeader(std::string_view name);
+
+// Removes the hop-by-hop set and every header listed in a Connection header, except `host`.
+// Runs after the context filter, which keeps its own headers out of reach of Connection.
+void sanitizeRequestHeaders(RequestHead& head);
+void sanitizeResponseHeaders(ResponseHead& head);
+
+// Leaves exactly one x-forwarded-for and one x-forwarded-proto. A trusted peer (another proxy
+// of ours) has its chain extended with `client_ip`, and its x-forwarded-proto kept when it is a
+// single "http" or "https"; an untrusted peer's claims are replaced by what we saw ourselves.
+// Call after sanitizeRequestHeaders, so a Connection-listed x-forwarded-for is already gone.
+void setForwardedHeaders(RequestHead& head, std::string_view client_ip, bool trusted_peer);
+
+}  // namespace viscount
