@@ -1,0 +1,135 @@
+#include "telemetry/access_log_format.h"
+
+#include <cmath>
+#include <cstdint>
+#include <string_view>
+
+#include "telemetry/append_number.h"
+#include "telemetry/json_escape.h"
+#include "telemetry/terminal_colour.h"
+#include "telemetry/time_format.h"
+
+namespace viscount {
+namespace {
+
+// Milliseconds with exactly three decimals, by integer arithmetic: cheaper than a float formatter
+// and never printed in exponent form.
+void appendMillis(std::string& out, double ms) {
+  int64_t micros = std::llround(ms * 1000.0);
+  if (micros < 0) {
+    out.push_back('-');
+    micros = -micros;
+  }
+  appendInt(out, micros / 1000);
+  const int frac = static_cast<int>(micros % 1000);
+  const char digits[4] = {'.', static_cast<char>('0' + frac / 100),
+                          static_cast<char>('0' + frac / 10 % 10),
+                          static_cast<char>('0' + frac % 10)};
+  out.append(digits, sizeof digits);
+}
+
+void appendStringOrNull(std::string& out, std::string_view value) {
+  if (value.empty()) {
+    out.append("null");
+  } else {
+    appendJsonString(out, value);
+  }
+}
+
+std::string_view statusColour(int status) {
+  if (status >= 500) return colour::kRed;
+  if (status >= 400) return colour::kYellow;
+  if (status >= 300) return colour::kCyan;
+  if (status >= 200) return colour::kGreen;
+  return colour::kMagenta;  // 0: nothing could be sent
+}
+
+}  // namespace
+
+void formatAccessLogJson(std::string& out, const RequestContext& ctx) {
+  out.append(R"({"ts":")");
+  appendRfc3339Millis(out, ctx.start_wall);
+  out.append(R"(","request_id":)");
+  appendJsonString(out, ctx.request_id);
+  out.append(R"(,"correlation_id":)");
+  appendJsonString(out, ctx.correlation_id);
+  out.append(R"(,"user_id":)");
+  if (ctx.user_id) {
+    appendJsonString(out, *ctx.user_id);
+  } else {
+    out.append("null");
+  }
+  out.append(R"(,"trace_id":)");
+  appendStringOrNull(out, ctx.trace_id);
+  out.append(R"(,"span_id":)");
+  appendStringOrNull(out, ctx.span_id);
+  out.append(R"(,"method":)");
+  appendJsonString(out, ctx.method);
+  out.append(R"(,"path":)");
+  appendJsonString(out, ctx.path);
+  out.append(R"(,"protocol":")");
+  out.append(toString(ctx.protocol));
+  out.append(R"(","status":)");
+  appendInt(out, ctx.status);
+  out.append(R"(,"duration_ms":)");
+  appendMillis(out, ctx.durationMs());
+  out.append(R"(,"upstream_ms":)");
+  if (const auto upstream_ms = ctx.upstreamMs()) {
+    appendMillis(out, *upstream_ms);
+  } else {
+    out.append("null");
+  }
+  out.append(R"(,"bytes_in":)");
+  appendInt(out, ctx.bytes_in);
+  out.append(R"(,"bytes_out":)");
+  appendInt(out, ctx.bytes_out);
+  out.append(R"(,"client_address":)");
+  appendJsonString(out, ctx.client_address);
+  out.append(R"(,"upstream":)");
+  appendJsonString(out, ctx.upstream);
+  out.append(R"(,"upstream_address":)");
+  appendJsonString(out, ctx.upstream_address);
+  out.append(R"(,"error":)");
+  if (ctx.error == ErrorCode::kNone) {
+    out.append("null");
+  } else {
+    appendJsonString(out, errorInfo(ctx.error).code);
+  }
+  out.append(R"(,"attempts":)");
+  appendInt(out, ctx.attempts);
+  out.append("}\n");
+}
+
+void formatAccessLogPretty(std::string& out, const RequestContext& ctx, bool colour) {
+  const auto paint = [&](std::string_view code) {
+    if (colour) out.append(code);
+  };
+  paint(colour::kDim);
+  appendClockMillis(out, ctx.start_wall);
+  paint(colour::kReset);
+  out.push_back(' ');
+  paint(colour::kBold);
+  appendJsonEscaped(out, ctx.method, 32);
+  paint(colour::kReset);
+  out.push_back(' ');
+  appendJsonEscaped(out, ctx.path, 512);
+  out.push_back(' ');
+  paint(statusColour(ctx.status));
+  appendInt(out, ctx.status);
+  paint(colour::kReset);
+  out.push_back(' ');
+  appendMillis(out, ctx.durationMs());
+  out.append("ms ");
+  paint(colour::kDim);
+  appendJsonEscaped(out, ctx.request_id, 128);
+  paint(colour::kReset);
+  if (ctx.error != ErrorCode::kNone) {
+    out.push_back(' ');
+    paint(colour::kRed);
+    out.append(errorInfo(ctx.error).code);
+    paint(colour::kReset);
+  }
+  out.push_back('\n');
+}
+
+}  // namespace viscount

@@ -1,0 +1,99 @@
+#pragma once
+
+// The proxy's own event log (startup, config reloads, upstream health), as opposed to the access
+// log. Lines are built on the calling thread and handed to an spdlog async logger with its own
+// one-thread pool; a full queue overwrites the oldest entry rather than blocking the caller.
+//
+// json:   {"ts":"...Z","level":"info","event":"listener_bound","request_id":"...",<fields>}
+// pretty: 10:00:00.123 INFO  listener_bound address=0.0.0.0:8080   (coloured on a terminal)
+
+#include <atomic>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "config/config.h"
+
+namespace spdlog {
+class async_logger;
+namespace details {
+class thread_pool;
+}
+}  // namespace spdlog
+
+namespace viscount {
+
+struct LogField {
+  using Value = std::variant<std::string_view, int64_t, uint64_t, double, bool, std::nullptr_t>;
+
+  // Constructors rather than the variant's own conversions, which would turn a `const char*` into
+  // a bool and reject an `unsigned` as ambiguous.
+  LogField(std::string_view k, std::string_view v) : key(k), value(v) {}
+  LogField(std::string_view k, const char* v) : key(k), value(std::string_view(v)) {}
+  LogField(std::string_view k, const std::string& v) : key(k), value(std::string_view(v)) {}
+  LogField(std::string_view k, bool v) : key(k), value(v) {}
+  LogField(std::string_view k, double v) : key(k), value(v) {}
+  LogField(std::string_view k, std::nullptr_t) : key(k), value(nullptr) {}
+  template <std::integral Int>
+  requires(!std::same_as<Int, bool>) LogField(std::string_view k, Int v) : key(k) {
+    if constexpr (std::is_signed_v<Int>) {
+      value = static_cast<int64_t>(v);
+    } else {
+      value = static_cast<uint64_t>(v);
+    }
+  }
+
+  std::string_view key;
+  Value value;
+};
+
+class EventSink;
+
+class EventLog {
+ public:
+  // Writes to `fd` (stderr by default; tests pass a pipe or a temporary file). The fd is not
+  // closed by the EventLog.
+  static std::unique_ptr<EventLog> create(LogFormat format, LogLevel level, int fd = 2);
+  ~EventLog();
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  bool enabled(LogLevel level) const {
+    return static_cast<int>(level) >= static_cast<int>(level_.load(std::memory_order_relaxed));
+  }
+
+  // `request_id`, when given, ties the event to a request (CONTRACT.md: the event log carries it
+  // whenever an event belongs to one).
+  void log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {},
+           std::string_view request_id = {});
+
+  void setLevel(LogLevel level) { level_.store(level, std::memory_order_relaxed); }
+
+  // Waits (up to a second) until everything logged so far has been written.
+  void flush();
+
+  // Events overwritten because the queue was full.
+  uint64_t droppedEvents() const;
+
+ private:
+  EventLog(LogFormat format, LogLevel level, int fd);
+
+  void formatJson(std::string& out, LogLevel level, std::string_view event,
+                  std::initializer_list<LogField> fields, std::string_view request_id) const;
+  void formatPretty(std::string& out, LogLevel level, std::string_view event,
+                    std::initializer_list<LogField> fields, std::string_view request_id) const;
+
+  const LogFormat format_;
+  const bool colour_;
+  std::atomic<LogLevel> level_;
+  std::shared_ptr<EventSink> sink_;
+  std::shared_ptr<spdlog::details::thread_pool> pool_;
+  std::shared_ptr<spdlog::async_logger> logger_;
+};
+
+}  // namespace viscount

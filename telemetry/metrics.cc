@@ -1,0 +1,186 @@
+#include "telemetry/metrics.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include "telemetry/prometheus_text.h"
+
+#ifndef VISCOUNT_VERSION
+#define VISCOUNT_VERSION "unknown"
+#endif
+
+namespace viscount {
+namespace {
+
+double secondsSinceEpoch(WallTime t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+// One upstream's values summed over all shards.
+struct UpstreamTotals {
+  std::map<int, uint64_t> requests;  // by status code
+  std::array<uint64_t, kErrorCodeSlots> errors{};
+  Histogram::Totals duration;
+  Histogram::Totals upstream_duration;
+  std::map<std::string, int64_t, std::less<>> connections;  // by state
+  int64_t queue_depth = 0;
+  uint64_t connect_failures = 0;
+  uint64_t reused = 0;
+};
+
+struct ListenerTotals {
+  int64_t open = 0;
+  uint64_t accepted = 0;
+};
+
+template <typename Map>
+auto& entry(Map& map, std::string_view key) {
+  auto it = map.find(key);
+  if (it == map.end()) it = map.emplace(std::string(key), typename Map::mapped_type{}).first;
+  return it->second;
+}
+
+}  // namespace
+
+Metrics::Metrics(size_t shards)
+    : start_time_seconds_(secondsSinceEpoch(std::chrono::system_clock::now())) {
+  shards = std::max<size_t>(shards, 1);
+  for (size_t i = 0; i < shards; ++i) {
+    shards_.push_back(std::unique_ptr<MetricsShard>(new MetricsShard(registry_)));
+  }
+}
+
+Metrics::~Metrics() = default;
+
+void Metrics::setAccessLogDroppedSource(std::function<uint64_t()> fn) {
+  std::lock_guard lock(registry_);
+  access_log_dropped_ = std::move(fn);
+}
+
+std::string Metrics::renderPrometheus() const {
+  std::map<std::string, UpstreamTotals, std::less<>> upstreams;
+  std::map<std::string, uint64_t, std::less<>> rejected;
+  std::map<std::string, ListenerTotals, std::less<>> listeners;
+  uint64_t access_log_dropped = 0;
+  {
+    std::lock_guard lock(registry_);
+    for (const auto& shard : shards_) {
+      shard->upstreams_.forEach([&](std::string_view name, const UpstreamMetrics& up) {
+        UpstreamTotals& t = entry(upstreams, name);
+        up.requests_.forEach([&](int code, uint64_t n) { t.requests[code] += n; });
+        for (size_t i = 0; i < kErrorCodeSlots; ++i)
+          t.errors[i] += up.errors_[i].value();
+        t.duration.add(up.duration_);
+        t.upstream_duration.add(up.upstream_duration_);
+        up.connections_.forEach([&](std::string_view state, const Gauge& g) {
+          entry(t.connections, state) += g.value();
+        });
+        t.queue_depth += up.queue_depth_.value();
+        t.connect_failures += up.connect_failures_.value();
+        t.reused += up.reused_.value();
+      });
+      shard->rejected_.forEach(
+          [&](std::string_view reason, const Counter& c) { entry(rejected, reason) += c.value(); });
+      shard->listeners_.forEach([&](std::string_view name, const MetricsShard::ListenerCells& c) {
+        ListenerTotals& t = entry(listeners, name);
+        t.open += c.open.value();
+        t.accepted += c.accepted.value();
+      });
+    }
+    if (access_log_dropped_) access_log_dropped = access_log_dropped_();
+  }
+
+  PrometheusText text;
+  text.family("viscount_build_info", "gauge", "Build information; the value is always 1.");
+  text.sample("viscount_build_info", {{"version", VISCOUNT_VERSION}}, int64_t{1});
+  text.family("viscount_process_start_time_seconds", "gauge",
+              "Start time of the process since the Unix epoch, in seconds.");
+  text.sample("viscount_process_start_time_seconds", {}, start_time_seconds_);
+
+  text.family("viscount_requests_total", "counter",
+              "Requests completed, by upstream and status code sent (0: none could be sent).");
+  for (const auto& [name, t] : upstreams) {
+    for (const auto& [code, n] : t.requests) {
+      const std::string code_text = std::to_string(code);
+      text.sample("viscount_requests_total", {{"upstream", name}, {"code", code_text}}, n);
+    }
+  }
+  text.family("viscount_request_errors_total", "counter",
+              "Requests that ended in an error, by upstream and error code.");
+  for (const auto& [name, t] : upstreams) {
+    for (size_t i = 0; i < kErrorCodeSlots; ++i) {
+      if (t.errors[i] == 0) continue;
+      const std::string_view error = errorInfo(static_cast<ErrorCode>(i)).code;
+      text.sample("viscount_request_errors_total", {{"upstream", name}, {"error", error}},
+                  t.errors[i]);
+    }
+  }
+  text.family("viscount_request_duration_seconds", "histogram",
+              "Time from the start of a request to its completion, by upstream.");
+  for (const auto& [name, t] : upstreams) {
+    text.histogram("viscount_request_duration_seconds", {{"upstream", name}}, t.duration);
+  }
+  text.family("viscount_upstream_request_duration_seconds", "histogram",
+              "Time spent on the upstream, for requests that reached it, by upstream.");
+  for (const auto& [name, t] : upstreams) {
+    text.histogram("viscount_upstream_request_duration_seconds", {{"upstream", name}},
+                   t.upstream_duration);
+  }
+  text.family("viscount_upstream_connections", "gauge",
+              "Upstream connections, by upstream and state (idle, active, connecting).");
+  for (const auto& [name, t] : upstreams) {
+    for (const auto& [state, n] : t.connections) {
+      text.sample("viscount_upstream_connections", {{"upstream", name}, {"state", state}}, n);
+    }
+  }
+  text.family("viscount_upstream_queue_depth", "gauge",
+              "Requests waiting for an upstream slot or connection, by upstream.");
+  for (const auto& [name, t] : upstreams) {
+    text.sample("viscount_upstream_queue_depth", {{"upstream", name}}, t.queue_depth);
+  }
+  text.family("viscount_upstream_connect_failures_total", "counter",
+              "Upstream connection attempts that failed, by upstream.");
+  for (const auto& [name, t] : upstreams) {
+    text.sample("viscount_upstream_connect_failures_total", {{"upstream", name}},
+                t.connect_failures);
+  }
+  text.family("viscount_upstream_connections_reused_total", "counter",
+              "Upstream requests sent on a pooled keep-alive connection, by upstream.");
+  for (const auto& [name, t] : upstreams) {
+    text.sample("viscount_upstream_connections_reused_total", {{"upstream", name}}, t.reused);
+  }
+
+  text.family("viscount_rejected_total", "counter",
+              "Requests refused by the proxy before reaching the upstream, by reason.");
+  for (const auto& [reason, n] : rejected) {
+    text.sample("viscount_rejected_total", {{"reason", reason}}, n);
+  }
+  text.family("viscount_downstream_connections", "gauge", "Open client connections, by listener.");
+  for (const auto& [name, t] : listeners) {
+    text.sample("viscount_downstream_connections", {{"listener", name}}, t.open);
+  }
+  text.family("viscount_downstream_connections_total", "counter",
+              "Client connections accepted, by listener.");
+  for (const auto& [name, t] : listeners) {
+    text.sample("viscount_downstream_connections_total", {{"listener", name}}, t.accepted);
+  }
+
+  text.family("viscount_access_log_dropped_total", "counter",
+              "Access-log lines dropped because the queue was full or the output failed.");
+  text.sample("viscount_access_log_dropped_total", {}, access_log_dropped);
+  return text.take();
+}
+
+void MetricsShard::requestCompleted(UpstreamMetrics& up, const RequestContext& ctx) {
+  up.requests_.add(ctx.status);
+  up.duration_.observe(ctx.durationMs() / 1000.0);
+  if (const auto upstream_ms = ctx.upstreamMs())
+    up.upstream_duration_.observe(*upstream_ms / 1000.0);
+  if (ctx.error != ErrorCode::kNone) {
+    const size_t slot = std::min(static_cast<size_t>(ctx.error), kErrorCodeSlots - 1);
+    up.errors_[slot].add();
+  }
+}
+
+}  // namespace viscount

@@ -1,0 +1,340 @@
+#include "telemetry/access_log.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/telemetry/telemetry_test_support.h"
+
+namespace viscount {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::readFile;
+using testing::splitLines;
+using testing::TempPath;
+using testing::typicalRequest;
+
+LoggingConfig fileConfig(const std::string& path, uint64_t buffer = 1 << 20) {
+  LoggingConfig cfg;
+  cfg.access_log = path;
+  cfg.buffer = buffer;
+  return cfg;
+}
+
+template <typename Pred>
+bool waitFor(Pred pred, std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// What a worker does at the end of its last loop turn: keep flushing until the writer took it all.
+void flushAll(AccessLogShard& shard) {
+  while (!shard.flush())
+    std::this_thread::yield();
+}
+
+TEST(AccessLog, AppendReportsTheStartOfABatch) {
+  TempPath file;
+  std::string error;
+  auto log = AccessLog::open(fileConfig(file.path()), 1, &error);
+  ASSERT_TRUE(log) << error;
+  AccessLogShard& shard = log->shard(0);
+  const RequestContext ctx = typicalRequest();
+  EXPECT_TRUE(shard.append(ctx));
+  EXPECT_FALSE(shard.append(ctx));
+  EXPECT_FALSE(shard.append(ctx));
+  EXPECT_TRUE(shard.flush());
+  EXPECT_TRUE(shard.append(ctx));
+  EXPECT_TRUE(shard.flush());
+  EXPECT_TRUE(shard.flush());  // nothing pending
+  log->stop();
+  EXPECT_EQ(log->writtenLines(), 4U);
+  EXPECT_EQ(splitLines(readFile(file.path())).size(), 4U);
+}
+
+TEST(AccessLog, ConcurrentShardsWriteEveryLineWhole) {
+  constexpr int kShards = 4;
+  constexpr int kLines = 5000;
+  TempPath file;
+  std::string error;
+  auto log = AccessLog::open(fileConfig(file.path()), kShards, &error);
+  ASSERT_TRUE(log) << error;
+
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kShards; ++w) {
+    workers.emplace_back([&log, w] {
+      AccessLogShard& shard = log->shard(static_cast<size_t>(w));
+      RequestContext ctx = typicalRequest();
+      for (int i = 0; i < kLines; ++i) {
+        ctx.request_id = "w" + std::to_string(w) + "-" + std::to_string(i);
+        // Lines of different lengths, so that batch boundaries fall anywhere.
+        ctx.path = "/p/" + std::string(static_cast<size_t>(i % 300), 'x');
+        shard.append(ctx);
+        if (i % 7 == 0) shard.flush();
+      }
+      flushAll(shard);
+    });
+  }
+  for (auto& t : workers)
+    t.join();
+  log->stop();
+
+  EXPECT_EQ(log->droppedLines(), 0U);
+  EXPECT_EQ(log->writtenLines(), uint64_t{kShards} * kLines);
+  const std::string text = readFile(file.path());
+  ASSERT_TRUE(text.ends_with("\n"));
+  const auto lines = splitLines(text);
+  ASSERT_EQ(lines.size(), size_t{kShards} * kLines);
+  std::set<std::string> ids;
+  for (const std::string& line : lines) {
+    const auto j = nlohmann::json::parse(line);  // throws on a split or interleaved line
+    ids.insert(j["request_id"].get<std::string>());
+  }
+  EXPECT_EQ(ids.size(), size_t{kShards} * kLines);
+}
+
+TEST(AccessLog, FullPipeNeverBlocksWorkersAndCountsDrops) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  LoggingConfig cfg;
+  cfg.buffer = 1;  // the per-shard minimum applies
+  auto log = AccessLog::openFd(fds[1], cfg, 1);
+  AccessLogShard& shard = log->shard(0);
+  const RequestContext ctx = typicalRequest();
+
+  // Nobody reads the pipe: the writer blocks once the pipe buffer is full.
+  constexpr uint64_t kAppended = 20000;
+  const auto start = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < kAppended; ++i) {
+    shard.append(ctx);
+    if (i % 10 == 9) shard.flush();
+  }
+  shard.flush();
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(elapsed, 5s) << "appends must not wait for the writer";
+  EXPECT_GT(log->droppedLines(), 0U);
+
+  std::string received;
+  std::thread reader([&] {
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
+      received.append(buf, static_cast<size_t>(n));
+  });
+  // Whatever is still held by the shard goes out once the writer moves again.
+  ASSERT_TRUE(waitFor([&] { return shard.flush(); }));
+  log->stop();
+  ::close(fds[1]);
+  reader.join();
+  ::close(fds[0]);
+
+  EXPECT_EQ(log->writtenLines() + log->droppedLines(), kAppended);
+  const auto lines = splitLines(received);
+  EXPECT_EQ(lines.size(), log->writtenLines());
+  for (const std::string& line : lines)
+    ASSERT_TRUE(nlohmann::json::accept(line));
+}
+
+// A non-blocking descriptor that stays full: the writer gives up after a short grace period
+// instead of spinning, and a line it had only half written does not corrupt the ones around it.
+TEST(AccessLog, NonBlockingFullPipeDropsAfterAGracePeriod) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+  auto log = AccessLog::openFd(fds[1], LoggingConfig{}, 1);
+  AccessLogShard& shard = log->shard(0);
+  RequestContext ctx = typicalRequest();
+  constexpr uint64_t kAppended = 1000;
+  for (uint64_t i = 0; i < kAppended; ++i) {
+    ctx.path = "/" + std::string(i % 97, 'p');
+    shard.append(ctx);
+    if (i % 50 == 49) flushAll(shard);
+  }
+  flushAll(shard);
+  log->stop();
+  EXPECT_EQ(log->writtenLines() + log->droppedLines(), kAppended);
+  EXPECT_GT(log->droppedLines(), 0U);
+
+  std::string received;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
+    received.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  ::close(fds[1]);
+  uint64_t whole = 0;
+  for (const std::string& line : splitLines(received))
+    whole += nlohmann::json::accept(line);
+  EXPECT_EQ(whole, log->writtenLines());
+}
+
+TEST(AccessLog, BrokenPipeDropsAndCountsWithoutKillingTheProcess) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  ::close(fds[0]);
+  auto log = AccessLog::openFd(fds[1], LoggingConfig{}, 1);
+  AccessLogShard& shard = log->shard(0);
+  const RequestContext ctx = typicalRequest();
+  for (int i = 0; i < 100; ++i) {
+    shard.append(ctx);
+    flushAll(shard);
+  }
+  log->stop();
+  ::close(fds[1]);
+  EXPECT_EQ(log->writtenLines(), 0U);
+  EXPECT_EQ(log->droppedLines(), 100U);
+}
+
+TEST(AccessLog, OffFormatsAndWritesNothing) {
+  LoggingConfig cfg;
+  cfg.access_log = "off";
+  std::string error;
+  auto log = AccessLog::open(cfg, 2, &error);
+  ASSERT_TRUE(log);
+  EXPECT_FALSE(log->enabled());
+  EXPECT_FALSE(log->shard(1).append(typicalRequest()));
+  EXPECT_TRUE(log->shard(1).flush());
+  log->stop();
+  EXPECT_EQ(log->writtenLines(), 0U);
+  EXPECT_EQ(log->droppedLines(), 0U);
+}
+
+TEST(AccessLog, UnwritablePathIsAnError) {
+  std::string error;
+  auto log = AccessLog::open(fileConfig("/nonexistent-dir/access.log"), 1, &error);
+  EXPECT_FALSE(log);
+  EXPECT_NE(error.find("/nonexistent-dir/access.log"), std::string::npos) << error;
+}
+
+TEST(AccessLog, FileIsCreatedWithMode0644AndAppended) {
+  TempPath file;
+  ::unlink(file.path().c_str());
+  const mode_t old_mask = ::umask(022);
+  {
+    auto log = AccessLog::open(fileConfig(file.path()), 1, nullptr);
+    ASSERT_TRUE(log);
+  }
+  ::umask(old_mask);
+  struct stat st {};
+  ASSERT_EQ(::stat(file.path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644U);
+
+  {
+    std::FILE* f = std::fopen(file.path().c_str(), "w");
+    std::fputs("{\"existing\":true}\n", f);
+    std::fclose(f);
+  }
+  auto log = AccessLog::open(fileConfig(file.path()), 1, nullptr);
+  log->shard(0).append(typicalRequest());
+  flushAll(log->shard(0));
+  log->stop();
+  const auto lines = splitLines(readFile(file.path()));
+  ASSERT_EQ(lines.size(), 2U);
+  EXPECT_EQ(lines[0], "{\"existing\":true}");
+}
+
+TEST(AccessLog, ReopenFollowsLogRotation) {
+  TempPath file;
+  const std::string rotated = file.path() + ".1";
+  auto log = AccessLog::open(fileConfig(file.path()), 1, nullptr);
+  ASSERT_TRUE(log);
+  AccessLogShard& shard = log->shard(0);
+  RequestContext ctx = typicalRequest();
+  ctx.request_id = "before";
+  shard.append(ctx);
+  flushAll(shard);
+  ASSERT_TRUE(waitFor([&] { return log->writtenLines() == 1; }));
+
+  ASSERT_EQ(std::rename(file.path().c_str(), rotated.c_str()), 0);
+  std::string error;
+  ASSERT_TRUE(log->reopen(&error)) << error;
+  ctx.request_id = "after";
+  shard.append(ctx);
+  flushAll(shard);
+  log->stop();
+
+  const auto old_lines = splitLines(readFile(rotated));
+  const auto new_lines = splitLines(readFile(file.path()));
+  ::unlink(rotated.c_str());
+  ASSERT_EQ(old_lines.size(), 1U);
+  ASSERT_EQ(new_lines.size(), 1U);
+  EXPECT_EQ(nlohmann::json::parse(old_lines[0])["request_id"], "before");
+  EXPECT_EQ(nlohmann::json::parse(new_lines[0])["request_id"], "after");
+}
+
+TEST(AccessLog, PrettyFormatWithoutTerminalHasNoColour) {
+  TempPath file;
+  LoggingConfig cfg = fileConfig(file.path());
+  cfg.format = LogFormat::kPretty;
+  auto log = AccessLog::open(cfg, 1, nullptr);
+  ASSERT_TRUE(log);
+  log->shard(0).append(typicalRequest());
+  flushAll(log->shard(0));
+  log->stop();
+  const std::string text = readFile(file.path());
+  EXPECT_EQ(text.find('\x1b'), std::string::npos);
+  EXPECT_NE(text.find(" GET /api/v1/orders?limit=20 200 2.345ms "), std::string::npos) << text;
+}
+
+TEST(AccessLog, IdleWriterUsesNoCpu) {
+  TempPath file;
+  auto log = AccessLog::open(fileConfig(file.path()), 2, nullptr);
+  ASSERT_TRUE(log);
+  log->shard(0).append(typicalRequest());
+  flushAll(log->shard(0));
+  ASSERT_TRUE(waitFor([&] { return log->writtenLines() == 1; }));
+  std::this_thread::sleep_for(50ms);  // let it park
+
+  const auto cpu = [] {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+  };
+  const auto before = cpu();
+  std::this_thread::sleep_for(500ms);
+  EXPECT_LT(cpu() - before, 20ms);
+
+  // And it wakes up again for the next line.
+  log->shard(1).append(typicalRequest());
+  flushAll(log->shard(1));
+  EXPECT_TRUE(waitFor([&] { return log->writtenLines() == 2; }, 1s));
+}
+
+TEST(AccessLog, LinesRefusedByAFullShardAreCounted) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  LoggingConfig cfg;
+  cfg.buffer = 600;  // 300 lines per shard
+  auto log = AccessLog::openFd(fds[1], cfg, 2);
+  const RequestContext ctx = typicalRequest();
+  // Without a flush nothing leaves the shard, so exactly the capacity is accepted.
+  uint64_t accepted = 0;
+  for (int i = 0; i < 1000; ++i) {
+    if (log->shard(0).append(ctx) || i < 300) ++accepted;
+  }
+  EXPECT_EQ(accepted, 300U);
+  EXPECT_EQ(log->shard(0).droppedLines(), 700U);
+  EXPECT_EQ(log->shard(1).droppedLines(), 0U);
+  EXPECT_EQ(log->droppedLines(), 700U);
+  ::close(fds[0]);
+  log->stop();
+  ::close(fds[1]);
+}
+
+}  // namespace
+}  // namespace viscount
