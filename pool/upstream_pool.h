@@ -1,0 +1,94 @@
+#pragma once
+
+// Per worker, per upstream: the keep-alive connection pool. A request asks for a connection and
+// gets an idle one at once (most recently used first: it is the one least likely to have been
+// closed by the upstream), or waits while a new one connects. A connection goes back to the idle
+// list only when its last response ended cleanly; anything else closes it.
+//
+// Owned by one worker; never touched from another thread.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "pool/upstream_connection.h"
+#include "proxy/errors.h"
+#include "proxy/intrusive_list.h"
+
+namespace viscount {
+
+class MetricsShard;
+class UpstreamMetrics;
+class EventLog;
+
+struct PoolWaitTag {};
+
+// A request waiting for a connection.
+class PoolCallbacks : public ListHook<PoolWaitTag> {
+ public:
+  virtual ~PoolCallbacks() = default;
+  virtual void onPoolReady(UpstreamConnection& connection) = 0;
+  virtual void onPoolFailure(ErrorCode code, std::string_view detail) = 0;
+};
+
+class UpstreamPool {
+ public:
+  using Factory = std::function<std::unique_ptr<UpstreamConnection>(UpstreamPool&, EventLoop&,
+                                                                    const ResolvedAddress&)>;
+
+  UpstreamPool(EventLoop& loop, const UpstreamConfig& config,
+               std::vector<ResolvedAddress> addresses, Factory factory, MetricsShard* metrics,
+               UpstreamMetrics* upstream_metrics);
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+  ~UpstreamPool();
+
+  // Gets a connection for `waiter`: onPoolReady or onPoolFailure is called, possibly before
+  // acquire returns.
+  void acquire(PoolCallbacks& waiter);
+  // The waiter gave up (client left, timeout): it will not be called back.
+  void cancel(PoolCallbacks& waiter);
+  // Closes idle connections (drain, config swap).
+  void closeIdle();
+
+  const UpstreamConfig& config() const { return config_; }
+  const std::string& name() const { return config_.name; }
+  size_t idleCount() const { return idle_.size(); }
+  size_t busyCount() const { return busy_.size(); }
+  size_t connectingCount() const { return connecting_.size(); }
+  size_t waitingCount() const { return waiters_.size(); }
+  uint64_t connectionsOpened() const { return opened_; }
+
+ private:
+  friend class UpstreamConnection;
+  // Connection state changes, called by UpstreamConnection.
+  void onConnected(UpstreamConnection& c);
+  void onConnectFailed(UpstreamConnection& c, ErrorCode code, std::string_view detail);
+  void onStreamDone(UpstreamConnection& c, bool reusable);
+  void onClosed(UpstreamConnection& c);
+
+  void startConnect();
+  void giveTo(UpstreamConnection& c, PoolCallbacks& waiter);
+  void makeIdle(UpstreamConnection& c);
+  void destroy(UpstreamConnection& c);
+  void setState(UpstreamConnection& c, UpstreamConnection::State s);
+  bool usable(UpstreamConnection& c);
+
+  EventLoop& loop_;
+  const UpstreamConfig config_;
+  std::vector<ResolvedAddress> addresses_;
+  size_t next_address_ = 0;
+  Factory factory_;
+  MetricsShard* metrics_;
+  UpstreamMetrics* upstream_metrics_;
+
+  IntrusiveList<UpstreamConnection> idle_;
+  IntrusiveList<UpstreamConnection> busy_;
+  IntrusiveList<UpstreamConnection> connecting_;
+  IntrusiveList<PoolCallbacks, PoolWaitTag> waiters_;
+  uint64_t opened_ = 0;
+};
+
+}  // namespace viscount

@@ -1,0 +1,89 @@
+#include "proxy/event_loop.h"
+
+#include <event2/event.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <stdexcept>
+
+namespace viscount {
+
+EventLoop::EventLoop() {
+  event_config* cfg = event_config_new();
+  // Workers never share a base between threads, so libevent's internal locking is not needed.
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+  event_config_require_features(cfg, EV_FEATURE_ET | EV_FEATURE_EARLY_CLOSE);
+  base_ = event_base_new_with_config(cfg);
+  event_config_free(cfg);
+  if (!base_) throw std::runtime_error("cannot create an event loop (needs epoll)");
+  timers_ = std::make_unique<TimerQueue>(base_);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
+  wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, &EventLoop::onWake, this);
+  event_add(wake_event_, nullptr);
+}
+
+EventLoop::~EventLoop() {
+  deferred_.clear();
+  event_free(wake_event_);
+  close(wake_fd_);
+  timers_.reset();
+  event_base_free(base_);
+}
+
+void EventLoop::run() {
+  while (!stopping_.load(std::memory_order_acquire)) {
+    event_base_loop(base_, EVLOOP_ONCE);
+    endOfTurn();
+  }
+  endOfTurn();
+}
+
+void EventLoop::stop() {
+  stopping_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
+}
+
+void EventLoop::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(posted_mutex_);
+    posted_.push_back(std::move(fn));
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
+}
+
+void EventLoop::drainPosted() {
+  uint64_t count;
+  [[maybe_unused]] ssize_t n = read(wake_fd_, &count, sizeof(count));
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(posted_mutex_);
+    batch.swap(posted_);
+  }
+  for (auto& fn : batch)
+    fn();
+}
+
+void EventLoop::onWake(int, short, void* arg) {
+  static_cast<EventLoop*>(arg)->drainPosted();
+}
+
+void EventLoop::endOfTurn() {
+  // Flushing can complete a request, which can release a connection and start the next queued
+  // request, which schedules more flushes: repeat until quiet.
+  while (!flushes_.empty() || !deferred_.empty()) {
+    while (Flushable* f = flushes_.popFront())
+      f->flush();
+    auto dead = std::move(deferred_);
+    deferred_.clear();
+    dead.clear();
+  }
+  for (auto& hook : hooks_)
+    hook();
+}
+
+}  // namespace viscount

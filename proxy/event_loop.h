@@ -1,0 +1,83 @@
+#pragma once
+
+// One event loop per thread over a libevent event_base (the "dispatcher"). Beyond libevent it
+// gives each worker: an end-of-turn phase in which buffered socket writes are flushed (so
+// everything a turn produced for one socket goes out in one write) and objects that asked to die
+// inside their own callbacks are deleted; cross-thread posting; the worker's timers and buffer
+// cache. Nothing here is shared between threads except post().
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "proxy/buffer.h"
+#include "proxy/intrusive_list.h"
+#include "proxy/timer_queue.h"
+
+struct event;
+struct event_base;
+
+namespace viscount {
+
+struct FlushTag {};
+
+// Something with buffered output to write at the end of the current loop turn.
+class Flushable : public ListHook<FlushTag> {
+ public:
+  virtual ~Flushable() = default;
+  virtual void flush() = 0;
+};
+
+// Base for objects deleted by the loop after the current callback returns.
+class Deletable {
+ public:
+  virtual ~Deletable() = default;
+};
+
+class EventLoop {
+ public:
+  EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+  ~EventLoop();
+
+  event_base* base() const { return base_; }
+  TimerQueue& timers() { return *timers_; }
+  BufferCache& buffers() { return buffers_; }
+
+  // Runs until stop(); call from the owning thread.
+  void run();
+  // Makes run() return after the current turn. Thread-safe.
+  void stop();
+  // Runs `fn` on the loop's thread in a later turn. Thread-safe.
+  void post(std::function<void()> fn);
+
+  void scheduleFlush(Flushable& f) {
+    if (!static_cast<ListHook<FlushTag>&>(f).inList()) flushes_.pushBack(f);
+  }
+  void deferDelete(std::unique_ptr<Deletable> object) { deferred_.push_back(std::move(object)); }
+  // Called at the end of every turn, after flushes (e.g. hand access-log lines to the writer).
+  void addEndOfTurnHook(std::function<void()> hook) { hooks_.push_back(std::move(hook)); }
+
+ private:
+  void endOfTurn();
+  void drainPosted();
+  static void onWake(int fd, short, void* arg);
+
+  event_base* base_;
+  std::unique_ptr<TimerQueue> timers_;
+  BufferCache buffers_;
+  IntrusiveList<Flushable, FlushTag> flushes_;
+  std::vector<std::unique_ptr<Deletable>> deferred_;
+  std::vector<std::function<void()>> hooks_;
+
+  int wake_fd_ = -1;
+  event* wake_event_ = nullptr;
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace viscount

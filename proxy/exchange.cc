@@ -1,0 +1,357 @@
+#include "proxy/exchange.h"
+
+#include "filters/header_sanitizer.h"
+#include "proxy/worker.h"
+#include "telemetry/access_log.h"
+#include "telemetry/event_log.h"
+#include "telemetry/json_escape.h"
+#include "telemetry/metrics.h"
+
+namespace viscount {
+namespace {
+
+// Trailers may not carry framing, routing or hop-by-hop fields (RFC 9110 section 6.5.1).
+void sanitizeTrailers(HeaderList& trailers) {
+  for (HeaderField& f : trailers.fields()) {
+    if (isHopByHopHeader(f.name) || equalsIgnoreCase(f.name, "content-length") ||
+        equalsIgnoreCase(f.name, "host") || equalsIgnoreCase(f.name, "trailer") ||
+        equalsIgnoreCase(f.name, "content-type") || equalsIgnoreCase(f.name, "authorization")) {
+      f.removed = true;
+    }
+  }
+}
+
+}  // namespace
+
+Exchange::Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRuntime& listener,
+                   DownstreamStream& downstream, ExchangeOwner& owner, const PeerInfo& peer,
+                   MonoTime start, WallTime start_wall)
+    : worker_(worker),
+      snapshot_(std::move(snapshot)),
+      listener_(listener),
+      upstream_runtime_(*listener.upstream),
+      downstream_(downstream),
+      owner_(owner),
+      peer_(peer),
+      pending_body_(&worker.loop().buffers()),
+      request_timer_(worker.loop().timers(), &Exchange::onRequestTimeout, this) {
+  ctx_.start = start;
+  ctx_.start_wall = start_wall;
+  ctx_.client_address = peer.address;
+  ctx_.upstream = upstream_runtime_.config->name;
+}
+
+Exchange::~Exchange() {
+  if (waiting_for_pool_) upstream_runtime_.pool->cancel(*this);
+  if (upstream_) upstream_->reset();
+}
+
+// ---- phase 2: request headers --------------------------------------------------------------
+
+void Exchange::onRequestHeaders(RequestHead& head) {
+  headers_done_ = true;
+  ctx_.method.assign(head.method);
+  ctx_.path.assign(head.target);
+  ctx_.protocol = head.protocol;
+
+  // Hop-by-hop headers go first, so a "Connection: x-request-id" from the client cannot remove
+  // the ids chosen below.
+  sanitizeRequestHeaders(head);
+  snapshot_->context_filter->onRequestHeaders(head, ctx_, peer_.trusted, worker_.ids());
+  setForwardedHeaders(head, peer_.ip, peer_.trusted);
+
+  const uint64_t body_limit = listener_.config->limits.max_request_body_size;
+  if (body_limit != 0 && head.content_length && *head.content_length > body_limit) {
+    sendLocalReply(ErrorCode::kBodyTooLarge);
+    return;
+  }
+
+  // Phase 4 is prepared now: the client's buffer holding the head is reused for the body.
+  request_.assign(head);
+  request_complete_ = !head.hasBody();
+  request_timer_.arm(upstream_runtime_.config->timeouts.request);
+  if (head.expect_continue && head.hasBody()) downstream_.sendContinue();
+
+  // Phase 3: upstream. The pool may answer before acquire() returns.
+  waiting_for_pool_ = true;
+  upstream_runtime_.pool->acquire(*this);
+}
+
+void Exchange::onRequestBody(std::string_view data) {
+  if (completed_) return;
+  ctx_.bytes_in += data.size();
+  const uint64_t body_limit = listener_.config->limits.max_request_body_size;
+  if (body_limit != 0 && ctx_.bytes_in > body_limit) {
+    if (!response_started_) {
+      sendLocalReply(ErrorCode::kBodyTooLarge);
+    } else if (!response_ended_) {
+      ctx_.error = ErrorCode::kBodyTooLarge;
+      downstream_.resetStream(ErrorCode::kBodyTooLarge);
+      complete();
+    }
+    return;
+  }
+  if (response_ended_) return;  // the upstream already answered; the rest is discarded
+  forwardRequestBody(data);
+}
+
+void Exchange::forwardRequestBody(std::string_view data) {
+  if (upstream_) {
+    upstream_->sendBody(data, false);
+  } else {
+    pending_body_.append(data);
+  }
+  checkRequestBackpressure();
+}
+
+void Exchange::checkRequestBackpressure() {
+  const size_t queued = upstream_ ? upstream_->bufferedRequestBytes() : pending_body_.size();
+  if (!downstream_paused_ && queued > kHighWatermark) {
+    downstream_paused_ = true;
+    downstream_.readDisable(true);
+  } else if (downstream_paused_ && queued < kLowWatermark) {
+    downstream_paused_ = false;
+    downstream_.readDisable(false);
+  }
+}
+
+void Exchange::onRequestTrailers(HeaderList& trailers) {
+  if (completed_) return;
+  request_complete_ = true;
+  if (response_ended_) return;
+  sanitizeTrailers(trailers);
+  if (upstream_) {
+    upstream_->sendTrailers(trailers);
+  } else {
+    pending_trailers_ = std::move(trailers);
+    has_pending_trailers_ = true;
+  }
+}
+
+void Exchange::onRequestComplete() {
+  if (completed_) return;
+  request_complete_ = true;
+  if (upstream_ && !response_ended_) upstream_->sendBody({}, true);
+}
+
+// ---- phase 3: upstream connection ----------------------------------------------------------
+
+void Exchange::onPoolReady(UpstreamConnection& connection) {
+  waiting_for_pool_ = false;
+  ++ctx_.attempts;
+  ctx_.upstream_address = connection.addressText();
+  upstream_ = &connection.newStream(*this);
+  if (!ctx_.upstream_start) ctx_.upstream_start = Clock::now();
+
+  // Phase 4: the upstream request, with whatever body arrived while we waited.
+  const bool body_pending = !pending_body_.empty() || has_pending_trailers_;
+  upstream_->sendHead(request_, request_complete_ && !body_pending);
+  if (!pending_body_.empty()) {
+    upstream_->sendBody(pending_body_.view(), request_complete_ && !has_pending_trailers_);
+    pending_body_.release();
+  }
+  if (has_pending_trailers_) {
+    has_pending_trailers_ = false;
+    upstream_->sendTrailers(pending_trailers_);
+  }
+  checkRequestBackpressure();
+}
+
+void Exchange::onPoolFailure(ErrorCode code, std::string_view detail) {
+  waiting_for_pool_ = false;
+  upstreamFailed(code, detail);
+}
+
+// ---- phases 5 and 6: response --------------------------------------------------------------
+
+void Exchange::onUpstreamInformational(ResponseHead& head) {
+  // We answered Expect: 100-continue ourselves; other 1xx (103 Early Hints) pass through.
+  if (completed_ || head.status == 100) return;
+  sanitizeResponseHeaders(head);
+  downstream_.sendInformational(head);
+}
+
+void Exchange::onUpstreamHeaders(ResponseHead& head, bool end_stream) {
+  if (completed_) return;
+  response_started_ = true;
+  ctx_.status = head.status;
+  // Response filters run in reverse order: sanitizing, then the context ids echoed.
+  sanitizeResponseHeaders(head);
+  snapshot_->context_filter->onResponseHeaders(head, ctx_);
+  downstream_.sendResponseHead(head, end_stream);
+  if (end_stream) upstreamFinished();
+}
+
+void Exchange::onUpstreamBody(std::string_view data, bool end_stream) {
+  if (completed_) return;
+  ctx_.bytes_out += data.size();
+  downstream_.sendResponseBody(data, end_stream);
+  if (end_stream) {
+    upstreamFinished();
+    return;
+  }
+  if (!upstream_paused_ && upstream_ && downstream_.bufferedResponseBytes() > kHighWatermark) {
+    upstream_paused_ = true;
+    upstream_->readDisable(true);
+  }
+}
+
+void Exchange::onUpstreamTrailers(HeaderList& trailers) {
+  if (completed_) return;
+  sanitizeTrailers(trailers);
+  downstream_.sendResponseTrailers(trailers);
+  upstreamFinished();
+}
+
+void Exchange::onUpstreamWritable() {
+  if (upstream_) checkRequestBackpressure();
+}
+
+void Exchange::onDownstreamWritable() {
+  if (upstream_paused_ && upstream_ && downstream_.bufferedResponseBytes() < kLowWatermark) {
+    upstream_paused_ = false;
+    upstream_->readDisable(false);
+  }
+}
+
+void Exchange::upstreamFinished() {
+  // The upstream connection returns itself to the pool after this callback.
+  upstream_ = nullptr;
+  upstream_paused_ = false;
+  response_ended_ = true;
+  ctx_.upstream_end = Clock::now();
+  request_timer_.cancel();
+  if (downstream_paused_) {
+    downstream_paused_ = false;
+    downstream_.readDisable(false);
+  }
+}
+
+// ---- phase 7: errors -----------------------------------------------------------------------
+
+void Exchange::onUpstreamReset(ErrorCode code, bool request_sent) {
+  (void)request_sent;  // retries (only when nothing was sent) come with the limits work
+  upstream_ = nullptr;
+  upstreamFailed(code, "upstream connection failed");
+}
+
+void Exchange::onRequestTimeout(void* arg) {
+  auto* self = static_cast<Exchange*>(arg);
+  if (!self->response_ended_) self->upstreamFailed(ErrorCode::kUpstreamTimeout, "request timeout");
+}
+
+void Exchange::upstreamFailed(ErrorCode code, std::string_view detail) {
+  if (completed_) return;
+  if (waiting_for_pool_) {
+    upstream_runtime_.pool->cancel(*this);
+    waiting_for_pool_ = false;
+  }
+  if (upstream_) {
+    upstream_->reset();
+    upstream_ = nullptr;
+  }
+  const auto now = Clock::now();
+  if (ctx_.upstream_start) ctx_.upstream_end = now;
+  EventLog& events = worker_.events();
+  if (events.enabled(LogLevel::kWarn)) {
+    events.log(LogLevel::kWarn, "upstream_error",
+               {{"upstream", std::string_view(ctx_.upstream)},
+                {"error", errorInfo(code).code},
+                {"detail", detail},
+                {"upstream_address", std::string_view(ctx_.upstream_address)}},
+               ctx_.request_id);
+  }
+  if (!response_started_) {
+    sendLocalReply(code);
+    return;
+  }
+  ctx_.error = code;
+  downstream_.resetStream(code);
+  complete();
+}
+
+void Exchange::sendLocalReply(ErrorCode code) {
+  if (completed_) return;
+  if (response_started_) {
+    ctx_.error = code;
+    downstream_.resetStream(code);
+    complete();
+    return;
+  }
+  if (waiting_for_pool_) {
+    upstream_runtime_.pool->cancel(*this);
+    waiting_for_pool_ = false;
+  }
+  if (upstream_) {
+    upstream_->reset();
+    upstream_ = nullptr;
+  }
+  request_timer_.cancel();
+
+  const ErrorInfo info = errorInfo(code);
+  ctx_.error = code;
+  ctx_.status = info.status;
+  snapshot_->context_filter->ensureIds(ctx_, worker_.ids());
+
+  local_body_.clear();
+  local_body_.append("{\"error\":\"");
+  local_body_.append(info.code);
+  local_body_.append("\",\"status\":");
+  local_body_.append(std::to_string(info.status));
+  local_body_.append(",\"request_id\":");
+  appendJsonString(local_body_, ctx_.request_id);
+  local_body_.append("}\n");
+
+  ResponseHead head;
+  head.status = info.status;
+  head.headers.add("content-type", "application/json");
+  head.headers.addCopy("proxy-status", std::string("viscount; error=") +
+                                           std::string(info.proxy_status) + "; details=\"" +
+                                           std::string(info.code) + "\"");
+  if (info.retry_after) head.headers.add("retry-after", "1");
+  head.headers.add("cache-control", "no-store");
+  snapshot_->context_filter->onResponseHeaders(head, ctx_);
+  head.content_length = local_body_.size();
+  head.close_client = info.close_connection;
+
+  response_started_ = true;
+  response_ended_ = true;
+  downstream_.sendResponseHead(head, false);
+  downstream_.sendResponseBody(local_body_, true);
+}
+
+// ---- downstream lifecycle ------------------------------------------------------------------
+
+void Exchange::onDownstreamReset(ErrorCode code) {
+  if (completed_) return;
+  if (ctx_.error == ErrorCode::kNone) ctx_.error = code;
+  complete();
+}
+
+void Exchange::onResponseSent() {
+  if (response_ended_) complete();
+}
+
+// ---- phase 8: complete, exactly once -------------------------------------------------------
+
+void Exchange::complete() {
+  if (completed_) return;
+  completed_ = true;
+  request_timer_.cancel();
+  if (waiting_for_pool_) {
+    upstream_runtime_.pool->cancel(*this);
+    waiting_for_pool_ = false;
+  }
+  if (upstream_) {
+    upstream_->reset();
+    upstream_ = nullptr;
+  }
+  ctx_.end = Clock::now();
+  if (ctx_.upstream_start && !ctx_.upstream_end) ctx_.upstream_end = ctx_.end;
+  if (ctx_.request_id.empty()) snapshot_->context_filter->ensureIds(ctx_, worker_.ids());
+  worker_.accessLog().append(ctx_);
+  worker_.metrics().requestCompleted(*upstream_runtime_.metrics, ctx_);
+  owner_.onExchangeComplete();
+}
+
+}  // namespace viscount

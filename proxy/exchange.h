@@ -1,0 +1,105 @@
+#pragma once
+
+// One proxied request, from the client's request head to the last response byte: the phases of
+// ARCHITECTURE.md in code. It owns the RequestContext, runs the filters, gets an upstream stream
+// from the pool, moves bodies both ways with watermark backpressure, maps every failure to one
+// answer (errors.h) and completes exactly once: access-log line, metrics, connection returned.
+//
+// The downstream codec owns the Exchange and deletes it (deferred) after onExchangeComplete.
+
+#include <memory>
+#include <string>
+
+#include "pool/upstream_pool.h"
+#include "proxy/buffer.h"
+#include "proxy/request_context.h"
+#include "proxy/stream.h"
+#include "proxy/timer_queue.h"
+#include "proxy/upstream_request.h"
+#include "proxy/worker_snapshot.h"
+
+namespace viscount {
+
+class Worker;
+
+class ExchangeOwner {
+ public:
+  virtual ~ExchangeOwner() = default;
+  // The exchange is finished (logged, upstream released); the owner may delete it (deferred).
+  virtual void onExchangeComplete() = 0;
+};
+
+class Exchange final : public Deletable, public PoolCallbacks, public UpstreamStreamCallbacks {
+ public:
+  Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRuntime& listener,
+           DownstreamStream& downstream, ExchangeOwner& owner, const PeerInfo& peer, MonoTime start,
+           WallTime start_wall);
+  ~Exchange() override;
+
+  RequestContext& context() { return ctx_; }
+  bool completed() const { return completed_; }
+  bool responseStarted() const { return response_started_; }
+  bool responseEnded() const { return response_ended_; }
+
+  // --- events from the downstream codec ---
+  // Phase 2 (request headers) to 4 (upstream request).
+  void onRequestHeaders(RequestHead& head);
+  void onRequestBody(std::string_view data);
+  void onRequestTrailers(HeaderList& trailers);
+  void onRequestComplete();
+  // The response buffer drained below the low watermark.
+  void onDownstreamWritable();
+  // The client went away or broke the protocol mid-request.
+  void onDownstreamReset(ErrorCode code);
+  // Every byte of the response reached the client's socket.
+  void onResponseSent();
+  // Answer locally (phase 7) before any response byte went out, e.g. a 400 from the parser.
+  void sendLocalReply(ErrorCode code);
+
+ private:
+  // PoolCallbacks (phase 3)
+  void onPoolReady(UpstreamConnection& connection) override;
+  void onPoolFailure(ErrorCode code, std::string_view detail) override;
+  // UpstreamStreamCallbacks (phases 5 and 6)
+  void onUpstreamInformational(ResponseHead& head) override;
+  void onUpstreamHeaders(ResponseHead& head, bool end_stream) override;
+  void onUpstreamBody(std::string_view data, bool end_stream) override;
+  void onUpstreamTrailers(HeaderList& trailers) override;
+  void onUpstreamReset(ErrorCode code, bool request_sent) override;
+  void onUpstreamWritable() override;
+
+  void forwardRequestBody(std::string_view data);
+  void upstreamFailed(ErrorCode code, std::string_view detail);
+  void upstreamFinished();
+  void checkRequestBackpressure();
+  void complete();  // phase 8
+  static void onRequestTimeout(void* arg);
+
+  Worker& worker_;
+  WorkerSnapshotPtr snapshot_;
+  const ListenerRuntime& listener_;
+  UpstreamRuntime& upstream_runtime_;
+  DownstreamStream& downstream_;
+  ExchangeOwner& owner_;
+  const PeerInfo& peer_;
+  RequestContext ctx_;
+
+  UpstreamRequest request_;
+  UpstreamStream* upstream_ = nullptr;
+  Buffer pending_body_;  // request body that arrived before the upstream stream existed
+  HeaderList pending_trailers_;
+  bool has_pending_trailers_ = false;
+  std::string local_body_;
+  Timer request_timer_;
+
+  bool headers_done_ = false;
+  bool waiting_for_pool_ = false;
+  bool request_complete_ = false;
+  bool response_started_ = false;
+  bool response_ended_ = false;
+  bool upstream_paused_ = false;
+  bool downstream_paused_ = false;
+  bool completed_ = false;
+};
+
+}  // namespace viscount

@@ -1,0 +1,66 @@
+#pragma once
+
+// HTTP/1.1 to an upstream: one request at a time on a pooled connection. The connection goes
+// back to the pool only when the request was fully written and the response ended cleanly with
+// nothing after it; a framing error, an early response, extra bytes or a close does not.
+
+#include "pool/upstream_connection.h"
+#include "proxy/http1_parser.h"
+#include "proxy/stream.h"
+
+namespace viscount {
+
+class Http1ClientConnection final : public UpstreamConnection,
+                                    public UpstreamStream,
+                                    private Http1ParserHandler {
+ public:
+  static constexpr size_t kMaxResponseHeadBytes = 64 * 1024;
+
+  Http1ClientConnection(UpstreamPool& pool, EventLoop& loop, const ResolvedAddress& address);
+
+  UpstreamStream& newStream(UpstreamStreamCallbacks& callbacks) override;
+
+  // UpstreamStream
+  void sendHead(const UpstreamRequest& request, bool end_stream) override;
+  void sendBody(std::string_view data, bool end_stream) override;
+  void sendTrailers(HeaderList& trailers) override;
+  void reset() override;
+  void readDisable(bool disable) override { setReadDisabled(disable); }
+  size_t bufferedRequestBytes() const override { return bufferedOutput(); }
+  std::string_view peerAddress() const override { return addressText(); }
+
+ private:
+  // SocketConnection
+  void onData() override;
+  void onPeerClosed() override;
+  void onSocketError(int err) override;
+  void onOutputDrained() override;
+  void onOutputProgress() override;
+  size_t readBudget() const override;
+
+  // Http1ParserHandler
+  bool onHeadersComplete(Http1Head& head) override;
+  void onBody(std::string_view data) override;
+  void onTrailers(HeaderList& trailers) override;
+  bool onMessageComplete() override;
+
+  void parse();
+  void finishResponse(bool trailing_bytes);
+  void failStream(ErrorCode code);
+
+  Http1Parser parser_;
+  UpstreamStreamCallbacks* callbacks_ = nullptr;
+  ResponseHead response_;
+  size_t parsed_ = 0;  // bytes of in_ already given to the parser (the current head)
+  bool request_chunked_ = false;
+  bool request_done_ = false;
+  bool bytes_sent_ = false;
+  bool headers_delivered_ = false;
+  bool end_delivered_ = false;
+  bool informational_ = false;
+  bool response_done_ = false;
+  bool dispatching_ = false;
+  bool reset_pending_ = false;
+};
+
+}  // namespace viscount

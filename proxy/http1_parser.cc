@@ -1,0 +1,388 @@
+#include "proxy/http1_parser.h"
+
+#include <cstring>
+
+namespace viscount {
+namespace {
+
+Http1Parser* self(llhttp_t* p) {
+  return static_cast<Http1Parser*>(p->data);
+}
+
+std::string_view trimOws(std::string_view v) {
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+    v.remove_suffix(1);
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+    v.remove_prefix(1);
+  return v;
+}
+
+bool isTchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
+}
+
+}  // namespace
+
+const llhttp_settings_t* Http1Parser::settings() {
+  static const llhttp_settings_t s = [] {
+    llhttp_settings_t v;
+    llhttp_settings_init(&v);
+    v.on_message_begin = &Http1Parser::onMessageBeginCb;
+    v.on_url = &Http1Parser::onUrlCb;
+    v.on_header_field = &Http1Parser::onHeaderFieldCb;
+    v.on_header_value = &Http1Parser::onHeaderValueCb;
+    v.on_header_value_complete = &Http1Parser::onHeaderValueCompleteCb;
+    v.on_headers_complete = &Http1Parser::onHeadersCompleteCb;
+    v.on_body = &Http1Parser::onBodyCb;
+    v.on_message_complete = &Http1Parser::onMessageCompleteCb;
+    return v;
+  }();
+  return &s;
+}
+
+Http1Parser::Http1Parser(Kind kind, Http1ParserHandler& handler) : kind_(kind), handler_(handler) {
+  llhttp_init(&parser_, kind == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, settings());
+  parser_.data = this;
+}
+
+void Http1Parser::reset() {
+  llhttp_reset(&parser_);
+  parser_.data = this;
+  started_ = false;
+  in_headers_ = true;
+  in_trailers_ = false;
+  field_done_ = false;
+  head_bytes_ = 0;
+  url_ = {};
+  fields_.clear();
+  trailer_text_.clear();
+  headers_.clear();
+  response_to_head_ = false;
+  error_ = ErrorCode::kNone;
+  reason_.clear();
+}
+
+void Http1Parser::shrink() {
+  std::vector<FieldSpan>().swap(fields_);
+  std::vector<std::pair<std::string, std::string>>().swap(trailer_text_);
+  headers_ = HeaderList();
+}
+
+void Http1Parser::resume() {
+  llhttp_resume(&parser_);
+}
+
+Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t len) {
+  base_ = base;
+  const char* start = base + offset;
+  size_t done = 0;
+  for (;;) {
+    llhttp_errno_t err = llhttp_execute(&parser_, start + done, len - done);
+    if (err == HPE_OK) {
+      done = len;
+      break;
+    }
+    const char* pos = llhttp_get_error_pos(&parser_);
+    const size_t used = pos ? static_cast<size_t>(pos - start) : done;
+    if (err == HPE_PAUSED) {
+      base_ = nullptr;
+      return {Status::kPaused, used};
+    }
+    if (err == HPE_PAUSED_UPGRADE && kind_ == Kind::kRequest) {
+      // We never upgrade (the upgrade headers were dropped as hop-by-hop): keep parsing HTTP.
+      llhttp_resume_after_upgrade(&parser_);
+      done = used;
+      continue;
+    }
+    if (error_ == ErrorCode::kNone) {
+      if (kind_ == Kind::kResponse) {
+        fail(ErrorCode::kUpstreamProtocolError, llhttp_get_error_reason(&parser_));
+      } else if (err == HPE_INVALID_METHOD) {
+        // A well-formed token we do not know is "not implemented"; garbage is a bad request.
+        const char* p = base;
+        size_t n = 0;
+        while (n < offset + len && n < 32 && isTchar(p[n]))
+          ++n;
+        bool token = n > 0 && n < offset + len && p[n] == ' ';
+        fail(token ? ErrorCode::kNotImplemented : ErrorCode::kBadRequest,
+             llhttp_get_error_reason(&parser_));
+      } else {
+        fail(ErrorCode::kBadRequest, llhttp_get_error_reason(&parser_));
+      }
+    }
+    base_ = nullptr;
+    return {Status::kError, used};
+  }
+  if (in_headers_ && started_) {
+    head_bytes_ = offset + len;
+    if (head_bytes_ > max_head_bytes_) {
+      fail(
+          kind_ == Kind::kRequest ? ErrorCode::kHeadersTooLarge : ErrorCode::kUpstreamProtocolError,
+          "header section too large");
+      base_ = nullptr;
+      return {Status::kError, done};
+    }
+  }
+  base_ = nullptr;
+  return {Status::kOk, done};
+}
+
+bool Http1Parser::finish() {
+  // The message-complete callback may pause, which is still a clean end.
+  const llhttp_errno_t err = llhttp_finish(&parser_);
+  return err == HPE_OK || err == HPE_PAUSED;
+}
+
+void Http1Parser::extend(Span& s, const char* at, size_t len) {
+  const auto off = static_cast<uint32_t>(at - base_);
+  if (s.len == 0) {
+    s.off = off;
+    s.len = static_cast<uint32_t>(len);
+  } else {
+    s.len = static_cast<uint32_t>(off + len - s.off);
+  }
+}
+
+int Http1Parser::onMessageBeginCb(llhttp_t* p) {
+  Http1Parser* me = self(p);
+  me->started_ = true;
+  me->handler_.onMessageBegin();
+  return 0;
+}
+
+int Http1Parser::onUrlCb(llhttp_t* p, const char* at, size_t len) {
+  Http1Parser* me = self(p);
+  me->extend(me->url_, at, len);
+  return 0;
+}
+
+int Http1Parser::onHeaderFieldCb(llhttp_t* p, const char* at, size_t len) {
+  Http1Parser* me = self(p);
+  if (me->in_trailers_) {
+    if (me->field_done_ || me->trailer_text_.empty()) me->trailer_text_.emplace_back();
+    me->trailer_text_.back().first.append(at, len);
+    me->field_done_ = false;
+    return 0;
+  }
+  if (me->field_done_ || me->fields_.empty()) me->fields_.emplace_back();
+  me->field_done_ = false;
+  me->extend(me->fields_.back().name, at, len);
+  return 0;
+}
+
+int Http1Parser::onHeaderValueCb(llhttp_t* p, const char* at, size_t len) {
+  Http1Parser* me = self(p);
+  if (me->in_trailers_) {
+    if (me->trailer_text_.empty()) return 0;
+    me->trailer_text_.back().second.append(at, len);
+    return 0;
+  }
+  if (me->fields_.empty()) return 0;
+  FieldSpan& f = me->fields_.back();
+  const bool continues =
+      f.value_started && f.value.len > 0 && at == me->base_ + f.value.off + f.value.len;
+  if (!continues && at > me->base_ && (at[-1] == '\n' || at[-1] == '\r')) {
+    // A second piece of the same value that does not continue the first: llhttp accepted an
+    // obsolete line folding (RFC 9112 section 5.2), which we refuse.
+    me->fail(
+        me->kind_ == Kind::kRequest ? ErrorCode::kBadRequest : ErrorCode::kUpstreamProtocolError,
+        "obsolete line folding");
+    return HPE_USER;
+  }
+  if (f.value_started && f.value.len == 0 && len > 0) {
+    f.value.off = static_cast<uint32_t>(at - me->base_);
+  }
+  f.value_started = true;
+  me->extend(f.value, at, len);
+  return 0;
+}
+
+int Http1Parser::onHeaderValueCompleteCb(llhttp_t* p) {
+  self(p)->field_done_ = true;
+  return 0;
+}
+
+int Http1Parser::onHeadersCompleteCb(llhttp_t* p) {
+  return self(p)->headersComplete();
+}
+
+int Http1Parser::headersComplete() {
+  if (kind_ == Kind::kRequest && parser_.upgrade && parser_.method != HTTP_CONNECT) {
+    // Upgrade is hop-by-hop and we do not tunnel: parse the rest as ordinary HTTP.
+    parser_.upgrade = 0;
+  }
+  Http1Head head;
+  headers_.clear();
+  head.headers = &headers_;
+  head.version_minor = parser_.http_minor;
+  // Head size: up to the end of the last span plus the terminating empty line.
+  uint64_t end = url_.off + url_.len;
+  for (const auto& f : fields_) {
+    end = std::max<uint64_t>(end, f.name.off + f.name.len);
+    end = std::max<uint64_t>(end, f.value.off + f.value.len);
+  }
+  head_bytes_ = end + 4;
+  if (head_bytes_ > max_head_bytes_) {
+    fail(kind_ == Kind::kRequest ? ErrorCode::kHeadersTooLarge : ErrorCode::kUpstreamProtocolError,
+         "header section too large");
+    return -1;
+  }
+
+  bool ok = kind_ == Kind::kRequest ? checkRequestHead(head) : checkResponseHead(head);
+  if (!ok) return -1;
+  in_headers_ = false;
+  in_trailers_ = true;
+  field_done_ = false;
+  if (!handler_.onHeadersComplete(head)) return -1;
+  if (kind_ == Kind::kResponse) {
+    const int s = parser_.status_code;
+    if (response_to_head_ || (s >= 100 && s < 200) || s == 204 || s == 304) return 1;  // no body
+  }
+  return 0;
+}
+
+bool Http1Parser::checkRequestHead(Http1Head& head) {
+  if (parser_.http_major != 1 || parser_.http_minor > 1) {
+    if (parser_.http_major == 0) {
+      fail(ErrorCode::kBadRequest, "HTTP/0.9 is not supported");
+    } else {
+      fail(ErrorCode::kVersionNotSupported, "unsupported HTTP version");
+    }
+    return false;
+  }
+  if (parser_.method == HTTP_CONNECT) {
+    fail(ErrorCode::kNotImplemented, "CONNECT is not supported");
+    return false;
+  }
+  head.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+  head.target = view(url_);
+  if (head.target.empty()) {
+    fail(ErrorCode::kBadRequest, "empty request target");
+    return false;
+  }
+  const bool asterisk = head.target == "*";
+  if (asterisk && parser_.method != HTTP_OPTIONS) {
+    fail(ErrorCode::kBadRequest, "asterisk-form target is only valid for OPTIONS");
+    return false;
+  }
+
+  size_t hosts = 0;
+  size_t transfer_encodings = 0;
+  for (const auto& f : fields_) {
+    std::string_view name = view(f.name);
+    std::string_view value = trimOws(view(f.value));
+    if (equalsIgnoreCase(name, "host")) {
+      ++hosts;
+      head.host = value;
+      continue;
+    }
+    headers_.add(name, value);
+    if (equalsIgnoreCase(name, "content-length")) {
+      headers_.fields().back().removed = true;  // framing is rebuilt from real lengths
+    } else if (equalsIgnoreCase(name, "transfer-encoding")) {
+      ++transfer_encodings;
+      headers_.fields().back().removed = true;
+      if (!equalsIgnoreCase(value, "chunked")) {
+        fail(ErrorCode::kBadRequest, "Transfer-Encoding other than chunked");
+        return false;
+      }
+    } else if (equalsIgnoreCase(name, "expect")) {
+      if (!equalsIgnoreCase(value, "100-continue")) {
+        fail(ErrorCode::kExpectationFailed, "unsupported Expect");
+        return false;
+      }
+      head.expect_continue = parser_.http_minor >= 1;
+      headers_.fields().back().removed = true;  // we answer 100 Continue ourselves
+    }
+  }
+  if (hosts > 1) {
+    fail(ErrorCode::kBadRequest, "more than one Host header");
+    return false;
+  }
+  if (hosts == 0 && parser_.http_minor == 1) {
+    fail(ErrorCode::kBadRequest, "HTTP/1.1 request without Host");
+    return false;
+  }
+  if (transfer_encodings > 0 && parser_.http_minor == 0) {
+    fail(ErrorCode::kBadRequest, "Transfer-Encoding in an HTTP/1.0 request");
+    return false;
+  }
+  if ((parser_.flags & F_CHUNKED) != 0) {
+    head.chunked = true;
+  } else if ((parser_.flags & F_CONTENT_LENGTH) != 0) {
+    head.content_length = parser_.content_length;
+  } else {
+    head.content_length = 0;
+  }
+  head.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
+  return true;
+}
+
+bool Http1Parser::checkResponseHead(Http1Head& head) {
+  if (parser_.http_major != 1 || parser_.http_minor > 1) {
+    fail(ErrorCode::kUpstreamProtocolError, "unsupported HTTP version in response");
+    return false;
+  }
+  const int status = parser_.status_code;
+  if (status < 100 || status > 599 || status == 101) {
+    fail(ErrorCode::kUpstreamProtocolError, "unexpected response status");
+    return false;
+  }
+  head.status = status;
+  size_t transfer_encodings = 0;
+  for (const auto& f : fields_) {
+    std::string_view name = view(f.name);
+    std::string_view value = trimOws(view(f.value));
+    headers_.add(name, value);
+    if (equalsIgnoreCase(name, "content-length")) {
+      headers_.fields().back().removed = true;
+    } else if (equalsIgnoreCase(name, "transfer-encoding")) {
+      ++transfer_encodings;
+      headers_.fields().back().removed = true;
+      if (!equalsIgnoreCase(value, "chunked")) {
+        fail(ErrorCode::kUpstreamProtocolError, "Transfer-Encoding other than chunked");
+        return false;
+      }
+    }
+  }
+  const bool no_body = response_to_head_ || status < 200 || status == 204 || status == 304;
+  if ((parser_.flags & F_CHUNKED) != 0) {
+    head.chunked = !no_body;
+  } else if ((parser_.flags & F_CONTENT_LENGTH) != 0) {
+    head.content_length = parser_.content_length;
+  }
+  if (no_body && status != 304 && !response_to_head_) head.content_length = 0;
+  head.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
+  if (!head.chunked && !head.content_length && !no_body) head.keep_alive = false;  // until close
+  return true;
+}
+
+int Http1Parser::onBodyCb(llhttp_t* p, const char* at, size_t len) {
+  self(p)->handler_.onBody({at, len});
+  return 0;
+}
+
+int Http1Parser::onMessageCompleteCb(llhttp_t* p) {
+  Http1Parser* me = self(p);
+  if (!me->trailer_text_.empty()) {
+    HeaderList trailers;
+    for (auto& [name, value] : me->trailer_text_) {
+      std::string_view n = trailers.keep(std::move(name));
+      std::string_view v = trailers.keep(std::string(trimOws(value)));
+      trailers.add(n, v);
+    }
+    me->trailer_text_.clear();
+    me->handler_.onTrailers(trailers);
+  }
+  const bool pause = me->handler_.onMessageComplete();
+  me->in_headers_ = true;
+  me->in_trailers_ = false;
+  me->field_done_ = false;
+  me->started_ = false;
+  me->url_ = {};
+  me->fields_.clear();
+  return pause ? HPE_PAUSED : 0;
+}
+
+}  // namespace viscount

@@ -1,0 +1,145 @@
+#pragma once
+
+// HTTP/1.x message parsing: llhttp (strict build, no lenient flags) plus the checks llhttp 8.1
+// does not make, which matter for request smuggling between us and the upstream: obs-fold,
+// Transfer-Encoding other than exactly "chunked", HTTP/1.0 with Transfer-Encoding, versions other
+// than 1.0/1.1, missing or repeated Host, CONNECT, and the header-section size limit.
+//
+// Zero copy: header names and values are kept as offsets into the caller's input buffer, which
+// must not consume bytes of the current message before onHeadersComplete (it may grow or compact;
+// offsets are relative to its data()). Trailers are rare and copied.
+
+#include <llhttp.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/errors.h"
+#include "proxy/http_message.h"
+
+namespace viscount {
+
+// What the parser found in a message head; views are valid during onHeadersComplete only.
+struct Http1Head {
+  // requests
+  std::string_view method;
+  std::string_view target;
+  std::string_view host;  // the single Host header value (may be empty)
+  bool expect_continue = false;
+  // responses
+  int status = 0;
+  // both
+  int version_minor = 1;
+  HeaderList* headers = nullptr;  // every header except Host, in order, content-length and
+                                  // transfer-encoding already marked removed
+  std::optional<uint64_t> content_length;
+  bool chunked = false;
+  bool keep_alive = true;
+};
+
+class Http1ParserHandler {
+ public:
+  virtual ~Http1ParserHandler() = default;
+  virtual void onMessageBegin() {}
+  // Return false to stop with the error already set via Http1Parser::fail().
+  virtual bool onHeadersComplete(Http1Head& head) = 0;
+  virtual void onBody(std::string_view data) = 0;
+  virtual void onTrailers(HeaderList& trailers) { (void)trailers; }
+  // Return true to pause after this message (the next one stays unparsed in the buffer).
+  virtual bool onMessageComplete() = 0;
+};
+
+class Http1Parser {
+ public:
+  enum class Kind { kRequest, kResponse };
+  enum class Status { kOk, kPaused, kError };
+  struct Result {
+    Status status;
+    size_t consumed;  // bytes of the input used (all of it unless paused or failed)
+  };
+
+  Http1Parser(Kind kind, Http1ParserHandler& handler);
+  Http1Parser(const Http1Parser&) = delete;
+  Http1Parser& operator=(const Http1Parser&) = delete;
+
+  void setMaxHeadBytes(uint64_t n) { max_head_bytes_ = n; }
+  // Responses only: the request was HEAD, so the response has no body whatever it says.
+  void setResponseToHead(bool head) { response_to_head_ = head; }
+
+  // Parses `len` bytes at `base + offset`. `base` is the start of the current message's bytes in
+  // the caller's buffer (the same message may be fed across several calls with a moved base).
+  Result execute(const char* base, size_t offset, size_t len);
+  // The peer closed: completes a close-delimited response body. Returns false if the message
+  // was cut short.
+  bool finish();
+  // Continue after a pause.
+  void resume();
+  // Prepare for a new message on the same connection.
+  void reset();
+
+  bool inHeaders() const { return in_headers_; }
+  bool messageStarted() const { return started_; }
+  // Bytes of the current head parsed so far (for the 431 check and the access log).
+  uint64_t headBytes() const { return head_bytes_; }
+
+  void fail(ErrorCode code, std::string reason) {
+    error_ = code;
+    reason_ = std::move(reason);
+  }
+  ErrorCode error() const { return error_; }
+  const std::string& errorReason() const { return reason_; }
+
+  // Releases per-message memory while the connection is idle.
+  void shrink();
+
+ private:
+  struct Span {
+    uint32_t off = 0;
+    uint32_t len = 0;
+  };
+  struct FieldSpan {
+    Span name;
+    Span value;
+    bool value_started = false;
+  };
+
+  static int onMessageBeginCb(llhttp_t* p);
+  static int onUrlCb(llhttp_t* p, const char* at, size_t len);
+  static int onHeaderFieldCb(llhttp_t* p, const char* at, size_t len);
+  static int onHeaderValueCb(llhttp_t* p, const char* at, size_t len);
+  static int onHeaderValueCompleteCb(llhttp_t* p);
+  static int onHeadersCompleteCb(llhttp_t* p);
+  static int onBodyCb(llhttp_t* p, const char* at, size_t len);
+  static int onMessageCompleteCb(llhttp_t* p);
+  static const llhttp_settings_t* settings();
+
+  int headersComplete();
+  bool checkRequestHead(Http1Head& head);
+  bool checkResponseHead(Http1Head& head);
+  std::string_view view(Span s) const { return {base_ + s.off, s.len}; }
+  void extend(Span& s, const char* at, size_t len);
+
+  llhttp_t parser_;
+  Kind kind_;
+  Http1ParserHandler& handler_;
+  uint64_t max_head_bytes_ = 64 * 1024;
+  bool response_to_head_ = false;
+
+  const char* base_ = nullptr;  // valid during execute()
+  bool started_ = false;
+  bool in_headers_ = true;
+  bool in_trailers_ = false;
+  bool field_done_ = false;
+  uint64_t head_bytes_ = 0;
+  Span url_;
+  std::vector<FieldSpan> fields_;
+  std::vector<std::pair<std::string, std::string>> trailer_text_;
+  HeaderList headers_;
+
+  ErrorCode error_ = ErrorCode::kNone;
+  std::string reason_;
+};
+
+}  // namespace viscount

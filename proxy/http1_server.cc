@@ -1,0 +1,428 @@
+#include "proxy/http1_server.h"
+
+#include <sys/socket.h>
+
+#include "proxy/worker.h"
+#include "telemetry/metrics.h"
+
+namespace viscount {
+namespace {
+
+// Bytes of later pipelined requests we hold while the current one is in flight.
+constexpr size_t kPipelineBudget = BufferCache::kBlockSize;
+// How long a closing connection keeps reading and discarding after our last response.
+constexpr std::chrono::milliseconds kLingerTimeout{2000};
+
+bool startsWithIgnoreCase(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && equalsIgnoreCase(s.substr(0, prefix.size()), prefix);
+}
+
+}  // namespace
+
+Http1ServerConnection::Http1ServerConnection(Worker& worker, int fd, size_t listener_index,
+                                             PeerInfo peer)
+    : SocketConnection(worker.loop(), fd),
+      worker_(worker),
+      listener_index_(listener_index),
+      peer_(std::move(peer)),
+      parser_(Http1Parser::Kind::kRequest, *this),
+      timer_(worker.loop().timers(), &Http1ServerConnection::onTimer, this) {}
+
+Http1ServerConnection::~Http1ServerConnection() = default;
+
+void Http1ServerConnection::start(std::string_view preread) {
+  const auto& listener = *worker_.snapshot()->listeners[listener_index_].config;
+  parser_.setMaxHeadBytes(listener.limits.max_request_headers_size);
+  // A new connection must start a request within the header deadline: one that connects and
+  // stays silent gets no more than a trickling one.
+  timer_.arm(listener.timeouts.request_headers);
+  startEvents();
+  if (!preread.empty()) {
+    in_.append(preread);
+    onData();
+  }
+}
+
+size_t Http1ServerConnection::readBudget() const {
+  if (phase_ == Phase::kClosed) return 0;
+  if (phase_ == Phase::kClosing) return lingering_ ? BufferCache::kBlockSize : 0;
+  if (exchange_ && request_done_) {
+    return in_.size() >= kPipelineBudget ? 0 : kPipelineBudget - in_.size();
+  }
+  if (phase_ == Phase::kIdle || phase_ == Phase::kHeaders) {
+    // One block beyond the limit, so an oversized head is seen and answered with 431.
+    const size_t limit = static_cast<size_t>(worker_.snapshot()
+                                                 ->listeners[listener_index_]
+                                                 .config->limits.max_request_headers_size) +
+                         BufferCache::kBlockSize;
+    return in_.size() >= limit ? 0 : limit - in_.size();
+  }
+  return BufferCache::kBlockSize;
+}
+
+// ---- reading -------------------------------------------------------------------------------
+
+void Http1ServerConnection::onData() {
+  if (phase_ == Phase::kClosing || phase_ == Phase::kClosed) {
+    in_.clear();  // after a final response we only wait for our output to drain
+    return;
+  }
+  if (exchange_ && request_done_) return;  // a pipelined request waits its turn
+  parse();
+}
+
+void Http1ServerConnection::parse() {
+  if (in_.size() == parsed_) return;
+  dispatching_ = true;
+  const Http1Parser::Result r = parser_.execute(in_.data(), parsed_, in_.size() - parsed_);
+  dispatching_ = false;
+  if (close_pending_) {
+    closeConnection();
+    return;
+  }
+  switch (r.status) {
+    case Http1Parser::Status::kError:
+      rejectRequest(parser_.error() == ErrorCode::kNone ? ErrorCode::kBadRequest : parser_.error());
+      return;
+    case Http1Parser::Status::kPaused:
+      // This request is complete; whatever follows is the next one, parsed when this one ends.
+      in_.consume(parsed_ + r.consumed);
+      parsed_ = 0;
+      return;
+    case Http1Parser::Status::kOk:
+      if (parser_.inHeaders() && parser_.messageStarted()) {
+        parsed_ = in_.size();  // the head so far stays in place
+      } else {
+        in_.clear();
+        parsed_ = 0;
+        if (!exchange_) in_.releaseIfEmpty();
+      }
+      return;
+  }
+}
+
+void Http1ServerConnection::onMessageBegin() {
+  phase_ = Phase::kHeaders;
+  request_start_ = Clock::now();
+  request_start_wall_ = std::chrono::system_clock::now();
+  if (!first_request_) {
+    // The header deadline runs from the first byte and is not reset by later ones.
+    timer_.arm(worker_.snapshot()->listeners[listener_index_].config->timeouts.request_headers);
+  }
+  first_request_ = false;
+}
+
+Exchange& Http1ServerConnection::newExchange() {
+  snapshot_ = worker_.snapshot();
+  const ListenerRuntime& listener = snapshot_->listeners[listener_index_];
+  if (request_start_ == MonoTime{}) {
+    request_start_ = Clock::now();
+    request_start_wall_ = std::chrono::system_clock::now();
+  }
+  exchange_ = std::make_unique<Exchange>(worker_, snapshot_, listener, *this, *this, peer_,
+                                         request_start_, request_start_wall_);
+  return *exchange_;
+}
+
+bool Http1ServerConnection::onHeadersComplete(Http1Head& h) {
+  timer_.cancel();
+  phase_ = Phase::kActive;
+  client_minor_ = static_cast<uint8_t>(h.version_minor);
+  keep_alive_ = h.keep_alive;
+  is_head_ = h.method == "HEAD";
+  request_done_ = false;
+  response_started_ = false;
+  response_done_ = false;
+  has_trailers_ = false;
+  close_after_ = false;
+
+  RequestHead head;
+  head.method = h.method;
+  head.target = h.target;
+  head.authority = h.host;
+  head.scheme = peer_.tls ? "https" : "http";
+  head.protocol = h.version_minor == 0 ? Protocol::kHttp10 : Protocol::kHttp11;
+  head.headers = std::move(*h.headers);
+  head.content_length = h.content_length;
+  head.chunked = h.chunked;
+  head.expect_continue = h.expect_continue;
+  head.keep_alive = h.keep_alive;
+
+  // Absolute-form (RFC 9112 section 3.2.2): its authority wins over Host; the upstream gets
+  // origin-form.
+  if (startsWithIgnoreCase(head.target, "http://") ||
+      startsWithIgnoreCase(head.target, "https://")) {
+    std::string_view rest = head.target.substr(head.target.find("//") + 2);
+    const size_t slash = rest.find_first_of("/?");
+    head.authority = rest.substr(0, slash);
+    head.target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    if (head.target.front() == '?') {
+      // "http://host?x" has an empty path: keep the query but we need a leading '/'.
+      head.target = head.headers.keep("/" + std::string(head.target));
+    }
+    if (head.authority.empty()) {
+      *h.headers = std::move(head.headers);
+      parser_.fail(ErrorCode::kBadRequest, "absolute-form target without a host");
+      return false;
+    }
+  } else if (head.target.front() != '/' && head.target != "*") {
+    *h.headers = std::move(head.headers);
+    parser_.fail(ErrorCode::kBadRequest, "request target is not origin-form");
+    return false;
+  }
+
+  Exchange& exchange = newExchange();
+  exchange.onRequestHeaders(head);
+  *h.headers = std::move(head.headers);  // give the vector back for the next request
+  return true;
+}
+
+void Http1ServerConnection::onBody(std::string_view data) {
+  if (exchange_) exchange_->onRequestBody(data);
+}
+
+void Http1ServerConnection::onTrailers(HeaderList& trailers) {
+  trailers_ = std::move(trailers);
+  has_trailers_ = true;
+}
+
+bool Http1ServerConnection::onMessageComplete() {
+  request_done_ = true;
+  if (exchange_) {
+    if (has_trailers_) {
+      has_trailers_ = false;
+      exchange_->onRequestTrailers(trailers_);
+      trailers_.clear();
+    } else {
+      exchange_->onRequestComplete();
+    }
+  }
+  return true;  // pause: the next pipelined request waits for this response
+}
+
+void Http1ServerConnection::rejectRequest(ErrorCode code) {
+  // The framing can no longer be trusted: answer once and close.
+  keep_alive_ = false;
+  if (exchange_) {
+    if (!exchange_->completed()) exchange_->sendLocalReply(code);
+    return;
+  }
+  phase_ = Phase::kActive;
+  request_done_ = true;
+  Exchange& exchange = newExchange();
+  exchange.sendLocalReply(code);
+}
+
+void Http1ServerConnection::onTimer(void* arg) {
+  auto* self = static_cast<Http1ServerConnection*>(arg);
+  if (self->phase_ == Phase::kHeaders) {
+    self->rejectRequest(ErrorCode::kRequestHeaderTimeout);
+  } else if (self->phase_ == Phase::kIdle || self->phase_ == Phase::kClosing) {
+    self->closeConnection();  // idle keep-alive, never spoke, or done lingering
+  }
+}
+
+// ---- client going away ---------------------------------------------------------------------
+
+void Http1ServerConnection::clientGone(ErrorCode code) {
+  if (exchange_ && !exchange_->completed()) {
+    exchange_->onDownstreamReset(code);
+  } else if (phase_ == Phase::kHeaders && !exchange_) {
+    // A request that never finished its head still gets its access-log line.
+    Exchange& exchange = newExchange();
+    exchange.onDownstreamReset(code);
+  }
+  closeConnection();
+}
+
+void Http1ServerConnection::onPeerClosed() {
+  if (phase_ == Phase::kClosing && (response_done_ || !exchange_)) {
+    closeConnection();
+    return;
+  }
+  clientGone(ErrorCode::kClientDisconnected);
+}
+
+void Http1ServerConnection::onSocketError(int) {
+  clientGone(ErrorCode::kClientDisconnected);
+}
+
+void Http1ServerConnection::onPeerHalfClosedWhileBlocked() {
+  // Like nginx: a client that closes while its request is in flight has given up on it.
+  if (exchange_ && !exchange_->completed()) clientGone(ErrorCode::kClientDisconnected);
+}
+
+// ---- writing -------------------------------------------------------------------------------
+
+void Http1ServerConnection::sendContinue() {
+  if (response_started_ || client_minor_ == 0) return;
+  out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+  scheduleWrite();
+}
+
+void Http1ServerConnection::sendInformational(ResponseHead& head) {
+  if (response_started_ || client_minor_ == 0) return;  // HTTP/1.0 has no 1xx
+  encodeInformational(out_, head.status, &head.headers);
+  scheduleWrite();
+}
+
+void Http1ServerConnection::sendResponseHead(ResponseHead& head, bool end_stream) {
+  response_started_ = true;
+  close_after_ =
+      !keep_alive_ || head.close_client || draining_ || worker_.draining() || !request_done_;
+  uint64_t length = 0;
+  const bool bodiless = head.status == 204 || head.status == 304 || head.status < 200;
+  if (is_head_) {
+    framing_ = head.content_length ? BodyFraming::kContentLength : BodyFraming::kNone;
+    length = head.content_length.value_or(0);
+  } else if (bodiless) {
+    framing_ = BodyFraming::kNone;
+  } else if (head.content_length) {
+    framing_ = BodyFraming::kContentLength;
+    length = *head.content_length;
+  } else if (end_stream) {
+    framing_ = BodyFraming::kContentLength;
+  } else if (client_minor_ >= 1) {
+    framing_ = BodyFraming::kChunked;
+  } else {
+    framing_ = BodyFraming::kUntilClose;
+    close_after_ = true;
+  }
+  const bool keep_alive_10 = client_minor_ == 0 && !close_after_;
+  encodeResponseHead(out_, head.status, head.headers, framing_, length, close_after_,
+                     keep_alive_10);
+  if (is_head_ || bodiless) framing_ = BodyFraming::kNone;  // no body bytes follow
+  if (end_stream) finishResponse(nullptr);
+  scheduleWrite();
+}
+
+void Http1ServerConnection::sendResponseBody(std::string_view data, bool end_stream) {
+  if (!data.empty()) {
+    switch (framing_) {
+      case BodyFraming::kChunked:
+        encodeChunk(out_, data);
+        break;
+      case BodyFraming::kContentLength:
+      case BodyFraming::kUntilClose:
+        out_.append(data);
+        break;
+      case BodyFraming::kNone:
+        break;
+    }
+  }
+  if (end_stream) finishResponse(nullptr);
+  scheduleWrite();
+}
+
+void Http1ServerConnection::sendResponseTrailers(HeaderList& trailers) {
+  finishResponse(&trailers);
+  scheduleWrite();
+}
+
+void Http1ServerConnection::finishResponse(const HeaderList* trailers) {
+  if (response_done_) return;
+  if (framing_ == BodyFraming::kChunked) encodeLastChunk(out_, trailers);
+  response_done_ = true;
+  if (close_after_) phase_ = Phase::kClosing;
+}
+
+void Http1ServerConnection::resetStream(ErrorCode) {
+  // HTTP/1 has no way to abort one response but to close the connection.
+  closeConnection();
+}
+
+void Http1ServerConnection::readDisable(bool disable) {
+  setReadDisabled(disable);
+}
+
+void Http1ServerConnection::onOutputProgress() {
+  if (exchange_ && bufferedOutput() < kLowWatermark) exchange_->onDownstreamWritable();
+}
+
+void Http1ServerConnection::onOutputDrained() {
+  if (!exchange_) {
+    if (phase_ == Phase::kClosing) lingerClose();
+    return;
+  }
+  if (response_done_) {
+    exchange_->onResponseSent();  // completes the exchange -> onExchangeComplete
+  } else {
+    exchange_->onDownstreamWritable();
+  }
+}
+
+// ---- between requests ----------------------------------------------------------------------
+
+void Http1ServerConnection::onExchangeComplete() {
+  if (exchange_) loop_.deferDelete(std::move(exchange_));
+  snapshot_.reset();
+  if (phase_ == Phase::kClosed) return;
+  if (!response_done_ || close_after_ || !request_done_ || !keep_alive_) {
+    phase_ = Phase::kClosing;
+    if (bufferedOutput() == 0) lingerClose();
+    return;
+  }
+  startNextRequest();
+}
+
+void Http1ServerConnection::startNextRequest() {
+  phase_ = Phase::kIdle;
+  request_done_ = false;
+  response_started_ = false;
+  response_done_ = false;
+  is_head_ = false;
+  request_start_ = MonoTime{};
+  if (draining_ || worker_.draining()) {
+    closeConnection();
+    return;
+  }
+  setReadDisabled(false);
+  parser_.resume();
+  if (!in_.empty()) {
+    parse();  // the next pipelined request
+    if (phase_ != Phase::kIdle) return;
+  }
+  if (phase_ == Phase::kIdle) {
+    in_.releaseIfEmpty();
+    timer_.arm(worker_.snapshot()->listeners[listener_index_].config->timeouts.idle);
+  }
+}
+
+void Http1ServerConnection::lingerClose() {
+  // Closing a socket with unread input makes the kernel send RST, which can destroy our final
+  // response before the client reads it. Half-close, read and discard until the client closes
+  // or a short deadline passes (nginx's lingering close).
+  if (phase_ == Phase::kClosed || lingering_) return;
+  lingering_ = true;
+  phase_ = Phase::kClosing;
+  ::shutdown(fd(), SHUT_WR);
+  setReadDisabled(false);
+  timer_.arm(kLingerTimeout);
+}
+
+void Http1ServerConnection::drain() {
+  draining_ = true;
+  if (phase_ == Phase::kIdle && !exchange_) closeConnection();
+}
+
+void Http1ServerConnection::abort() {
+  if (exchange_ && !exchange_->completed())
+    exchange_->onDownstreamReset(ErrorCode::kClientDisconnected);
+  closeConnection();
+}
+
+void Http1ServerConnection::closeConnection() {
+  if (phase_ == Phase::kClosed) return;
+  if (dispatching_) {
+    close_pending_ = true;  // the parser is reading in_: close once it returns
+    return;
+  }
+  phase_ = Phase::kClosed;
+  timer_.cancel();
+  if (exchange_ && !exchange_->completed())
+    exchange_->onDownstreamReset(ErrorCode::kClientDisconnected);
+  closeSocket();
+  worker_.connectionClosed(*this);
+}
+
+}  // namespace viscount

@@ -1,0 +1,114 @@
+#pragma once
+
+// Protocol-neutral request and response heads. Codecs (HTTP/1 via llhttp, HTTP/2 via nghttp2)
+// produce them, filters edit them, codecs serialise them again. Names and values are views into
+// the codec's receive buffer (valid during the headers phase only); values a filter creates are
+// kept in `owned` (stable addresses) or in the RequestContext, which outlives the head.
+
+#include <cstdint>
+#include <forward_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/request_context.h"
+
+namespace viscount {
+
+struct HeaderField {
+  std::string_view name;
+  std::string_view value;
+  bool removed = false;  // filters drop headers by marking them; serialisers skip them
+};
+
+inline char asciiLower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
+
+inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (asciiLower(a[i]) != asciiLower(b[i])) return false;
+  }
+  return true;
+}
+
+class HeaderList {
+ public:
+  std::vector<HeaderField>& fields() { return fields_; }
+  const std::vector<HeaderField>& fields() const { return fields_; }
+
+  void add(std::string_view name, std::string_view value) { fields_.push_back({name, value}); }
+  // Adds a header whose value is copied into storage owned by this list.
+  void addCopy(std::string_view name, std::string value) {
+    owned_.push_front(std::move(value));
+    fields_.push_back({name, owned_.front()});
+  }
+  std::string_view keep(std::string value) {
+    owned_.push_front(std::move(value));
+    return owned_.front();
+  }
+
+  // First header with this name that is not removed.
+  const HeaderField* find(std::string_view name) const {
+    for (const auto& f : fields_) {
+      if (!f.removed && equalsIgnoreCase(f.name, name)) return &f;
+    }
+    return nullptr;
+  }
+  size_t count(std::string_view name) const {
+    size_t n = 0;
+    for (const auto& f : fields_)
+      n += (!f.removed && equalsIgnoreCase(f.name, name)) ? 1 : 0;
+    return n;
+  }
+  // Marks every copy of `name` removed; returns how many were.
+  size_t remove(std::string_view name) {
+    size_t n = 0;
+    for (auto& f : fields_) {
+      if (!f.removed && equalsIgnoreCase(f.name, name)) {
+        f.removed = true;
+        ++n;
+      }
+    }
+    return n;
+  }
+  void clear() {
+    fields_.clear();
+    owned_.clear();
+  }
+
+ private:
+  std::vector<HeaderField> fields_;
+  std::forward_list<std::string> owned_;
+};
+
+struct RequestHead {
+  std::string_view method;
+  std::string_view target;     // origin-form path and query, or "*" for OPTIONS
+  std::string_view authority;  // Host (HTTP/1) or :authority (HTTP/2)
+  std::string_view scheme;     // "http" or "https": how the client reached us
+  Protocol protocol = Protocol::kHttp11;
+  HeaderList headers;  // without Host / pseudo-headers
+
+  // Framing facts, decided by the codec. Filters never touch them; serialisers rebuild framing
+  // headers from them.
+  std::optional<uint64_t> content_length;
+  bool chunked = false;          // body of unknown length follows
+  bool expect_continue = false;  // client sent "Expect: 100-continue"
+  bool keep_alive = true;        // the client wants the connection kept open after this request
+
+  bool hasBody() const { return chunked || (content_length && *content_length > 0); }
+};
+
+struct ResponseHead {
+  int status = 200;
+  HeaderList headers;
+  std::optional<uint64_t> content_length;
+  bool chunked = false;       // body of unknown length follows
+  bool keep_alive = true;     // upstream connection reusable after it (HTTP/1 upstreams)
+  bool close_client = false;  // the proxy closes the client connection after this response
+};
+
+}  // namespace viscount

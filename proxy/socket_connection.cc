@@ -1,0 +1,147 @@
+#include "proxy/socket_connection.h"
+
+#include <event2/event.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace viscount {
+namespace {
+// Reads per readiness event before yielding to other connections (fairness under floods).
+constexpr int kMaxReadsPerEvent = 8;
+}  // namespace
+
+SocketConnection::SocketConnection(EventLoop& loop, int fd)
+    : loop_(loop), in_(&loop.buffers()), out_(&loop.buffers()), fd_(fd) {}
+
+SocketConnection::~SocketConnection() {
+  closeSocket();
+}
+
+void SocketConnection::startEvents() {
+  event_assign(&event_, loop_.base(), fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST,
+               &SocketConnection::onEvent, this);
+  event_add(&event_, nullptr);
+  events_started_ = true;
+}
+
+void SocketConnection::closeSocket() {
+  if (fd_ < 0) return;
+  if (events_started_) event_del(&event_);
+  events_started_ = false;
+  ::close(fd_);
+  fd_ = -1;
+  leaveList();  // no pending flush for a closed socket
+  in_.release();
+  out_.release();
+}
+
+void SocketConnection::onEvent(evutil_socket_t, short what, void* arg) {
+  static_cast<SocketConnection*>(arg)->handleEvent(what);
+}
+
+void SocketConnection::handleEvent(short what) {
+  if (connecting_ && (what & (EV_WRITE | EV_READ | EV_CLOSED))) {
+    connecting_ = false;
+    onConnectWritable();
+    if (fd_ < 0) return;
+  }
+  if (what & EV_WRITE) {
+    if (write_blocked_) {
+      write_blocked_ = false;
+      flush();
+      if (fd_ < 0) return;
+    }
+  }
+  if (what & (EV_READ | EV_CLOSED)) {
+    if (read_disabled_) {
+      read_pending_ = true;
+      if (what & EV_CLOSED) onPeerHalfClosedWhileBlocked();
+      return;
+    }
+    readAvailable();
+  }
+}
+
+void SocketConnection::setReadDisabled(bool disabled) {
+  if (read_disabled_ == disabled) return;
+  read_disabled_ = disabled;
+  if (!disabled && read_pending_ && fd_ >= 0) {
+    // The edge for those bytes has already fired; ask libevent to call us again this turn.
+    read_pending_ = false;
+    event_active(&event_, EV_READ, 0);
+  }
+}
+
+void SocketConnection::readAvailable() {
+  read_pending_ = false;
+  for (int i = 0; i < kMaxReadsPerEvent; ++i) {
+    size_t budget = readBudget();
+    if (budget == 0) {
+      read_pending_ = true;
+      return;
+    }
+    if (budget > BufferCache::kBlockSize) budget = BufferCache::kBlockSize;
+    char* p = in_.reserve(budget);
+    const size_t room = in_.tailroom() < budget ? in_.tailroom() : budget;
+    const ssize_t n = ::read(fd_, p, room);
+    if (n > 0) {
+      in_.commit(static_cast<size_t>(n));
+      onData();
+      if (fd_ < 0) return;
+      if (static_cast<size_t>(n) < room) return;  // drained the socket (as far as we can tell)
+      if (read_disabled_) {
+        read_pending_ = true;
+        return;
+      }
+      continue;
+    }
+    if (n == 0) {
+      onPeerClosed();
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    onSocketError(errno);
+    return;
+  }
+  // Still more to read: come back after other connections had their turn.
+  read_pending_ = true;
+  if (!read_disabled_) {
+    read_pending_ = false;
+    event_active(&event_, EV_READ, 0);
+  }
+}
+
+void SocketConnection::flush() {
+  if (fd_ < 0 || write_blocked_ || connecting_) return;
+  bool wrote = false;
+  while (!out_.empty()) {
+    const ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      wrote = true;
+      const bool partial = static_cast<size_t>(n) < out_.size();
+      out_.consume(static_cast<size_t>(n));
+      if (partial) {
+        write_blocked_ = true;
+        break;
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      write_blocked_ = true;
+      break;
+    }
+    onSocketError(n < 0 ? errno : EPIPE);
+    return;
+  }
+  if (out_.empty()) {
+    out_.release();
+    if (wrote) onOutputDrained();
+  } else if (wrote) {
+    onOutputProgress();
+  }
+}
+
+}  // namespace viscount

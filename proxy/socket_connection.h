@@ -1,0 +1,81 @@
+#pragma once
+
+// One TCP socket on a worker's loop, registered once for edge-triggered read, write and peer
+// close (a single epoll_ctl for the connection's whole life). Reads go straight into `in_`;
+// writes are queued in `out_` and flushed once at the end of the loop turn, so a response head
+// and body produced in the same turn leave in one write. Downstream (client) and upstream
+// connections both build on it; TLS will slot in below read/write.
+
+#include <event2/event_struct.h>
+#include <sys/types.h>
+
+#include <cstddef>
+
+#include "proxy/buffer.h"
+#include "proxy/event_loop.h"
+
+namespace viscount {
+
+class SocketConnection : public Flushable {
+ public:
+  SocketConnection(EventLoop& loop, int fd);
+  SocketConnection(const SocketConnection&) = delete;
+  SocketConnection& operator=(const SocketConnection&) = delete;
+  ~SocketConnection() override;
+
+  int fd() const { return fd_; }
+  bool open() const { return fd_ >= 0; }
+  size_t bufferedOutput() const { return out_.size(); }
+  EventLoop& loop() { return loop_; }
+
+ protected:
+  // Registers the socket with the loop; call once the fd is accepted or connecting.
+  void startEvents();
+  // For connections created before their socket exists (outbound connects).
+  void adoptFd(int fd) { fd_ = fd; }
+  // Queue output and make sure it is written at the end of this turn.
+  void scheduleWrite() { loop_.scheduleFlush(*this); }
+  // Stop or resume reading (backpressure). Resuming re-reads anything the kernel still holds.
+  void setReadDisabled(bool disabled);
+  bool readDisabled() const { return read_disabled_; }
+  // Closes the socket now; further events are not delivered. Idempotent.
+  void closeSocket();
+
+  // New bytes were appended to in_.
+  virtual void onData() = 0;
+  // read() returned 0: the peer will send nothing more.
+  virtual void onPeerClosed() = 0;
+  // A socket error (ECONNRESET, EPIPE, ...).
+  virtual void onSocketError(int err) = 0;
+  // The peer half-closed while reads are disabled (we are not reading its bytes yet).
+  virtual void onPeerHalfClosedWhileBlocked() {}
+  // All queued output was written.
+  virtual void onOutputDrained() {}
+  // Some queued output was written (used for low-watermark resumes).
+  virtual void onOutputProgress() {}
+  // The first writable event of a connecting socket; return false if the connection failed.
+  virtual void onConnectWritable() {}
+  // How many more bytes in_ may hold; reading stops at 0.
+  virtual size_t readBudget() const { return BufferCache::kBlockSize; }
+
+  void flush() override;
+
+  EventLoop& loop_;
+  Buffer in_;
+  Buffer out_;
+  bool connecting_ = false;
+
+ private:
+  static void onEvent(evutil_socket_t fd, short what, void* arg);
+  void handleEvent(short what);
+  void readAvailable();
+
+  int fd_;
+  event event_{};
+  bool events_started_ = false;
+  bool read_disabled_ = false;
+  bool read_pending_ = false;   // the kernel may hold unread bytes (edge already consumed)
+  bool write_blocked_ = false;  // waiting for EPOLLOUT
+};
+
+}  // namespace viscount

@@ -1,0 +1,56 @@
+#pragma once
+
+// The request as it will go upstream, copied out of the client's receive buffer at the end of
+// the request-headers phase (the client buffer is reused for the body). One arena holds every
+// byte, so the copy is a handful of memcpy calls and survives retries on another connection.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/http_message.h"
+
+namespace viscount {
+
+class UpstreamRequest {
+ public:
+  void assign(const RequestHead& head);
+
+  std::string_view method() const { return view(method_); }
+  std::string_view target() const { return view(target_); }
+  std::string_view authority() const { return view(authority_); }
+  std::string_view scheme() const { return view(scheme_); }
+  bool isHead() const { return method() == "HEAD"; }
+  bool idempotent() const;
+
+  template <class F>
+  void forEachHeader(F&& f) const {
+    for (const auto& h : headers_)
+      f(view(h.first), view(h.second));
+  }
+  size_t headerCount() const { return headers_.size(); }
+
+  std::optional<uint64_t> content_length;
+  bool chunked = false;  // body of unknown length (HTTP/1 chunked, HTTP/2 without content-length)
+  bool hasBody() const { return chunked || (content_length && *content_length > 0); }
+
+ private:
+  struct Span {
+    uint32_t off = 0;
+    uint32_t len = 0;
+  };
+  Span add(std::string_view s) {
+    Span sp{static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(s.size())};
+    arena_.append(s);
+    return sp;
+  }
+  std::string_view view(Span s) const { return {arena_.data() + s.off, s.len}; }
+
+  std::string arena_;
+  Span method_, target_, authority_, scheme_;
+  std::vector<std::pair<Span, Span>> headers_;
+};
+
+}  // namespace viscount

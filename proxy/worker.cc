@@ -1,0 +1,234 @@
+#include "proxy/worker.h"
+
+#include <event2/event.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "proxy/http1_client.h"
+#include "telemetry/access_log.h"
+#include "telemetry/event_log.h"
+#include "telemetry/metrics.h"
+
+namespace viscount {
+
+Worker::Worker(size_t index, WorkerServices services)
+    : index_(index), services_(services), log_retry_(loop_.timers(), &Worker::onLogRetry, this) {
+  access_log_ = &services_.access_log->shard(index);
+  metrics_ = &services_.metrics->shard(index);
+  // Everything a turn logged goes to the writer in one hand-off. If the writer is behind, the
+  // batch stays with us and a short timer retries even when no new request arrives.
+  loop_.addEndOfTurnHook([this] {
+    if (!access_log_->flush() && !log_retry_.armed()) log_retry_.arm(kLogRetry);
+  });
+}
+
+void Worker::onLogRetry(void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  if (!self->access_log_->flush()) self->log_retry_.arm(kLogRetry);
+}
+
+Worker::~Worker() {
+  if (thread_.joinable()) {
+    loop_.stop();
+    thread_.join();
+  }
+  for (auto& l : listeners_) {
+    if (l->accept_event) event_free(l->accept_event);
+    if (l->fd >= 0) ::close(l->fd);
+  }
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run() {
+  loop_.run();
+  // Stopped: nothing may outlive the loop that its callbacks reference.
+  while (Http1ServerConnection* c = connections_.front())
+    c->abort();
+  closeListeners();
+  snapshot_.reset();
+  access_log_->flush();
+}
+
+void Worker::installConfig(ConfigPtr config, std::shared_ptr<const ResolvedUpstreams> upstreams) {
+  loop_.post([this, config = std::move(config), upstreams = std::move(upstreams)]() mutable {
+    buildSnapshot(std::move(config), std::move(upstreams));
+  });
+}
+
+void Worker::buildSnapshot(ConfigPtr config, std::shared_ptr<const ResolvedUpstreams> upstreams) {
+  auto snap = std::make_shared<WorkerSnapshot>();
+  snap->config = config;
+  std::string error;
+  snap->context_filter = ContextFilter::create(config->context, &error);
+  if (!snap->context_filter) {
+    // The loader validated the patterns already; keep serving on the old snapshot.
+    services_.events->log(LogLevel::kError, "config_rejected", {{"reason", error}});
+    return;
+  }
+  for (const UpstreamConfig& u : config->upstreams) {
+    auto rt = std::make_unique<UpstreamRuntime>();
+    rt->config = &u;
+    rt->metrics = &metrics_->upstream(u.name);
+    std::vector<ResolvedAddress> addresses;
+    if (auto it = upstreams->find(u.name); it != upstreams->end()) addresses = it->second;
+    UpstreamPool::Factory factory = [](UpstreamPool& pool, EventLoop& loop,
+                                       const ResolvedAddress& address) {
+      return std::unique_ptr<UpstreamConnection>(
+          std::make_unique<Http1ClientConnection>(pool, loop, address));
+    };
+    rt->pool = std::make_unique<UpstreamPool>(loop_, u, std::move(addresses), std::move(factory),
+                                              metrics_, rt->metrics);
+    snap->upstreams.push_back(std::move(rt));
+  }
+  for (const ListenerConfig& l : config->listeners) {
+    ListenerRuntime lr;
+    lr.config = &l;
+    for (auto& u : snap->upstreams) {
+      if (u->config->name == l.upstream) lr.upstream = u.get();
+    }
+    snap->listeners.push_back(lr);
+  }
+  snapshot_ = std::move(snap);
+}
+
+void Worker::addListener(int fd, size_t listener_index) {
+  loop_.post([this, fd, listener_index] {
+    auto l = std::make_unique<Listener>();
+    l->worker = this;
+    l->fd = fd;
+    l->index = listener_index;
+    if (draining_) {
+      ::close(fd);
+      return;
+    }
+    l->accept_event = event_new(loop_.base(), fd, EV_READ | EV_PERSIST, &Worker::onAccept, l.get());
+    event_add(l->accept_event, nullptr);
+    listeners_.push_back(std::move(l));
+  });
+}
+
+void Worker::onAccept(int, short, void* arg) {
+  auto* l = static_cast<Listener*>(arg);
+  l->worker->acceptConnections(*l);
+}
+
+void Worker::acceptConnections(Listener& listener) {
+  // Bounded per wakeup so one busy listener cannot starve established connections.
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    const int fd = ::accept4(listener.fd, reinterpret_cast<sockaddr*>(&peer), &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE) {
+        metrics_->rejected("fd_limit");
+        services_.events->log(LogLevel::kError, "accept_failed",
+                              {{"reason", std::string_view(std::strerror(errno))}});
+      }
+      return;
+    }
+    const ListenerRuntime& lr = snapshot_->listeners[listener.index];
+    auto& open = *(*services_.listener_connections)[listener.index];
+    if (open.fetch_add(1, std::memory_order_relaxed) >=
+        static_cast<int64_t>(lr.config->limits.max_connections)) {
+      open.fetch_sub(1, std::memory_order_relaxed);
+      ::close(fd);
+      metrics_->rejected("max_connections");
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    PeerInfo info;
+    const auto* sa = reinterpret_cast<const sockaddr*>(&peer);
+    info.address = formatPeer(sa);
+    info.ip = formatIp(sa);
+    for (const Cidr& cidr : snapshot_->config->context.trusted_sources) {
+      if (cidr.contains(sa)) {
+        info.trusted = true;
+        break;
+      }
+    }
+    auto* connection = new Http1ServerConnection(*this, fd, listener.index, std::move(info));
+    connections_.pushBack(*connection);
+    connection_count_.fetch_add(1, std::memory_order_relaxed);
+    metrics_->downstreamConnectionOpened(lr.config->name);
+    connection->start();
+  }
+}
+
+void Worker::connectionClosed(Http1ServerConnection& connection) {
+  static_cast<ListHook<ConnectionListTag>&>(connection).leaveList();
+  connection_count_.fetch_sub(1, std::memory_order_relaxed);
+  const size_t index = connection.listenerIndex();
+  (*services_.listener_connections)[index]->fetch_sub(1, std::memory_order_relaxed);
+  if (snapshot_ && index < snapshot_->listeners.size()) {
+    metrics_->downstreamConnectionClosed(snapshot_->listeners[index].config->name);
+  }
+  loop_.deferDelete(std::unique_ptr<Deletable>(&connection));
+  checkDrained();
+}
+
+void Worker::closeListeners() {
+  for (auto& l : listeners_) {
+    if (l->accept_event) {
+      event_free(l->accept_event);
+      l->accept_event = nullptr;
+    }
+    if (l->fd >= 0) {
+      ::close(l->fd);
+      l->fd = -1;
+    }
+  }
+}
+
+void Worker::beginDrain(std::function<void()> done) {
+  loop_.post([this, done = std::move(done)]() mutable {
+    draining_ = true;
+    drained_ = std::move(done);
+    closeListeners();
+    std::vector<Http1ServerConnection*> all;
+    for (auto* c = connections_.front(); c; c = connections_.next(*c))
+      all.push_back(c);
+    for (auto* c : all)
+      c->drain();
+    if (snapshot_) {
+      for (auto& u : snapshot_->upstreams)
+        u->pool->closeIdle();
+    }
+    checkDrained();
+  });
+}
+
+void Worker::checkDrained() {
+  if (draining_ && connections_.empty() && drained_) {
+    auto done = std::move(drained_);
+    drained_ = nullptr;
+    done();
+  }
+}
+
+void Worker::shutdown() {
+  loop_.post([this] {
+    std::vector<Http1ServerConnection*> all;
+    for (auto* c = connections_.front(); c; c = connections_.next(*c))
+      all.push_back(c);
+    for (auto* c : all)
+      c->abort();
+    closeListeners();
+    loop_.stop();
+  });
+}
+
+}  // namespace viscount

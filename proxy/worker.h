@@ -1,0 +1,108 @@
+#pragma once
+
+// A worker thread: one event loop owning its listening sockets (SO_REUSEPORT), its client
+// connections, its upstream pools, its id generator and its metric and access-log shards. The
+// main thread talks to it only by posting to its loop.
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "filters/id_generator.h"
+#include "proxy/event_loop.h"
+#include "proxy/http1_server.h"
+#include "proxy/intrusive_list.h"
+#include "proxy/socket.h"
+#include "proxy/worker_snapshot.h"
+
+struct event;
+
+namespace viscount {
+
+class AccessLog;
+class AccessLogShard;
+class EventLog;
+class Metrics;
+class MetricsShard;
+
+// Process-wide objects every worker uses through its own shard.
+struct WorkerServices {
+  AccessLog* access_log = nullptr;
+  Metrics* metrics = nullptr;
+  EventLog* events = nullptr;
+  // Open client connections per listener, across workers (max_connections).
+  std::vector<std::unique_ptr<std::atomic<int64_t>>>* listener_connections = nullptr;
+};
+
+// Upstream name -> resolved addresses, resolved on the main thread.
+using ResolvedUpstreams = std::map<std::string, std::vector<ResolvedAddress>>;
+
+class Worker {
+ public:
+  Worker(size_t index, WorkerServices services);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  // --- main thread ---
+  void start();
+  void join();
+  // Installs a config snapshot for new requests (runs on the worker thread).
+  void installConfig(ConfigPtr config, std::shared_ptr<const ResolvedUpstreams> upstreams);
+  // Hands a bound listening socket to this worker.
+  void addListener(int fd, size_t listener_index);
+  // Stops accepting, closes idle connections, lets in-flight requests finish; `done` runs on
+  // the worker thread when the last connection is gone.
+  void beginDrain(std::function<void()> done);
+  // Closes every connection now and stops the loop.
+  void shutdown();
+  size_t index() const { return index_; }
+  size_t connectionCount() const { return connection_count_.load(std::memory_order_relaxed); }
+
+  // --- worker thread ---
+  EventLoop& loop() { return loop_; }
+  IdGenerator& ids() { return ids_; }
+  AccessLogShard& accessLog() { return *access_log_; }
+  MetricsShard& metrics() { return *metrics_; }
+  EventLog& events() { return *services_.events; }
+  const WorkerSnapshotPtr& snapshot() const { return snapshot_; }
+  bool draining() const { return draining_; }
+  void connectionClosed(Http1ServerConnection& connection);
+
+ private:
+  struct Listener {
+    Worker* worker = nullptr;
+    int fd = -1;
+    size_t index = 0;
+    event* accept_event = nullptr;
+  };
+
+  void run();
+  void buildSnapshot(ConfigPtr config, std::shared_ptr<const ResolvedUpstreams> upstreams);
+  void acceptConnections(Listener& listener);
+  static void onAccept(int fd, short what, void* arg);
+  static void onLogRetry(void* arg);
+  static constexpr std::chrono::milliseconds kLogRetry{10};
+  void closeListeners();
+  void checkDrained();
+
+  size_t index_;
+  WorkerServices services_;
+  EventLoop loop_;
+  IdGenerator ids_;
+  Timer log_retry_;
+  AccessLogShard* access_log_ = nullptr;
+  MetricsShard* metrics_ = nullptr;
+  WorkerSnapshotPtr snapshot_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  IntrusiveList<Http1ServerConnection, ConnectionListTag> connections_;
+  std::atomic<size_t> connection_count_{0};
+  bool draining_ = false;
+  std::function<void()> drained_;
+  std::thread thread_;
+};
+
+}  // namespace viscount

@@ -1,0 +1,53 @@
+#pragma once
+
+// What one worker derives from one config snapshot: compiled filters and, per upstream, the
+// pool. A request holds the snapshot it started with (shared_ptr), so a reload changes what new
+// requests see while in-flight ones finish on the old pools.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "filters/context_filter.h"
+#include "pool/upstream_pool.h"
+
+namespace viscount {
+
+class UpstreamMetrics;
+
+struct UpstreamRuntime {
+  const UpstreamConfig* config = nullptr;
+  std::unique_ptr<UpstreamPool> pool;
+  UpstreamMetrics* metrics = nullptr;
+};
+
+struct ListenerRuntime {
+  const ListenerConfig* config = nullptr;
+  UpstreamRuntime* upstream = nullptr;
+};
+
+struct WorkerSnapshot {
+  ConfigPtr config;
+  std::unique_ptr<ContextFilter> context_filter;
+  std::vector<std::unique_ptr<UpstreamRuntime>> upstreams;
+  std::vector<ListenerRuntime> listeners;  // same order as config->listeners
+
+  ~WorkerSnapshot() {
+    // Pools first: their connections reference nothing else here.
+    for (auto& u : upstreams)
+      u->pool.reset();
+  }
+};
+
+using WorkerSnapshotPtr = std::shared_ptr<WorkerSnapshot>;
+
+// Facts about the client connection a request arrived on.
+struct PeerInfo {
+  std::string address;  // "ip:port"
+  std::string ip;
+  bool trusted = false;
+  bool tls = false;
+};
+
+}  // namespace viscount
