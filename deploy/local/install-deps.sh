@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything viscount needs to build, test and benchmark on Debian bookworm (as root).
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (it uses apt-get)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+  build-essential cmake ninja-build pkg-config ccache git ca-certificates \
+  libevent-dev node-llhttp libnghttp2-dev libssl-dev openssl \
+  libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev \
+  libgtest-dev libgmock-dev googletest libbenchmark-dev \
+  curl nghttp2-client wrk \
+  python3 python3-h2 python3-httpx python3-fastapi python3-uvicorn

@@ -1,0 +1,64 @@
+#pragma once
+
+// A raw HTTP/1.1 test client: exact bytes out, a small independent response parser in. Used
+// for framing attacks, pipelining and keep-alive checks where a library client would hide or
+// "fix" what goes on the wire.
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "tests/integration/test_upstream.h"
+
+namespace viscount::test {
+
+struct HttpResponse {
+  int status = 0;
+  Headers headers;
+  std::string body;
+  bool chunked = false;
+  Headers trailers;
+
+  std::string header(const std::string& name) const { return headerValue(headers, name); }
+  size_t count(const std::string& name) const { return headerCount(headers, name); }
+};
+
+class RawConnection {
+ public:
+  explicit RawConnection(uint16_t port);
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  ~RawConnection();
+
+  bool send(std::string_view bytes);
+  // Reads one response. nullopt on EOF/timeout/garbage. `head_request`: no body follows.
+  std::optional<HttpResponse> readResponse(
+      bool head_request = false, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // True when the server closed the connection (EOF or reset) within the timeout.
+  bool waitClosed(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Everything until close or timeout.
+  std::string readAll(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  void shutdownWrite();
+  void close();
+  int fd() const { return fd_; }
+
+ private:
+  bool fill(size_t want, std::chrono::steady_clock::time_point deadline);
+  bool line(std::string& out, std::chrono::steady_clock::time_point deadline);
+
+  int fd_ = -1;
+  std::string buf_;
+  size_t pos_ = 0;
+  bool eof_ = false;
+};
+
+// One request on a fresh connection.
+std::optional<HttpResponse> httpRequest(uint16_t port, const std::string& method,
+                                        const std::string& path, const Headers& headers = {},
+                                        const std::string& body = "");
+
+std::string buildRequest(const std::string& method, const std::string& path,
+                         const Headers& headers = {}, const std::string& body = "",
+                         bool add_host = true);
+
+}  // namespace viscount::test

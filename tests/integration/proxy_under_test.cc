@@ -1,0 +1,132 @@
+#include "tests/integration/proxy_under_test.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <stdexcept>
+
+#include <gtest/gtest.h>
+
+#include "config/config_loader.h"
+#include "telemetry/event_log.h"
+
+namespace viscount::test {
+
+std::string withPort(std::string yaml, uint16_t upstream_port) {
+  const std::string p = std::to_string(upstream_port);
+  for (size_t at = yaml.find("{port}"); at != std::string::npos; at = yaml.find("{port}", at)) {
+    yaml.replace(at, 6, p);
+  }
+  return yaml;
+}
+
+std::string defaultConfig(uint16_t upstream_port) {
+  return withPort(R"(workers: 2
+drain_timeout: 5s
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    upstream: app
+upstreams:
+  - name: app
+    url: http://127.0.0.1:{port}
+admin:
+  address: 127.0.0.1:0
+logging:
+  level: debug
+)",
+                  upstream_port);
+}
+
+ProxyUnderTest::ProxyUnderTest(const std::string& yaml) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "viscount-test-XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  dir_ = tmpl;
+  access_log_path_ = dir_ + "/access.log";
+  event_log_path_ = dir_ + "/events.log";
+  event_fd_ = ::open(event_log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+  ConfigLoadResult loaded = loadConfigString(yaml, "test.yaml");
+  if (!loaded.ok()) {
+    std::string all;
+    for (const auto& e : loaded.errors)
+      all += e.format() + "\n";
+    throw std::runtime_error("test config invalid:\n" + all);
+  }
+  ServerOptions options;
+  options.handle_signals = false;
+  options.event_log_fd = event_fd_;
+  options.access_log_override = access_log_path_;
+  server_ = std::make_unique<Server>(loaded.config, options);
+  std::string error;
+  if (!server_->start(&error)) throw std::runtime_error("server failed to start: " + error);
+  thread_ = std::thread([this] { exit_code_ = server_->run(); });
+}
+
+ProxyUnderTest::~ProxyUnderTest() {
+  if (!stopped_) {
+    server_->requestStop();
+    wait();
+  }
+  server_.reset();
+  if (event_fd_ >= 0) ::close(event_fd_);
+  std::error_code ec;
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_, ec);
+}
+
+int ProxyUnderTest::wait(std::chrono::milliseconds timeout) {
+  if (stopped_) return exit_code_;
+  // Join in a helper so a hung server fails the test instead of hanging the suite.
+  auto joined = std::async(std::launch::async, [this] { thread_.join(); });
+  if (joined.wait_for(timeout) != std::future_status::ready) {
+    ADD_FAILURE() << "server did not stop within " << timeout.count() << " ms";
+    std::abort();
+  }
+  stopped_ = true;
+  return exit_code_;
+}
+
+std::string ProxyUnderTest::accessLogText() const {
+  std::ifstream in(access_log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string ProxyUnderTest::eventLogText() const {
+  server_->events().flush();
+  std::ifstream in(event_log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<nlohmann::json> ProxyUnderTest::accessLog(size_t count,
+                                                      std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string text;
+  for (;;) {
+    text = accessLogText();
+    size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+    if (lines >= count || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::vector<nlohmann::json> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    try {
+      out.push_back(nlohmann::json::parse(line));
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "access log line is not JSON: " << line << " (" << e.what() << ")";
+    }
+  }
+  return out;
+}
+
+}  // namespace viscount::test

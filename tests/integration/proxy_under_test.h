@@ -1,0 +1,57 @@
+#pragma once
+
+// Runs a real viscount Server in-process (real workers, real sockets on 127.0.0.1:0) with the
+// access log and event log captured to files in a private temp directory.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "proxy/server.h"
+
+namespace viscount::test {
+
+// A standard two-worker config fronting 127.0.0.1:`upstream_port`; listener and admin on port 0.
+std::string defaultConfig(uint16_t upstream_port);
+// Replaces every "{port}" in `yaml` with the upstream port.
+std::string withPort(std::string yaml, uint16_t upstream_port);
+
+class ProxyUnderTest {
+ public:
+  explicit ProxyUnderTest(const std::string& yaml);
+  ProxyUnderTest(const ProxyUnderTest&) = delete;
+  ProxyUnderTest& operator=(const ProxyUnderTest&) = delete;
+  ~ProxyUnderTest();
+
+  uint16_t port(size_t listener = 0) const { return server_->listenerPort(listener); }
+  uint16_t adminPort() const { return server_->adminPort(); }
+  Server& server() { return *server_; }
+  const std::string& dir() const { return dir_; }
+
+  // Waits until the access log holds at least `count` lines; returns every line parsed (a line
+  // that is not valid JSON fails the test).
+  std::vector<nlohmann::json> accessLog(
+      size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  std::string accessLogText() const;
+  std::string eventLogText() const;
+
+  void drain() { server_->requestDrain(); }
+  // Waits for the server to stop; returns its exit code.
+  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+ private:
+  std::string dir_;
+  std::string access_log_path_;
+  std::string event_log_path_;
+  int event_fd_ = -1;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  int exit_code_ = -1;
+  bool stopped_ = false;
+};
+
+}  // namespace viscount::test
