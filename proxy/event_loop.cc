@@ -26,7 +26,7 @@ EventLoop::EventLoop() {
 }
 
 EventLoop::~EventLoop() {
-  deferred_.clear();
+  runDeferred();
   event_free(wake_event_);
   close(wake_fd_);
   timers_.reset();
@@ -72,15 +72,23 @@ void EventLoop::onWake(int, short, void* arg) {
   static_cast<EventLoop*>(arg)->drainPosted();
 }
 
+void EventLoop::runDeferred() {
+  // Deleting one object can defer the deletion of others (a request's last reference to a
+  // config snapshot takes its pools with it), so repeat until nothing is left.
+  while (!deferred_.empty()) {
+    auto dead = std::move(deferred_);
+    deferred_.clear();
+    dead.clear();
+  }
+}
+
 void EventLoop::endOfTurn() {
   // Flushing can complete a request, which can release a connection and start the next queued
   // request, which schedules more flushes: repeat until quiet.
   while (!flushes_.empty() || !deferred_.empty()) {
     while (Flushable* f = flushes_.popFront())
       f->flush();
-    auto dead = std::move(deferred_);
-    deferred_.clear();
-    dead.clear();
+    runDeferred();
   }
   for (auto& hook : hooks_)
     hook();

@@ -58,6 +58,8 @@ class EventLoop {
     if (!static_cast<ListHook<FlushTag>&>(f).inList()) flushes_.pushBack(f);
   }
   void deferDelete(std::unique_ptr<Deletable> object) { deferred_.push_back(std::move(object)); }
+  // Deletes everything deferred so far (also what those deletions defer).
+  void runDeferred();
   // Called at the end of every turn, after flushes (e.g. hand access-log lines to the writer).
   void addEndOfTurnHook(std::function<void()> hook) { hooks_.push_back(std::move(hook)); }
 

@@ -103,6 +103,7 @@ void Http1ServerConnection::parse() {
 
 void Http1ServerConnection::onMessageBegin() {
   phase_ = Phase::kHeaders;
+  is_head_ = false;
   request_start_ = Clock::now();
   request_start_wall_ = std::chrono::system_clock::now();
   if (!first_request_) {
@@ -135,6 +136,7 @@ bool Http1ServerConnection::onHeadersComplete(Http1Head& h) {
   response_done_ = false;
   has_trailers_ = false;
   close_after_ = false;
+  request_has_body_ = h.chunked || (h.content_length && *h.content_length > 0);
 
   RequestHead head;
   head.method = h.method;
@@ -209,6 +211,7 @@ void Http1ServerConnection::rejectRequest(ErrorCode code) {
   }
   phase_ = Phase::kActive;
   request_done_ = true;
+  request_has_body_ = false;
   Exchange& exchange = newExchange();
   exchange.sendLocalReply(code);
 }
@@ -268,8 +271,9 @@ void Http1ServerConnection::sendInformational(ResponseHead& head) {
 
 void Http1ServerConnection::sendResponseHead(ResponseHead& head, bool end_stream) {
   response_started_ = true;
-  close_after_ =
-      !keep_alive_ || head.close_client || draining_ || worker_.draining() || !request_done_;
+  // A request whose body is still arriving cannot be followed by another on this connection.
+  close_after_ = !keep_alive_ || head.close_client || draining_ || worker_.draining() ||
+                 (!request_done_ && request_has_body_);
   uint64_t length = 0;
   const bool bodiless = head.status == 204 || head.status == 304 || head.status < 200;
   if (is_head_) {

@@ -100,6 +100,7 @@ class Http1ServerConnection final : public Deletable,
   bool close_after_ = false;  // we close after this response
   bool is_head_ = false;
   bool request_done_ = false;
+  bool request_has_body_ = false;
   bool response_started_ = false;
   bool response_done_ = false;
   bool has_trailers_ = false;

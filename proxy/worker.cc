@@ -53,11 +53,18 @@ void Worker::join() {
 void Worker::run() {
   loop_.run();
   // Stopped: nothing may outlive the loop that its callbacks reference.
-  while (Http1ServerConnection* c = connections_.front())
+  while (Http1ServerConnection* c = connections_.front()) {
     c->abort();
+    if (connections_.front() == c) static_cast<ListHook<ConnectionListTag>&>(*c).leaveList();
+  }
   closeListeners();
+  loop_.runDeferred();
   snapshot_.reset();
-  access_log_->flush();
+  loop_.runDeferred();
+  // The last lines must reach the writer before it stops; it may need a moment to make room.
+  for (int i = 0; i < 2000 && !access_log_->flush(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void Worker::installConfig(ConfigPtr config, std::shared_ptr<const ResolvedUpstreams> upstreams) {

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is needed (Debian bookworm, as root), builds twice
+# (optimised, and ASan+UBSan) and runs the whole suite in both builds.
+#   tests/run.sh              # everything
+#   VISCOUNT_SKIP_INSTALL=1 tests/run.sh   # skip apt-get (already installed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${VISCOUNT_SKIP_INSTALL:-0}" != 1 ]; then deploy/local/install-deps.sh; fi
+
+jobs=$(nproc)
+export CTEST_OUTPUT_ON_FAILURE=1
+
+echo "== optimised build"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j "$jobs"
+(cd build && ctest -j "$jobs" --timeout 300)
+
+echo "== ASan + UBSan build"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVISCOUNT_SANITIZE=ON \
+  -DVISCOUNT_BUILD_BENCH=OFF
+cmake --build build-asan -j "$jobs"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build-asan && ctest -j "$jobs" --timeout 600)
+
+echo "== all tests passed"
