@@ -11,6 +11,7 @@ struct Flags {
   std::optional<std::string> config;
   std::optional<std::string> upstream;
   std::optional<std::string> listen;
+  std::optional<std::string> admin;
   bool validate = false;
   bool print_config = false;
   bool version = false;
@@ -48,6 +49,8 @@ std::string readFlags(int argc, const char* const* argv, Flags& flags) {
       slot = &flags.upstream;
     } else if (name == "--listen") {
       slot = &flags.listen;
+    } else if (name == "--admin") {
+      slot = &flags.admin;
     } else if (name == "--validate") {
       toggle = &flags.validate;
     } else if (name == "--print-config") {
@@ -114,6 +117,9 @@ CliParseResult parseCli(int argc, const char* const* argv, const char* env_confi
         "--upstream cannot be combined with --config: a config file defines its own "
         "upstreams");
   }
+  if (flags.admin && !flags.upstream) {
+    return fail("--admin only applies with --upstream; a config file sets admin.address");
+  }
   if (flags.listen && !flags.upstream) {
     return fail("--listen only applies with --upstream; a config file defines its own listeners");
   }
@@ -126,6 +132,7 @@ CliParseResult parseCli(int argc, const char* const* argv, const char* env_confi
   options.config_path = flags.config.value_or("");
   options.upstream_url = flags.upstream.value_or("");
   options.listen_address = flags.listen.value_or("");
+  options.admin_address = flags.admin.value_or("");
   if (flags.validate) {
     if (!flags.config) {
       return fail("--validate checks a config file: pass --config FILE or set " +
@@ -154,7 +161,8 @@ CliParseResult parseCli(int argc, const char* const* argv, const char* env_confi
 std::string cliUsage() {
   std::string usage = R"(Usage:
   viscount --config FILE                      run with a YAML config
-  viscount --upstream URL [--listen ADDR]     zero-config mode: front one local service
+  viscount --upstream URL [--listen ADDR] [--admin ADDR|off]
+                                              zero-config mode: front one local service
   viscount --validate --config FILE           check a config and exit
   viscount --print-config [--config FILE | --upstream URL [--listen ADDR]]
   viscount --version | --help
@@ -167,6 +175,8 @@ Options (each takes "--option VALUE" or "--option=VALUE"):
                        precedence over $VISCOUNT_CONFIG.
       --listen ADDR    Zero-config mode: address to listen on, host:port or [v6]:port
                        (default DEFAULT_LISTEN).
+      --admin ADDR     Zero-config mode: admin endpoints address, or "off"
+                       (default 127.0.0.1:15000).
       --validate       Load and check the config, print FILE:LINE:COL: message for every
                        problem on stderr, and exit: 0 when valid, 1 when not.
       --print-config   Print the effective config as YAML, with every default filled in.

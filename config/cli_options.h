@@ -22,6 +22,7 @@ struct CliOptions {
   std::string config_path;
   std::string upstream_url;
   std::string listen_address;  // empty: kDefaultListenAddress (only with upstream_url)
+  std::string admin_address;   // empty: the default admin address; "off" disables it
 };
 
 struct CliParseResult {

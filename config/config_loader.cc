@@ -551,10 +551,21 @@ ConfigLoadResult loadConfigFile(const std::string& path) {
   return loadConfigString(content, path);
 }
 
-ConfigLoadResult makeZeroConfig(std::string_view upstream_url, std::string_view listen_address) {
+ConfigLoadResult makeZeroConfig(std::string_view upstream_url, std::string_view listen_address,
+                                std::string_view admin_address) {
   std::vector<ConfigError> errors;
   Config config;
   std::string why;
+  if (admin_address == "off") {
+    config.admin.address.reset();
+  } else if (!admin_address.empty()) {
+    if (auto address = parseSocketAddress(admin_address, &why)) {
+      config.admin.address = std::move(*address);
+    } else {
+      errors.push_back(
+          {"--admin", 0, 0, "invalid address '" + std::string(admin_address) + "': " + why});
+    }
+  }
 
   UpstreamConfig upstream;
   upstream.name = std::string(kZeroConfigUpstreamName);

@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   if (!opts.config_path.empty()) {
     loaded = loadConfigFile(opts.config_path);
   } else {
-    loaded = makeZeroConfig(opts.upstream_url, opts.listen_address);
+    loaded = makeZeroConfig(opts.upstream_url, opts.listen_address, opts.admin_address);
   }
   if (!loaded.ok()) return printErrors(loaded);
 

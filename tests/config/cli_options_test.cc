@@ -68,6 +68,24 @@ TEST(CliTest, ZeroConfigMode) {
   EXPECT_EQ(o.listen_address, "[::1]:8081");
 }
 
+TEST(CliTest, AdminAddressInZeroConfigMode) {
+  EXPECT_EQ(options({"--upstream", "http://x", "--admin", "127.0.0.1:0"}).admin_address,
+            "127.0.0.1:0");
+  EXPECT_EQ(options({"--upstream", "http://x", "--admin=off"}).admin_address, "off");
+  EXPECT_NE(error({"--config", "f.yaml", "--admin", "127.0.0.1:1"}).find("--admin"),
+            std::string::npos);
+
+  auto off = makeZeroConfig("http://127.0.0.1:8000", "", "off");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off.config->admin.address.has_value());
+  auto moved = makeZeroConfig("http://127.0.0.1:8000", "", "127.0.0.1:15999");
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(moved.config->admin.address->port, 15999);
+  auto bad = makeZeroConfig("http://127.0.0.1:8000", "", "nope");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.errors[0].file, "--admin");
+}
+
 TEST(CliTest, ExplicitUpstreamOverridesEnvironmentConfig) {
   const CliOptions o = options({"--upstream", "http://127.0.0.1:8000"}, "/env.yaml");
   EXPECT_EQ(o.mode, CliMode::kRun);

@@ -1,0 +1,105 @@
+"""deploy/local/demo.sh --once: the README's first command, on free ports, prints viscount's
+access-log lines and the demo app's lines with the same request ids, and cleans up after itself.
+It runs in place with VISCOUNT_BIN pointing at the binary under test (no build step).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import unittest
+
+from viscount_process import (DEMO_APP_DIR, clean_env, free_port, temp_dir, viscount_bin,
+                              wait_until)
+
+DEMO_SH = os.path.join(DEMO_APP_DIR, "demo.sh")
+
+
+def port_is_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine, LISTEN not
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+class DemoScriptTest(unittest.TestCase):
+
+    def prepare(self):
+        """(script to run, extra environment, file a cmake shim records into or None)."""
+        return DEMO_SH, {"VISCOUNT_BIN": viscount_bin()}, None
+
+    def test_demo_once_on_free_ports(self):
+        script, extra, cmake_record = self.prepare()
+        app_port, proxy_port = free_port(), free_port()
+        while proxy_port == app_port:
+            proxy_port = free_port()
+        admin_port = free_port()
+        env = clean_env(VISCOUNT_SKIP_INSTALL=1, APP_PORT=app_port, PROXY_PORT=proxy_port,
+                        ADMIN_PORT=admin_port)
+        env.update(extra)
+        proc = subprocess.Popen(["bash", script, "--once"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                start_new_session=True)
+
+        def kill_group():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        self.addCleanup(kill_group)
+        try:
+            out, err = proc.communicate(timeout=45)
+        except subprocess.TimeoutExpired:
+            kill_group()
+            out, err = proc.communicate()
+            self.fail("demo.sh --once did not finish in 45 s\n" + out.decode() + err.decode())
+        out, err = out.decode(errors="replace"), err.decode(errors="replace")
+        report = f"--- stdout ---\n{out}\n--- stderr ---\n{err}"
+        self.assertEqual(proc.returncode, 0, report)
+
+        if cmake_record:
+            with open(cmake_record, encoding="utf-8") as f:
+                self.assertIn("--target viscount", f.read())
+
+        self.assertIn(f"127.0.0.1:{proxy_port} -> demo app 127.0.0.1:{app_port}", out)
+        self.assertIn("== viscount access log", out)
+        self.assertIn("== demo app log", out)
+        self.assertEqual(out.count("HTTP/1.1 200"), 2, report)
+
+        access, app = [], []
+        for line in out.splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if obj.get("logger") == "demo_app":
+                app.append(obj)
+            elif "request_id" in obj and "ts" in obj:
+                access.append(obj)
+        self.assertEqual(len(access), 2, report)
+        # demo.sh's readiness probe goes to the app directly and is logged without ids.
+        app = [a for a in app if a["x_request_id"] is not None]
+        self.assertEqual(len(app), 2, report)
+        self.assertEqual({a["request_id"] for a in access}, {a["x_request_id"] for a in app},
+                         report)
+        self.assertEqual({a["correlation_id"] for a in access},
+                         {a["x_correlation_id"] for a in app}, report)
+        own = [a for a in access if a["request_id"] == "my-own-id-123"]
+        self.assertEqual(len(own), 1, report)
+        self.assertEqual(own[0]["user_id"], "alice")
+        self.assertEqual(own[0]["method"], "POST")
+        self.assertTrue(all(a["status"] == 200 for a in access), report)
+        self.assertTrue(all(a["upstream_address"] == f"127.0.0.1:{app_port}" for a in access))
+
+        # The script's trap stopped both processes: their ports are free again.
+        wait_until(lambda: port_is_free(proxy_port) and port_is_free(app_port), timeout=10,
+                   what="demo.sh's processes to release their ports")
+
+
+if __name__ == "__main__":
+    unittest.main()
