@@ -49,6 +49,11 @@ int main(int argc, char** argv) {
     loaded = makeZeroConfig(opts.upstream_url, opts.listen_address, opts.admin_address);
   }
   if (!loaded.ok()) return printErrors(loaded);
+  if (auto unsupported = Server::unsupportedSettings(*loaded.config); !unsupported.empty()) {
+    const std::string where = opts.config_path.empty() ? "viscount" : opts.config_path;
+    for (const auto& message : unsupported) std::cerr << where << ": " << message << "\n";
+    return 1;
+  }
 
   if (opts.mode == CliMode::kValidate) {
     std::cerr << opts.config_path << ": configuration is valid\n";

@@ -57,8 +57,26 @@ bool Server::resolveUpstreams(const Config& config, std::shared_ptr<const Resolv
   return true;
 }
 
+std::vector<std::string> Server::unsupportedSettings(const Config& config) {
+  std::vector<std::string> out;
+  for (const ListenerConfig& l : config.listeners) {
+    if (l.tls) out.push_back("listener " + l.name + ": tls is not supported yet");
+  }
+  for (const UpstreamConfig& u : config.upstreams) {
+    if (u.url.scheme != UpstreamScheme::kHttp) {
+      out.push_back("upstream " + u.name + ": " + toString(u.url.scheme) +
+                    ":// upstreams are not supported yet (use http://)");
+    }
+  }
+  return out;
+}
+
 bool Server::start(std::string* error) {
   const Config& config = *config_;
+  if (auto unsupported = unsupportedSettings(config); !unsupported.empty()) {
+    *error = unsupported.front();
+    return false;
+  }
   LoggingConfig logging = config.logging;
   if (!options_.access_log_override.empty()) logging.access_log = options_.access_log_override;
   const size_t workers = config.effectiveWorkers();

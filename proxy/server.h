@@ -37,6 +37,9 @@ class Server {
   Server& operator=(const Server&) = delete;
   ~Server();
 
+  // Settings the config accepts but this build cannot serve yet; empty when all is supported.
+  static std::vector<std::string> unsupportedSettings(const Config& config);
+
   // Binds every listener and the admin address and starts the workers. On failure returns
   // false with `error` set (the binary exits 2).
   bool start(std::string* error);
