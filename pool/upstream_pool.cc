@@ -87,7 +87,7 @@ void UpstreamPool::closeIdle() {
 void UpstreamPool::startConnect() {
   if (addresses_.empty()) {
     if (PoolCallbacks* w = waiters_.popFront()) {
-      w->onPoolFailure(ErrorCode::kUpstreamConnectFailed, "upstream has no address");
+      w->onPoolFailure(ErrorCode::kUpstreamConnectFailed, "upstream has no address", {});
     }
     return;
   }
@@ -133,9 +133,10 @@ void UpstreamPool::onConnected(UpstreamConnection& c) {
 
 void UpstreamPool::onConnectFailed(UpstreamConnection& c, ErrorCode code, std::string_view detail) {
   if (metrics_ && upstream_metrics_) metrics_->upstreamConnectFailed(*upstream_metrics_);
+  const std::string address = c.addressText();
   destroy(c);
   // The oldest waiter gets the failure; others keep their own connects in flight.
-  if (PoolCallbacks* w = waiters_.popFront()) w->onPoolFailure(code, detail);
+  if (PoolCallbacks* w = waiters_.popFront()) w->onPoolFailure(code, detail, address);
 }
 
 void UpstreamPool::onStreamDone(UpstreamConnection& c, bool reusable) {

@@ -30,7 +30,8 @@ class PoolCallbacks : public ListHook<PoolWaitTag> {
  public:
   virtual ~PoolCallbacks() = default;
   virtual void onPoolReady(UpstreamConnection& connection) = 0;
-  virtual void onPoolFailure(ErrorCode code, std::string_view detail) = 0;
+  // `address` is the upstream address a connect was tried on (empty if none was).
+  virtual void onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) = 0;
 };
 
 class UpstreamPool {

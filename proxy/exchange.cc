@@ -54,10 +54,10 @@ void Exchange::onRequestHeaders(RequestHead& head) {
   ctx_.path.assign(head.target);
   ctx_.protocol = head.protocol;
 
-  // Hop-by-hop headers go first, so a "Connection: x-request-id" from the client cannot remove
-  // the ids chosen below.
-  sanitizeRequestHeaders(head);
+  // Context ids first (it also strips context-header names out of Connection, so sanitizing
+  // cannot remove the ids it chose), then hop-by-hop sanitizing, then forwarding headers.
   snapshot_->context_filter->onRequestHeaders(head, ctx_, peer_.trusted, worker_.ids());
+  sanitizeRequestHeaders(head);
   setForwardedHeaders(head, peer_.ip, peer_.trusted);
 
   const uint64_t body_limit = listener_.config->limits.max_request_body_size;
@@ -157,9 +157,36 @@ void Exchange::onPoolReady(UpstreamConnection& connection) {
   checkRequestBackpressure();
 }
 
-void Exchange::onPoolFailure(ErrorCode code, std::string_view detail) {
+void Exchange::onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) {
   waiting_for_pool_ = false;
+  if (!address.empty()) {
+    ++ctx_.attempts;  // a connect was tried: that is an attempt, even though it failed
+    ctx_.upstream_address.assign(address);
+  }
+  if (retry(code, false)) return;
   upstreamFailed(code, detail);
+}
+
+bool Exchange::retry(ErrorCode code, bool request_sent) {
+  // Only what certainly never reached the upstream, only idempotent methods, and only requests
+  // whose body we still hold in full (bodiless ones today).
+  if (request_sent || response_started_ || completed_ || !request_.idempotent() ||
+      request_.hasBody() || ctx_.attempts > upstream_runtime_.config->retries.attempts) {
+    return false;
+  }
+  if (code != ErrorCode::kUpstreamConnectFailed && code != ErrorCode::kUpstreamReset) return false;
+  EventLog& events = worker_.events();
+  if (events.enabled(LogLevel::kDebug)) {
+    events.log(LogLevel::kDebug, "upstream_retry",
+               {{"upstream", std::string_view(ctx_.upstream)},
+                {"error", errorInfo(code).code},
+                {"attempts", static_cast<uint64_t>(ctx_.attempts)}},
+               ctx_.request_id);
+  }
+  worker_.metrics().retried(*upstream_runtime_.metrics);
+  waiting_for_pool_ = true;
+  upstream_runtime_.pool->acquire(*this);
+  return true;
 }
 
 // ---- phases 5 and 6: response --------------------------------------------------------------
@@ -230,8 +257,8 @@ void Exchange::upstreamFinished() {
 // ---- phase 7: errors -----------------------------------------------------------------------
 
 void Exchange::onUpstreamReset(ErrorCode code, bool request_sent) {
-  (void)request_sent;  // retries (only when nothing was sent) come with the limits work
   upstream_ = nullptr;
+  if (retry(code, request_sent)) return;
   upstreamFailed(code, "upstream connection failed");
 }
 
@@ -316,6 +343,7 @@ void Exchange::sendLocalReply(ErrorCode code) {
 
   response_started_ = true;
   response_ended_ = true;
+  if (!downstream_.isHeadRequest()) ctx_.bytes_out += local_body_.size();
   downstream_.sendResponseHead(head, false);
   downstream_.sendResponseBody(local_body_, true);
 }

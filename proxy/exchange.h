@@ -59,7 +59,7 @@ class Exchange final : public Deletable, public PoolCallbacks, public UpstreamSt
  private:
   // PoolCallbacks (phase 3)
   void onPoolReady(UpstreamConnection& connection) override;
-  void onPoolFailure(ErrorCode code, std::string_view detail) override;
+  void onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) override;
   // UpstreamStreamCallbacks (phases 5 and 6)
   void onUpstreamInformational(ResponseHead& head) override;
   void onUpstreamHeaders(ResponseHead& head, bool end_stream) override;
@@ -70,6 +70,8 @@ class Exchange final : public Deletable, public PoolCallbacks, public UpstreamSt
 
   void forwardRequestBody(std::string_view data);
   void upstreamFailed(ErrorCode code, std::string_view detail);
+  // Tries another upstream connection if the failed attempt may be repeated.
+  bool retry(ErrorCode code, bool request_sent);
   void upstreamFinished();
   void checkRequestBackpressure();
   void complete();  // phase 8

@@ -17,7 +17,7 @@ UpstreamStream& Http1ClientConnection::newStream(UpstreamStreamCallbacks& callba
   parsed_ = 0;
   request_chunked_ = false;
   request_done_ = false;
-  bytes_sent_ = false;
+  written_before_stream_ = bytesWritten();
   headers_delivered_ = false;
   end_delivered_ = false;
   informational_ = false;
@@ -73,12 +73,10 @@ size_t Http1ClientConnection::readBudget() const {
 }
 
 void Http1ClientConnection::onOutputDrained() {
-  bytes_sent_ = true;
   if (callbacks_) callbacks_->onUpstreamWritable();
 }
 
 void Http1ClientConnection::onOutputProgress() {
-  bytes_sent_ = true;
   if (callbacks_ && bufferedOutput() < kLowWatermark) callbacks_->onUpstreamWritable();
 }
 
@@ -171,7 +169,7 @@ void Http1ClientConnection::finishResponse(bool trailing_bytes) {
 void Http1ClientConnection::failStream(ErrorCode code) {
   UpstreamStreamCallbacks* cb = callbacks_;
   callbacks_ = nullptr;
-  const bool sent = bytes_sent_;
+  const bool sent = bytesWritten() > written_before_stream_;
   close();
   if (cb) cb->onUpstreamReset(code, sent);
 }

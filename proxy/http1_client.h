@@ -54,7 +54,7 @@ class Http1ClientConnection final : public UpstreamConnection,
   size_t parsed_ = 0;  // bytes of in_ already given to the parser (the current head)
   bool request_chunked_ = false;
   bool request_done_ = false;
-  bool bytes_sent_ = false;
+  uint64_t written_before_stream_ = 0;  // bytesWritten() when this request started
   bool headers_delivered_ = false;
   bool end_delivered_ = false;
   bool informational_ = false;

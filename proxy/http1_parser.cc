@@ -61,6 +61,7 @@ void Http1Parser::reset() {
   response_to_head_ = false;
   error_ = ErrorCode::kNone;
   reason_.clear();
+  resetScan();
 }
 
 void Http1Parser::shrink() {
@@ -73,7 +74,44 @@ void Http1Parser::resume() {
   llhttp_resume(&parser_);
 }
 
+void Http1Parser::requestLine(const char* base, std::string* method, std::string* target) const {
+  // The target span only exists once the method was accepted, so together they are trustworthy.
+  if (kind_ != Kind::kRequest || url_.len == 0 || !base) return;
+  method->assign(llhttp_method_name(static_cast<llhttp_method_t>(parser_.method)));
+  target->assign(base + url_.off, url_.len);
+}
+
+bool Http1Parser::scanHeadLines(const char* base, size_t end) {
+  size_t i = scan_pos_;
+  while (i < end) {
+    const char c = base[i];
+    if (c == '\r') {
+      if (i + 1 >= end) break;  // need the next byte to judge this CR
+      if (base[i + 1] != '\n') return false;
+      if (scan_line_len_ == 0 && scan_lines_ > 0) {
+        scan_done_ = true;  // the empty line: end of the head
+        i += 2;
+        break;
+      }
+      if (scan_line_len_ > 0) ++scan_lines_;  // empty lines before the request line are allowed
+      scan_line_len_ = 0;
+      i += 2;
+      continue;
+    }
+    if (c == '\n') return false;
+    if (scan_line_len_ == 0 && scan_lines_ > 0 && (c == ' ' || c == '\t')) return false;
+    ++scan_line_len_;
+    ++i;
+  }
+  scan_pos_ = i;
+  return true;
+}
+
 Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t len) {
+  if (kind_ == Kind::kRequest && !scan_done_ && !scanHeadLines(base, offset + len)) {
+    fail(ErrorCode::kBadRequest, "bare CR or LF, or a folded header line");
+    return {Status::kError, 0};
+  }
   base_ = base;
   const char* start = base + offset;
   size_t done = 0;
@@ -382,6 +420,7 @@ int Http1Parser::onMessageCompleteCb(llhttp_t* p) {
   me->started_ = false;
   me->url_ = {};
   me->fields_.clear();
+  me->resetScan();
   return pause ? HPE_PAUSED : 0;
 }
 

@@ -91,6 +91,10 @@ class Http1Parser {
   ErrorCode error() const { return error_; }
   const std::string& errorReason() const { return reason_; }
 
+  // For a request rejected before its head completed: the method and target parsed so far
+  // (empty when the request line itself was bad). `base` as given to execute().
+  void requestLine(const char* base, std::string* method, std::string* target) const;
+
   // Releases per-message memory while the connection is idle.
   void shrink();
 
@@ -116,6 +120,16 @@ class Http1Parser {
   static const llhttp_settings_t* settings();
 
   int headersComplete();
+  // Request heads only: every line ends in CRLF (no bare CR or LF) and no header line starts
+  // with whitespace (obs-fold), checked on the raw bytes because llhttp 8.1 lets some through.
+  // Scans [scan_pos_, end) up to the empty line that ends the head.
+  bool scanHeadLines(const char* base, size_t end);
+  void resetScan() {
+    scan_pos_ = 0;
+    scan_line_len_ = 0;
+    scan_lines_ = 0;
+    scan_done_ = false;
+  }
   bool checkRequestHead(Http1Head& head);
   bool checkResponseHead(Http1Head& head);
   std::string_view view(Span s) const { return {base_ + s.off, s.len}; }
@@ -133,6 +147,10 @@ class Http1Parser {
   bool in_trailers_ = false;
   bool field_done_ = false;
   uint64_t head_bytes_ = 0;
+  size_t scan_pos_ = 0;
+  size_t scan_line_len_ = 0;
+  size_t scan_lines_ = 0;  // non-empty lines seen (the request line is the first)
+  bool scan_done_ = false;
   Span url_;
   std::vector<FieldSpan> fields_;
   std::vector<std::pair<std::string, std::string>> trailer_text_;

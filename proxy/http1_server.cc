@@ -213,6 +213,8 @@ void Http1ServerConnection::rejectRequest(ErrorCode code) {
   request_done_ = true;
   request_has_body_ = false;
   Exchange& exchange = newExchange();
+  // Log which request line was refused, when it got that far.
+  parser_.requestLine(in_.data(), &exchange.context().method, &exchange.context().path);
   exchange.sendLocalReply(code);
 }
 

@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
   if (!loaded.ok()) return printErrors(loaded);
   if (auto unsupported = Server::unsupportedSettings(*loaded.config); !unsupported.empty()) {
     const std::string where = opts.config_path.empty() ? "viscount" : opts.config_path;
-    for (const auto& message : unsupported) std::cerr << where << ": " << message << "\n";
+    for (const auto& message : unsupported)
+      std::cerr << where << ": " << message << "\n";
     return 1;
   }
 

@@ -54,6 +54,9 @@ void SocketConnection::handleEvent(short what) {
     }
   }
   if (what & (EV_READ | EV_CLOSED)) {
+    // The peer's FIN may come in the same edge as its last bytes; once it has been seen, a
+    // short read no longer means "drained": read on until EOF.
+    if (what & EV_CLOSED) peer_closed_ = true;
     if (read_disabled_) {
       read_pending_ = true;
       if (what & EV_CLOSED) onPeerHalfClosedWhileBlocked();
@@ -89,7 +92,7 @@ void SocketConnection::readAvailable() {
       in_.commit(static_cast<size_t>(n));
       onData();
       if (fd_ < 0) return;
-      if (static_cast<size_t>(n) < room) return;  // drained the socket (as far as we can tell)
+      if (static_cast<size_t>(n) < room && !peer_closed_) return;  // drained (as far as we know)
       if (read_disabled_) {
         read_pending_ = true;
         return;
@@ -120,6 +123,7 @@ void SocketConnection::flush() {
     const ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
     if (n > 0) {
       wrote = true;
+      bytes_written_ += static_cast<uint64_t>(n);
       const bool partial = static_cast<size_t>(n) < out_.size();
       out_.consume(static_cast<size_t>(n));
       if (partial) {
@@ -137,8 +141,10 @@ void SocketConnection::flush() {
     return;
   }
   if (out_.empty()) {
+    // Also when nothing was written: the end of a close-delimited response adds no bytes but
+    // still has to be noticed as "everything sent".
     out_.release();
-    if (wrote) onOutputDrained();
+    onOutputDrained();
   } else if (wrote) {
     onOutputProgress();
   }

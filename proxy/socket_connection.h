@@ -26,6 +26,7 @@ class SocketConnection : public Flushable {
   int fd() const { return fd_; }
   bool open() const { return fd_ >= 0; }
   size_t bufferedOutput() const { return out_.size(); }
+  uint64_t bytesWritten() const { return bytes_written_; }
   EventLoop& loop() { return loop_; }
 
  protected:
@@ -76,6 +77,8 @@ class SocketConnection : public Flushable {
   bool read_disabled_ = false;
   bool read_pending_ = false;   // the kernel may hold unread bytes (edge already consumed)
   bool write_blocked_ = false;  // waiting for EPOLLOUT
+  bool peer_closed_ = false;    // EPOLLRDHUP seen: read until EOF
+  uint64_t bytes_written_ = 0;
 };
 
 }  // namespace viscount

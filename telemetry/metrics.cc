@@ -27,6 +27,7 @@ struct UpstreamTotals {
   int64_t queue_depth = 0;
   uint64_t connect_failures = 0;
   uint64_t reused = 0;
+  uint64_t retries = 0;
 };
 
 struct ListenerTotals {
@@ -79,6 +80,7 @@ std::string Metrics::renderPrometheus() const {
         t.queue_depth += up.queue_depth_.value();
         t.connect_failures += up.connect_failures_.value();
         t.reused += up.reused_.value();
+        t.retries += up.retries_.value();
       });
       shard->rejected_.forEach(
           [&](std::string_view reason, const Counter& c) { entry(rejected, reason) += c.value(); });
@@ -149,6 +151,11 @@ std::string Metrics::renderPrometheus() const {
               "Upstream requests sent on a pooled keep-alive connection, by upstream.");
   for (const auto& [name, t] : upstreams) {
     text.sample("viscount_upstream_connections_reused_total", {{"upstream", name}}, t.reused);
+  }
+  text.family("viscount_upstream_retries_total", "counter",
+              "Requests sent again after an attempt that never reached the upstream, by upstream.");
+  for (const auto& [name, t] : upstreams) {
+    text.sample("viscount_upstream_retries_total", {{"upstream", name}}, t.retries);
   }
 
   text.family("viscount_rejected_total", "counter",

@@ -44,6 +44,7 @@ class UpstreamMetrics {
   Gauge queue_depth_;
   Counter connect_failures_;
   Counter reused_;
+  Counter retries_;
 };
 
 // Used only by its worker thread (or before the worker starts).
@@ -83,6 +84,8 @@ class MetricsShard {
   void upstreamConnectFailed(UpstreamMetrics& up) { up.connect_failures_.add(); }
   // viscount_upstream_connections_reused_total{upstream}
   void upstreamConnectionReused(UpstreamMetrics& up) { up.reused_.add(); }
+  // viscount_upstream_retries_total{upstream}
+  void retried(UpstreamMetrics& up) { up.retries_.add(); }
 
  private:
   friend class Metrics;

@@ -87,7 +87,19 @@ bool RawConnection::line(std::string& out, std::chrono::steady_clock::time_point
 
 std::optional<HttpResponse> RawConnection::readResponse(bool head_request,
                                                         std::chrono::milliseconds timeout) {
+  return read(head_request, timeout, false);
+}
+
+std::optional<HttpResponse> RawConnection::readResponseOrInterim(
+    bool head_request, std::chrono::milliseconds timeout) {
+  return read(head_request, timeout, true);
+}
+
+std::optional<HttpResponse> RawConnection::read(bool head_request,
+                                                std::chrono::milliseconds timeout,
+                                                bool return_interim) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<std::pair<int, Headers>> interim;
   for (;;) {
     HttpResponse r;
     std::string l;
@@ -107,8 +119,11 @@ std::optional<HttpResponse> RawConnection::readResponse(bool head_request,
     if (r.status >= 100 && r.status < 200) {
       buf_.erase(0, pos_);
       pos_ = 0;
+      if (return_interim) return r;
+      interim.emplace_back(r.status, std::move(r.headers));
       continue;  // skip interim responses
     }
+    r.interim = std::move(interim);
     const bool bodiless = head_request || r.status == 204 || r.status == 304;
     if (!bodiless) {
       if (lower(r.header("transfer-encoding")) == "chunked") {

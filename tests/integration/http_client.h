@@ -7,6 +7,8 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tests/integration/test_upstream.h"
 
@@ -18,6 +20,8 @@ struct HttpResponse {
   std::string body;
   bool chunked = false;
   Headers trailers;
+  // 1xx responses that arrived before this one (readResponse), in order: status and headers.
+  std::vector<std::pair<int, Headers>> interim;
 
   std::string header(const std::string& name) const { return headerValue(headers, name); }
   size_t count(const std::string& name) const { return headerCount(headers, name); }
@@ -34,6 +38,9 @@ class RawConnection {
   // Reads one response. nullopt on EOF/timeout/garbage. `head_request`: no body follows.
   std::optional<HttpResponse> readResponse(
       bool head_request = false, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Like readResponse, but a 1xx interim response is returned as soon as its head is read.
+  std::optional<HttpResponse> readResponseOrInterim(
+      bool head_request = false, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // True when the server closed the connection (EOF or reset) within the timeout.
   bool waitClosed(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // Everything until close or timeout.
@@ -43,6 +50,8 @@ class RawConnection {
   int fd() const { return fd_; }
 
  private:
+  std::optional<HttpResponse> read(bool head_request, std::chrono::milliseconds timeout,
+                                   bool return_interim);
   bool fill(size_t want, std::chrono::steady_clock::time_point deadline);
   bool line(std::string& out, std::chrono::steady_clock::time_point deadline);
 

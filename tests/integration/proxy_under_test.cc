@@ -65,7 +65,10 @@ ProxyUnderTest::ProxyUnderTest(const std::string& yaml) {
   server_ = std::make_unique<Server>(loaded.config, options);
   std::string error;
   if (!server_->start(&error)) throw std::runtime_error("server failed to start: " + error);
-  thread_ = std::thread([this] { exit_code_ = server_->run(); });
+  thread_ = std::thread([this] {
+    exit_code_ = server_->run();
+    run_returned_ = true;
+  });
 }
 
 ProxyUnderTest::~ProxyUnderTest() {
@@ -89,6 +92,16 @@ int ProxyUnderTest::wait(std::chrono::milliseconds timeout) {
   }
   stopped_ = true;
   return exit_code_;
+}
+
+std::optional<int> ProxyUnderTest::waitFor(std::chrono::milliseconds timeout) {
+  if (stopped_) return exit_code_;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!run_returned_.load()) {
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return wait();
 }
 
 std::string ProxyUnderTest::accessLogText() const {

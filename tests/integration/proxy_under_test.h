@@ -3,8 +3,10 @@
 // Runs a real viscount Server in-process (real workers, real sockets on 127.0.0.1:0) with the
 // access log and event log captured to files in a private temp directory.
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +44,9 @@ class ProxyUnderTest {
   void drain() { server_->requestDrain(); }
   // Waits for the server to stop; returns its exit code.
   int wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Like wait(), but returns nullopt (and leaves the server running) when it has not stopped
+  // within `timeout`.
+  std::optional<int> waitFor(std::chrono::milliseconds timeout);
 
  private:
   std::string dir_;
@@ -52,6 +57,7 @@ class ProxyUnderTest {
   std::thread thread_;
   int exit_code_ = -1;
   bool stopped_ = false;
+  std::atomic<bool> run_returned_{false};
 };
 
 }  // namespace viscount::test
