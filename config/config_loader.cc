@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "config/address.h"
+#include "config/id_regex.h"
 #include "config/duration.h"
 #include "config/yaml_reader.h"
 
@@ -316,7 +317,7 @@ class ConfigParser {
     std::string pattern;
     if (!map.readString(key, pattern)) return;
     try {
-      std::regex compiled(pattern, std::regex::ECMAScript);
+      std::regex compiled(pattern, kIdRegexFlags);
     } catch (const std::regex_error& e) {
       map.error(key, "invalid regular expression '" + pattern + "': " + e.what());
       return;

@@ -3,6 +3,8 @@
 #include <limits>
 #include <regex>
 
+#include "config/id_regex.h"
+
 namespace viscount {
 
 struct IdPattern::Regex {
@@ -11,18 +13,10 @@ struct IdPattern::Regex {
 
 namespace {
 
-// libstdc++'s default matcher recurses once per input character and overflows the stack on
-// inputs of a few tens of KiB; header values can be that long. Its polynomial mode matches in
-// bounded stack at the price of back-references.
 constexpr size_t kUnbounded = std::numeric_limits<size_t>::max();
-#if defined(__GLIBCXX__)
-constexpr auto kRegexFlags = std::regex::ECMAScript | std::regex_constants::__polynomial;
-constexpr size_t kRegexMaxInput = kUnbounded;
-#else
-// Elsewhere the matcher may recurse per character: longer values are refused, not matched.
-constexpr auto kRegexFlags = std::regex::ECMAScript;
-constexpr size_t kRegexMaxInput = 4096;
-#endif
+constexpr auto kRegexFlags = kIdRegexFlags;
+// Where the matcher may recurse per character, longer values are refused, not matched.
+constexpr size_t kRegexMaxInput = kIdRegexBoundedStack ? kUnbounded : size_t{4096};
 
 struct ClassShape {
   std::string_view bracket;  // "[...]" including both brackets

@@ -341,6 +341,18 @@ TEST(ConfigLoaderTest, InvalidRegexes) {
             std::string::npos);
 }
 
+TEST(ConfigLoaderTest, BackReferencesAreRefusedLikeTheMatcherDoes) {
+  // The matcher runs in bounded-stack mode, which has no back-references; --validate must not
+  // accept a pattern the proxy then cannot run.
+  const std::string yaml = std::string(kListenerAndUpstream) + R"(context:
+  id_pattern: "^(a)\\1$"
+)";
+  const auto errors = errorsOf(yaml);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message.find("context.id_pattern: invalid regular expression"),
+            std::string::npos);
+}
+
 TEST(ConfigLoaderTest, MissingUpstreamReference) {
   const std::string yaml = R"(listeners:
   - name: inbound
