@@ -1,0 +1,206 @@
+// Client-side deadlines and limits of the core: the header deadline runs from the first byte and
+// is not reset by trickled bytes (slowloris), silent and idle connections are closed, a chunked
+// body over the limit is refused, and a request timeout after the response started cuts the
+// client connection instead of sending a second status.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/http_client.h"
+#include "tests/integration/proxy_under_test.h"
+#include "tests/integration/test_upstream.h"
+
+namespace viscount::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::string timeoutsConfig(uint16_t port) {
+  return withPort(R"(workers: 1
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    upstream: app
+    timeouts:
+      request_headers: 500ms
+      idle: 300ms
+    limits:
+      max_request_body_size: 1KiB
+upstreams:
+  - name: app
+    url: http://127.0.0.1:{port}
+    timeouts:
+      request: 400ms
+admin:
+  address: off
+)",
+                  port);
+}
+
+long msSince(Clock::time_point t) {
+  return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
+}
+
+TEST(Timeouts, TrickledHeadersGet408FromTheFirstByte) {
+  TestUpstream upstream;
+  ProxyUnderTest proxy(timeoutsConfig(upstream.port()));
+  RawConnection c(proxy.port());
+  const auto start = Clock::now();
+  ASSERT_TRUE(c.send("GET /slow HTTP/1.1\r\nHost: t\r\n"));
+  // One header byte every 50 ms: each byte would reset a naive idle timer.
+  std::thread trickle([&] {
+    for (int i = 0; i < 30; ++i) {
+      if (!c.send("x")) return;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+  });
+  auto r = c.readResponse(false, std::chrono::seconds(5));
+  const long elapsed = msSince(start);
+  trickle.join();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 408);
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_FALSE(r->header("x-request-id").empty());
+  EXPECT_NE(r->body.find("\"request_header_timeout\""), std::string::npos);
+  EXPECT_GE(elapsed, 450);
+  EXPECT_LT(elapsed, 1400) << "the deadline was reset by trickled bytes";
+  EXPECT_TRUE(c.waitClosed());
+  EXPECT_EQ(upstream.requestCount(), 0u);
+  auto log = proxy.accessLog(1);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0]["status"], 408);
+  EXPECT_EQ(log[0]["error"], "request_header_timeout");
+  EXPECT_EQ(log[0]["method"], "GET");
+  EXPECT_EQ(log[0]["path"], "/slow");
+}
+
+TEST(Timeouts, SilentConnectionIsClosedWithoutALogLine) {
+  TestUpstream upstream;
+  ProxyUnderTest proxy(timeoutsConfig(upstream.port()));
+  RawConnection c(proxy.port());
+  const auto start = Clock::now();
+  EXPECT_TRUE(c.waitClosed(std::chrono::seconds(5)));
+  EXPECT_GE(msSince(start), 450);
+  // No request was ever started, so there is nothing to log; a real request afterwards is the
+  // only line.
+  auto r = httpRequest(proxy.port(), "GET", "/after");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  auto log = proxy.accessLog(1);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0]["path"], "/after");
+}
+
+TEST(Timeouts, IdleKeepAliveConnectionIsClosed) {
+  TestUpstream upstream;
+  ProxyUnderTest proxy(timeoutsConfig(upstream.port()));
+  RawConnection c(proxy.port());
+  ASSERT_TRUE(c.send(buildRequest("GET", "/one")));
+  auto r = c.readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  const auto idle_from = Clock::now();
+  EXPECT_TRUE(c.waitClosed(std::chrono::seconds(5)));
+  const long idle = msSince(idle_from);
+  EXPECT_GE(idle, 250);
+  EXPECT_LT(idle, 2000);
+}
+
+TEST(Timeouts, KeepAliveRequestsBeforeTheIdleDeadlineAreServed) {
+  TestUpstream upstream;
+  ProxyUnderTest proxy(timeoutsConfig(upstream.port()));
+  RawConnection c(proxy.port());
+  // Requests 150 ms apart for ~1.2 s: longer than the idle timeout in total, never idle that long.
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(c.send(buildRequest("GET", "/n" + std::to_string(i))));
+    auto r = c.readResponse();
+    ASSERT_TRUE(r) << "request " << i;
+    EXPECT_EQ(r->status, 200);
+    std::this_thread::sleep_for(milliseconds(150));
+  }
+}
+
+TEST(Timeouts, ChunkedBodyOverTheLimitGets413) {
+  TestUpstream upstream;
+  ProxyUnderTest proxy(timeoutsConfig(upstream.port()));
+  RawConnection c(proxy.port());
+  std::string req = "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 8; ++i)
+    req += "200\r\n" + std::string(512, 'a') + "\r\n";  // 4 KiB
+  req += "0\r\n\r\n";
+  ASSERT_TRUE(c.send(req));
+  auto r = c.readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(r->body.find("\"body_too_large\""), std::string::npos);
+  EXPECT_TRUE(c.waitClosed());
+  // The upstream never receives a complete request with the oversized body.
+  for (const auto& seen : upstream.requests())
+    EXPECT_LE(seen.body.size(), 1024u);
+  auto log = proxy.accessLog(1);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0]["status"], 413);
+  EXPECT_EQ(log[0]["error"], "body_too_large");
+}
+
+TEST(Timeouts, ContentLengthExactlyAtTheLimitIsAccepted) {
+  TestUpstream upstream;
+  ProxyUnderTest proxy(timeoutsConfig(upstream.port()));
+  auto r = httpRequest(proxy.port(), "POST", "/edge", {}, std::string(1024, 'b'));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  ASSERT_EQ(upstream.requestCount(), 1u);
+  EXPECT_EQ(upstream.requests()[0].body.size(), 1024u);
+}
+
+TEST(Timeouts, RequestTimeoutAfterHeadersClosesTheClient) {
+  // The upstream sends its head and part of the body, then stalls past the request timeout: the
+  // status is already out, so the only honest signal left is closing the connection.
+  TestUpstream upstream([](const ReceivedRequest&) {
+    UpstreamReply reply;
+    reply.raw = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial";
+    return reply;
+  });
+  ProxyUnderTest proxy(timeoutsConfig(upstream.port()));
+  RawConnection c(proxy.port());
+  ASSERT_TRUE(c.send(buildRequest("GET", "/stall")));
+  const auto start = Clock::now();
+  const std::string got = c.readAll(std::chrono::seconds(5));
+  EXPECT_NE(got.find("HTTP/1.1 200"), std::string::npos);
+  EXPECT_NE(got.find("partial"), std::string::npos);
+  EXPECT_EQ(got.find("HTTP/1.1 504"), std::string::npos) << "a second status after the first";
+  EXPECT_LT(msSince(start), 3000);
+  auto log = proxy.accessLog(1);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0]["status"], 200);
+  EXPECT_EQ(log[0]["error"], "upstream_timeout");
+  EXPECT_EQ(log[0]["bytes_out"], 7);
+}
+
+TEST(Timeouts, RequestTimeoutBeforeHeadersIs504) {
+  TestUpstream upstream([](const ReceivedRequest&) {
+    UpstreamReply reply;
+    reply.hang = true;
+    return reply;
+  });
+  ProxyUnderTest proxy(timeoutsConfig(upstream.port()));
+  const auto start = Clock::now();
+  auto r = httpRequest(proxy.port(), "GET", "/hang");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 504);
+  EXPECT_NE(r->body.find("\"upstream_timeout\""), std::string::npos);
+  EXPECT_GE(msSince(start), 350);
+  auto log = proxy.accessLog(1);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0]["error"], "upstream_timeout");
+  EXPECT_FALSE(log[0]["upstream_ms"].is_null());
+}
+
+}  // namespace
+}  // namespace viscount::test
