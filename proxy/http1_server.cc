@@ -33,9 +33,8 @@ Http1ServerConnection::~Http1ServerConnection() = default;
 void Http1ServerConnection::start(std::string_view preread) {
   const auto& listener = *worker_.snapshot()->listeners[listener_index_].config;
   parser_.setMaxHeadBytes(listener.limits.max_request_headers_size);
-  // A new connection must start a request within the header deadline: one that connects and
-  // stays silent gets no more than a trickling one.
-  timer_.arm(listener.timeouts.request_headers);
+  // Until the first byte a new connection is idle; the header deadline starts with that byte.
+  timer_.arm(listener.timeouts.idle);
   startEvents();
   if (!preread.empty()) {
     in_.append(preread);
@@ -106,11 +105,8 @@ void Http1ServerConnection::onMessageBegin() {
   is_head_ = false;
   request_start_ = Clock::now();
   request_start_wall_ = std::chrono::system_clock::now();
-  if (!first_request_) {
-    // The header deadline runs from the first byte and is not reset by later ones.
-    timer_.arm(worker_.snapshot()->listeners[listener_index_].config->timeouts.request_headers);
-  }
-  first_request_ = false;
+  // The header deadline runs from the first byte and is not reset by later ones.
+  timer_.arm(worker_.snapshot()->listeners[listener_index_].config->timeouts.request_headers);
 }
 
 Exchange& Http1ServerConnection::newExchange() {

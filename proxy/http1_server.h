@@ -95,7 +95,6 @@ class Http1ServerConnection final : public Deletable,
   Phase phase_ = Phase::kIdle;
   BodyFraming framing_ = BodyFraming::kNone;
   uint8_t client_minor_ = 1;
-  bool first_request_ = true;
   bool keep_alive_ = true;    // the client allows reuse after this request
   bool close_after_ = false;  // we close after this response
   bool is_head_ = false;

@@ -81,12 +81,15 @@ TEST(Timeouts, TrickledHeadersGet408FromTheFirstByte) {
 }
 
 TEST(Timeouts, SilentConnectionIsClosedWithoutALogLine) {
+  // Before its first byte a connection is idle: the idle timeout (300 ms) applies, not the
+  // header deadline (500 ms), which only starts with the first byte.
   TestUpstream upstream;
   ProxyUnderTest proxy(timeoutsConfig(upstream.port()));
   RawConnection c(proxy.port());
   const auto start = Clock::now();
   EXPECT_TRUE(c.waitClosed(std::chrono::seconds(5)));
-  EXPECT_GE(msSince(start), 450);
+  EXPECT_GE(msSince(start), 250);
+  EXPECT_LT(msSince(start), 450);
   // No request was ever started, so there is nothing to log; a real request afterwards is the
   // only line.
   auto r = httpRequest(proxy.port(), "GET", "/after");
@@ -95,6 +98,31 @@ TEST(Timeouts, SilentConnectionIsClosedWithoutALogLine) {
   auto log = proxy.accessLog(1);
   ASSERT_EQ(log.size(), 1u);
   EXPECT_EQ(log[0]["path"], "/after");
+}
+
+TEST(Timeouts, HeaderDeadlineStartsAtTheFirstByteNotAtConnect) {
+  // Connect, wait longer than the header deadline would allow if it ran from connect (but less
+  // than the idle timeout), then send a whole request: it is served.
+  TestUpstream upstream;
+  ProxyUnderTest proxy(withPort(R"(workers: 1
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    upstream: app
+    timeouts: {request_headers: 200ms, idle: 5s}
+upstreams:
+  - name: app
+    url: http://127.0.0.1:{port}
+admin:
+  address: off
+)",
+                                upstream.port()));
+  RawConnection c(proxy.port());
+  std::this_thread::sleep_for(milliseconds(400));
+  ASSERT_TRUE(c.send(buildRequest("GET", "/late")));
+  auto r = c.readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
 }
 
 TEST(Timeouts, IdleKeepAliveConnectionIsClosed) {
