@@ -61,6 +61,7 @@ void Http1Parser::reset() {
   response_to_head_ = false;
   error_ = ErrorCode::kNone;
   reason_.clear();
+  method_pending_ = false;
   resetScan();
 }
 
@@ -107,7 +108,30 @@ bool Http1Parser::scanHeadLines(const char* base, size_t end) {
   return true;
 }
 
+Http1Parser::MethodVerdict Http1Parser::judgeUnknownMethod(const char* base, size_t end) {
+  constexpr size_t kLongestMethod = 32;
+  size_t n = 0;
+  while (n < end && n < kLongestMethod && isTchar(base[n]))
+    ++n;
+  if (n == end && n < kLongestMethod) return MethodVerdict::kNeedMore;
+  return n > 0 && n < end && base[n] == ' ' ? MethodVerdict::kToken : MethodVerdict::kGarbage;
+}
+
+void Http1Parser::failUnknownMethod(MethodVerdict verdict) {
+  if (verdict == MethodVerdict::kToken) {
+    fail(ErrorCode::kNotImplemented, "method not implemented");
+  } else {
+    fail(ErrorCode::kBadRequest, "invalid method");
+  }
+}
+
 Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t len) {
+  if (method_pending_) {
+    const MethodVerdict verdict = judgeUnknownMethod(base, offset + len);
+    if (verdict == MethodVerdict::kNeedMore) return {Status::kOk, len};
+    failUnknownMethod(verdict);
+    return {Status::kError, 0};
+  }
   if (kind_ == Kind::kRequest && !scan_done_ && !scanHeadLines(base, offset + len)) {
     fail(ErrorCode::kBadRequest, "bare CR or LF, or a folded header line");
     return {Status::kError, 0};
@@ -137,14 +161,15 @@ Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t
       if (kind_ == Kind::kResponse) {
         fail(ErrorCode::kUpstreamProtocolError, llhttp_get_error_reason(&parser_));
       } else if (err == HPE_INVALID_METHOD) {
-        // A well-formed token we do not know is "not implemented"; garbage is a bad request.
-        const char* p = base;
-        size_t n = 0;
-        while (n < offset + len && n < 32 && isTchar(p[n]))
-          ++n;
-        bool token = n > 0 && n < offset + len && p[n] == ' ';
-        fail(token ? ErrorCode::kNotImplemented : ErrorCode::kBadRequest,
-             llhttp_get_error_reason(&parser_));
+        // llhttp knows a fixed set of methods. Whether the unknown one is a well-formed token
+        // (501) or garbage (400) shows only once the space after it has arrived.
+        const MethodVerdict verdict = judgeUnknownMethod(base, offset + len);
+        if (verdict == MethodVerdict::kNeedMore) {
+          method_pending_ = true;
+          base_ = nullptr;
+          return {Status::kOk, len};
+        }
+        failUnknownMethod(verdict);
       } else {
         fail(ErrorCode::kBadRequest, llhttp_get_error_reason(&parser_));
       }
@@ -220,9 +245,11 @@ int Http1Parser::onHeaderValueCb(llhttp_t* p, const char* at, size_t len) {
   FieldSpan& f = me->fields_.back();
   const bool continues =
       f.value_started && f.value.len > 0 && at == me->base_ + f.value.off + f.value.len;
-  if (!continues && at > me->base_ && (at[-1] == '\n' || at[-1] == '\r')) {
+  if (f.value_started && !continues && at > me->base_ && (at[-1] == '\n' || at[-1] == '\r')) {
     // A second piece of the same value that does not continue the first: llhttp accepted an
-    // obsolete line folding (RFC 9112 section 5.2), which we refuse.
+    // obsolete line folding (RFC 9112 section 5.2), which we refuse. (An empty value has one
+    // empty piece, which llhttp may place on the next line; request heads are also checked
+    // for folds byte by byte in scanHeadLines.)
     me->fail(
         me->kind_ == Kind::kRequest ? ErrorCode::kBadRequest : ErrorCode::kUpstreamProtocolError,
         "obsolete line folding");
@@ -391,6 +418,9 @@ bool Http1Parser::checkResponseHead(Http1Head& head) {
     head.content_length = parser_.content_length;
   }
   if (no_body && status != 304 && !response_to_head_) head.content_length = 0;
+  // llhttp learns that no body follows only from this callback's return value; tell it now so
+  // that a bodiless response without framing headers does not count as read-until-close.
+  if (no_body) parser_.flags |= F_SKIPBODY;
   head.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
   if (!head.chunked && !head.content_length && !no_body) head.keep_alive = false;  // until close
   return true;

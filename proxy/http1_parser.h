@@ -130,6 +130,9 @@ class Http1Parser {
     scan_lines_ = 0;
     scan_done_ = false;
   }
+  enum class MethodVerdict { kNeedMore, kToken, kGarbage };
+  static MethodVerdict judgeUnknownMethod(const char* base, size_t end);
+  void failUnknownMethod(MethodVerdict verdict);
   bool checkRequestHead(Http1Head& head);
   bool checkResponseHead(Http1Head& head);
   std::string_view view(Span s) const { return {base_ + s.off, s.len}; }
@@ -151,6 +154,7 @@ class Http1Parser {
   size_t scan_line_len_ = 0;
   size_t scan_lines_ = 0;  // non-empty lines seen (the request line is the first)
   bool scan_done_ = false;
+  bool method_pending_ = false;  // an unknown method: waiting for the byte after it
   Span url_;
   std::vector<FieldSpan> fields_;
   std::vector<std::pair<std::string, std::string>> trailer_text_;
