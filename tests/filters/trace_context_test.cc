@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 
 namespace viscount {
@@ -28,6 +29,11 @@ struct Case {
   std::string value;
   const char* why;
 };
+
+// Names the case in test listings (otherwise gtest prints the object's bytes, pointers included).
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.why;
+}
 
 class ValidTraceparent : public ::testing::TestWithParam<Case> {};
 class InvalidTraceparent : public ::testing::TestWithParam<Case> {};

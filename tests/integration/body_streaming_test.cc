@@ -534,6 +534,20 @@ TEST(BodyStreaming, ResponseTrailersPassThrough) {
 
 constexpr size_t kMaxRssGrowth = 16 * kMiB;
 
+// AddressSanitizer keeps freed blocks in a quarantine of up to 256 MiB, so the process's RSS says
+// nothing about the proxy's buffering there; the optimised build makes the memory assertion.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssIsMeaningful = false;
+#else
+constexpr bool kRssIsMeaningful = true;
+#endif
+
+void expectBoundedRss(size_t growth) {
+  ::testing::Test::RecordProperty("rss_growth_bytes", std::to_string(growth));
+  if (!kRssIsMeaningful) return;
+  EXPECT_LT(growth, kMaxRssGrowth) << "RSS grew by " << growth / kMiB << " MiB";
+}
+
 TEST(BodyStreaming, LargeRequestToSlowUpstreamIsStreamedInBoundedMemory) {
   constexpr uint64_t kSize = 64 * kMiB;
   StreamChecker checker;
@@ -587,8 +601,7 @@ TEST(BodyStreaming, LargeRequestToSlowUpstreamIsStreamedInBoundedMemory) {
   EXPECT_NE(lower(upstream_head).find("content-length: " + std::to_string(kSize)),
             std::string::npos)
       << upstream_head;
-  ::testing::Test::RecordProperty("rss_growth_bytes", std::to_string(rss.growth()));
-  EXPECT_LT(rss.growth(), kMaxRssGrowth) << "RSS grew by " << rss.growth() / kMiB << " MiB";
+  expectBoundedRss(rss.growth());
 }
 
 TEST(BodyStreaming, LargeResponseToSlowClientIsStreamedInBoundedMemory) {
@@ -641,8 +654,7 @@ TEST(BodyStreaming, LargeResponseToSlowClientIsStreamedInBoundedMemory) {
   EXPECT_EQ(checker.received, kSize);
   EXPECT_EQ(checker.first_mismatch, -1);
   EXPECT_EQ(upstream_sent.load(), kSize);
-  ::testing::Test::RecordProperty("rss_growth_bytes", std::to_string(rss.growth()));
-  EXPECT_LT(rss.growth(), kMaxRssGrowth) << "RSS grew by " << rss.growth() / kMiB << " MiB";
+  expectBoundedRss(rss.growth());
 }
 
 }  // namespace
