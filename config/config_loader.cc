@@ -10,8 +10,8 @@
 #include <utility>
 
 #include "config/address.h"
-#include "config/id_regex.h"
 #include "config/duration.h"
+#include "config/id_regex.h"
 #include "config/yaml_reader.h"
 
 namespace viscount {
