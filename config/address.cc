@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "config/ascii.h"
 #include "config/duration.h"
 
 namespace viscount {
@@ -13,13 +14,6 @@ namespace {
 
 void setError(std::string* error, std::string message) {
   if (error != nullptr) *error = std::move(message);
-}
-
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
 }
 
 // The canonical spelling, so "0:0::1" and "::1" compare equal when checking duplicate binds.
@@ -105,7 +99,7 @@ std::optional<SocketAddress> parseSocketAddress(std::string_view text, std::stri
     ip = canonicalIp(std::string(host), AF_INET6);
   } else if (host.empty() || host == "*") {
     ip = "0.0.0.0";
-  } else if (lowercase(host) == "localhost") {
+  } else if (toLowerAscii(host) == "localhost") {
     ip = "127.0.0.1";
   } else {
     ip = canonicalIp(std::string(host), AF_INET);
@@ -129,7 +123,7 @@ std::optional<UpstreamUrl> parseUpstreamUrl(std::string_view text, std::string* 
     return std::nullopt;
   }
   UpstreamUrl url;
-  const std::string scheme = lowercase(text.substr(0, separator));
+  const std::string scheme = toLowerAscii(text.substr(0, separator));
   if (scheme == "http") {
     url.scheme = UpstreamScheme::kHttp;
     url.port = 80;
@@ -226,7 +220,7 @@ std::optional<UpstreamUrl> parseUpstreamUrl(std::string_view text, std::string* 
     }
     url.host = *ip;
   } else if (isValidHostname(host)) {
-    url.host = lowercase(host);
+    url.host = toLowerAscii(host);
   } else {
     setError(error, "invalid host name '" + std::string(host) + "'");
     return std::nullopt;

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "config/address.h"
+#include "config/ascii.h"
 #include "config/duration.h"
 #include "config/id_regex.h"
 #include "config/yaml_reader.h"
@@ -83,11 +84,6 @@ bool isValidName(std::string_view name) {
     if (!ok) return false;
   }
   return true;
-}
-
-bool isTokenChar(char c) {
-  if (std::isalnum(static_cast<unsigned char>(c))) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 // Two binds conflict when they are the same socket, or when a wildcard of one family already
@@ -301,8 +297,7 @@ class ConfigParser {
       return;
     }
     // Stored lowercase: HTTP/2 requires it on the wire and lookups can then compare bytes.
-    std::transform(value.begin(), value.end(), value.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    value = toLowerAscii(value);
     for (const auto reserved : kReservedHeaders) {
       if (value == reserved) {
         map.error("header", "'" + value + "' is used by the proxy itself and cannot carry an id");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "config/ascii.h"
 #include "config/duration.h"
 
 namespace viscount {
@@ -161,11 +162,6 @@ const YAML::Node* YamlMap::value(std::string_view key) const {
   return entry != nullptr ? &entry->value : nullptr;
 }
 
-YAML::Mark YamlMap::keyMark(std::string_view key) const {
-  const Entry* entry = find(key);
-  return entry != nullptr ? entry->key_node.Mark() : mark_;
-}
-
 YAML::Mark YamlMap::valueMark(std::string_view key) const {
   const Entry* entry = find(key);
   if (entry == nullptr) return mark_;
@@ -190,10 +186,6 @@ YamlMap YamlMap::child(std::string_view key, std::vector<std::string_view> allow
 
 void YamlMap::error(std::string_view key, const std::string& message) const {
   errors_->add(valueMark(key), path(key) + ": " + message);
-}
-
-void YamlMap::errorAtKey(std::string_view key, const std::string& message) const {
-  errors_->add(keyMark(key), path(key) + ": " + message);
 }
 
 void YamlMap::requireKey(std::string_view key) const {
@@ -226,9 +218,7 @@ bool YamlMap::readString(std::string_view key, std::string& out) const {
 bool YamlMap::readBool(std::string_view key, bool& out) const {
   const std::string* text = scalar(key);
   if (text == nullptr) return false;
-  std::string lower(*text);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string lower = toLowerAscii(*text);
   // YAML 1.1 spellings too: Kubernetes manifests and Helm values commonly use them.
   if (lower == "true" || lower == "yes" || lower == "on") {
     out = true;

@@ -47,20 +47,17 @@ class YamlMap {
   const YAML::Node* value(std::string_view key) const;
   // Where the map starts; for reporting a missing key.
   YAML::Mark mark() const { return mark_; }
-  YAML::Mark keyMark(std::string_view key) const;
   // The value's position, or the key's when the value is empty (yaml-cpp puts an empty value at
   // the start of the next line, which would point the user at the wrong key).
   YAML::Mark valueMark(std::string_view key) const;
   // "listeners[0].timeouts" + "idle" -> "listeners[0].timeouts.idle"
   std::string path(std::string_view key) const;
   const std::string& path() const { return path_; }
-  YamlErrors& errors() const { return *errors_; }
 
   YamlMap child(std::string_view key, std::vector<std::string_view> allowed_keys) const;
 
   // Reports "<path.key>: <message>" at the key's value.
   void error(std::string_view key, const std::string& message) const;
-  void errorAtKey(std::string_view key, const std::string& message) const;
   void requireKey(std::string_view key) const;
 
   // Typed reads. An absent key leaves `out` untouched (its default); an invalid value is

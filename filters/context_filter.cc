@@ -4,6 +4,7 @@
 #include <optional>
 #include <string_view>
 
+#include "config/ascii.h"
 #include "filters/header_sanitizer.h"
 #include "filters/header_tokens.h"
 #include "filters/trace_context.h"
@@ -58,18 +59,6 @@ enum Slot : int {
   kTracestate,
 };
 
-bool isTokenChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = asciiLower(c);
-  return out;
-}
-
 bool checkHeaderName(std::string_view key, const std::string& name, std::string* error) {
   auto fail = [&](std::string_view why) {
     if (error) *error = std::string(key) + ": " + std::string(why) + " (\"" + name + "\")";
@@ -123,9 +112,9 @@ std::unique_ptr<ContextFilter> ContextFilter::create(const ContextConfig& config
 ContextFilter::ContextFilter(const ContextConfig& config, IdPattern id_pattern,
                              IdPattern user_id_pattern)
     : config_(config),
-      request_id_header_(lowercase(config.request_id.header)),
-      correlation_id_header_(lowercase(config.correlation_id.header)),
-      user_id_header_(lowercase(config.user_id.header)),
+      request_id_header_(toLowerAscii(config.request_id.header)),
+      correlation_id_header_(toLowerAscii(config.correlation_id.header)),
+      user_id_header_(toLowerAscii(config.user_id.header)),
       id_pattern_(std::move(id_pattern)),
       user_id_pattern_(std::move(user_id_pattern)) {
   names_.add(request_id_header_);

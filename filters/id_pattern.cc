@@ -110,7 +110,6 @@ std::optional<ClassShape> parseSingleClass(std::string_view p) {
 std::optional<IdPattern> IdPattern::compile(const std::string& ecmascript_regex,
                                             std::string* error) {
   IdPattern pattern;
-  pattern.source_ = ecmascript_regex;
   try {
     // Always compiled in full, so a bad pattern is reported the same way whichever path runs.
     std::regex full(ecmascript_regex, kRegexFlags);

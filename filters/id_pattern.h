@@ -34,7 +34,6 @@ class IdPattern {
   }
 
   bool usesTable() const { return fallback_ == nullptr; }
-  const std::string& source() const { return source_; }
 
  private:
   struct Regex;
@@ -47,7 +46,6 @@ class IdPattern {
   size_t min_length_ = 0;
   size_t max_length_ = 0;
   std::shared_ptr<const Regex> fallback_;  // shared: copies of a compiled pattern are cheap
-  std::string source_;
 };
 
 }  // namespace viscount

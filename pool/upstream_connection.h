@@ -38,7 +38,6 @@ class UpstreamConnection : public Deletable, public SocketConnection, public Lis
   State state() const { return state_; }
   const std::string& addressText() const { return address_text_; }
   Clock::time_point createdAt() const { return created_at_; }
-  Clock::time_point idleSince() const { return idle_since_; }
   uint64_t requestsServed() const { return requests_; }
 
  protected:
@@ -60,7 +59,6 @@ class UpstreamConnection : public Deletable, public SocketConnection, public Lis
   State state_ = State::kClosed;  // written by the pool only
   Timer timer_;                   // connect timeout while connecting, idle timeout while idle
   Clock::time_point created_at_;
-  Clock::time_point idle_since_{};
 };
 
 }  // namespace viscount

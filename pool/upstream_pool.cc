@@ -109,7 +109,6 @@ void UpstreamPool::giveTo(UpstreamConnection& c, PoolCallbacks& waiter) {
 
 void UpstreamPool::makeIdle(UpstreamConnection& c) {
   setState(c, UpstreamConnection::State::kIdle);
-  c.idle_since_ = Clock::now();
   idle_.pushBack(c);
   c.timer_.arm(config_.pool.idle_timeout);
 }

@@ -55,7 +55,6 @@ class UpstreamPool {
   void closeIdle();
 
   const UpstreamConfig& config() const { return config_; }
-  const std::string& name() const { return config_.name; }
   size_t idleCount() const { return idle_.size(); }
   size_t busyCount() const { return busy_.size(); }
   size_t connectingCount() const { return connecting_.size(); }

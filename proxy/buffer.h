@@ -47,8 +47,6 @@ class Buffer {
   }
   ~Buffer() { release(); }
 
-  void setCache(BufferCache* cache) { cache_ = cache; }
-
   const char* data() const { return buf_ + begin_; }
   char* data() { return buf_ + begin_; }
   size_t size() const { return end_ - begin_; }

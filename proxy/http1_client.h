@@ -27,7 +27,6 @@ class Http1ClientConnection final : public UpstreamConnection,
   void reset() override;
   void readDisable(bool disable) override { setReadDisabled(disable); }
   size_t bufferedRequestBytes() const override { return bufferedOutput(); }
-  std::string_view peerAddress() const override { return addressText(); }
 
  private:
   // SocketConnection

@@ -1,4 +1,6 @@
 #include "proxy/http1_parser.h"
+#include "config/ascii.h"
+#include "filters/header_tokens.h"
 
 #include <cstring>
 
@@ -7,19 +9,6 @@ namespace {
 
 Http1Parser* self(llhttp_t* p) {
   return static_cast<Http1Parser*>(p->data);
-}
-
-std::string_view trimOws(std::string_view v) {
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
-    v.remove_suffix(1);
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-    v.remove_prefix(1);
-  return v;
-}
-
-bool isTchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
 }
 
 }  // namespace
@@ -65,12 +54,6 @@ void Http1Parser::reset() {
   resetScan();
 }
 
-void Http1Parser::shrink() {
-  std::vector<FieldSpan>().swap(fields_);
-  std::vector<std::pair<std::string, std::string>>().swap(trailer_text_);
-  headers_ = HeaderList();
-}
-
 void Http1Parser::resume() {
   llhttp_resume(&parser_);
 }
@@ -111,7 +94,7 @@ bool Http1Parser::scanHeadLines(const char* base, size_t end) {
 Http1Parser::MethodVerdict Http1Parser::judgeUnknownMethod(const char* base, size_t end) {
   constexpr size_t kLongestMethod = 32;
   size_t n = 0;
-  while (n < end && n < kLongestMethod && isTchar(base[n]))
+  while (n < end && n < kLongestMethod && isTokenChar(base[n]))
     ++n;
   if (n == end && n < kLongestMethod) return MethodVerdict::kNeedMore;
   return n > 0 && n < end && base[n] == ' ' ? MethodVerdict::kToken : MethodVerdict::kGarbage;

@@ -95,9 +95,6 @@ class Http1Parser {
   // (empty when the request line itself was bad). `base` as given to execute().
   void requestLine(const char* base, std::string* method, std::string* target) const;
 
-  // Releases per-message memory while the connection is idle.
-  void shrink();
-
  private:
   struct Span {
     uint32_t off = 0;

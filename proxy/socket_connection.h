@@ -38,7 +38,6 @@ class SocketConnection : public Flushable {
   void scheduleWrite() { loop_.scheduleFlush(*this); }
   // Stop or resume reading (backpressure). Resuming re-reads anything the kernel still holds.
   void setReadDisabled(bool disabled);
-  bool readDisabled() const { return read_disabled_; }
   // Closes the socket now; further events are not delivered. Idempotent.
   void closeSocket();
 

@@ -46,7 +46,6 @@ class UpstreamStream {
   virtual void reset() = 0;
   virtual void readDisable(bool disable) = 0;  // backpressure on the response body
   virtual size_t bufferedRequestBytes() const = 0;
-  virtual std::string_view peerAddress() const = 0;
 };
 
 // What an upstream stream reports back.

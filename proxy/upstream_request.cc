@@ -17,7 +17,6 @@ void UpstreamRequest::assign(const RequestHead& head) {
   method_ = add(head.method);
   target_ = add(head.target);
   authority_ = add(head.authority);
-  scheme_ = add(head.scheme);
   for (const auto& f : head.headers.fields()) {
     if (f.removed) continue;
     Span n = add(f.name);

@@ -21,7 +21,6 @@ class UpstreamRequest {
   std::string_view method() const { return view(method_); }
   std::string_view target() const { return view(target_); }
   std::string_view authority() const { return view(authority_); }
-  std::string_view scheme() const { return view(scheme_); }
   bool isHead() const { return method() == "HEAD"; }
   bool idempotent() const;
 
@@ -30,7 +29,6 @@ class UpstreamRequest {
     for (const auto& h : headers_)
       f(view(h.first), view(h.second));
   }
-  size_t headerCount() const { return headers_.size(); }
 
   std::optional<uint64_t> content_length;
   bool chunked = false;  // body of unknown length (HTTP/1 chunked, HTTP/2 without content-length)
@@ -49,7 +47,7 @@ class UpstreamRequest {
   std::string_view view(Span s) const { return {arena_.data() + s.off, s.len}; }
 
   std::string arena_;
-  Span method_, target_, authority_, scheme_;
+  Span method_, target_, authority_;
   std::vector<std::pair<Span, Span>> headers_;
 };
 

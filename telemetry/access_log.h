@@ -87,7 +87,6 @@ class AccessLog {
   AccessLog& operator=(const AccessLog&) = delete;
 
   AccessLogShard& shard(size_t worker_index) { return *shards_[worker_index]; }
-  size_t shardCount() const { return shards_.size(); }
 
   // viscount_access_log_dropped_total: lines a full shard refused plus lines the output lost.
   uint64_t droppedLines() const;

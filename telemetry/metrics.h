@@ -110,7 +110,6 @@ class Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   MetricsShard& shard(size_t i) { return *shards_[i]; }
-  size_t shardCount() const { return shards_.size(); }
 
   // The whole exposition: every family with HELP and TYPE, each series summed over the shards.
   // Safe to call from any thread while the workers count.

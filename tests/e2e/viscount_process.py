@@ -383,9 +383,6 @@ class DemoApp:
                 return False
         wait_until(up, timeout=20, interval=0.05, what="the demo app to answer")
 
-    def log_lines(self):
-        return [o for o in self.stdout.json_lines() if o.get("logger") == "demo_app"]
-
     def wait_log(self, predicate, timeout=DEFAULT_TIMEOUT, what="demo app log line"):
         return self.stdout.wait_for(lambda o: o.get("logger") == "demo_app" and predicate(o),
                                     timeout, what)
@@ -428,21 +425,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "client_port": self.client_address[1],
         }
         server.record(record)
-        try:
-            if parsed.path == "/slow":
-                time.sleep(int(query.get("ms", ["1000"])[0]) / 1000)
-            elif parsed.path == "/hang":
-                server.release.wait(60)
-            status = int(query.get("status", ["200"])[0])
-            payload = json.dumps(record).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
-        finally:
-            server.done(record)
+        if parsed.path == "/slow":
+            time.sleep(int(query.get("ms", ["1000"])[0]) / 1000)
+        elif parsed.path == "/hang":
+            server.release.wait(60)
+        status = int(query.get("status", ["200"])[0])
+        payload = json.dumps(record).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
 
@@ -467,7 +461,6 @@ class EchoUpstream:
 
     def __init__(self):
         self.requests = []          # every request received, in arrival order
-        self.in_flight = 0
         self.release = threading.Event()
         self._cond = threading.Condition()
         self.server = _ThreadingServer(("127.0.0.1", 0), _Handler)
@@ -484,12 +477,6 @@ class EchoUpstream:
     def record(self, rec):
         with self._cond:
             self.requests.append(rec)
-            self.in_flight += 1
-            self._cond.notify_all()
-
-    def done(self, rec):
-        with self._cond:
-            self.in_flight -= 1
             self._cond.notify_all()
 
     def wait_request(self, predicate, timeout=DEFAULT_TIMEOUT):

@@ -41,10 +41,6 @@ void RawConnection::close() {
   fd_ = -1;
 }
 
-void RawConnection::shutdownWrite() {
-  ::shutdown(fd_, SHUT_WR);
-}
-
 bool RawConnection::send(std::string_view bytes) {
   while (!bytes.empty()) {
     ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);

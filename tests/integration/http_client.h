@@ -45,7 +45,6 @@ class RawConnection {
   bool waitClosed(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // Everything until close or timeout.
   std::string readAll(std::chrono::milliseconds timeout = std::chrono::seconds(5));
-  void shutdownWrite();
   void close();
   int fd() const { return fd_; }
 

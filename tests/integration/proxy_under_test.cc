@@ -111,14 +111,6 @@ std::string ProxyUnderTest::accessLogText() const {
   return ss.str();
 }
 
-std::string ProxyUnderTest::eventLogText() const {
-  server_->events().flush();
-  std::ifstream in(event_log_path_);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::vector<nlohmann::json> ProxyUnderTest::accessLog(size_t count,
                                                       std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

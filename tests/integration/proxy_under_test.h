@@ -31,15 +31,12 @@ class ProxyUnderTest {
 
   uint16_t port(size_t listener = 0) const { return server_->listenerPort(listener); }
   uint16_t adminPort() const { return server_->adminPort(); }
-  Server& server() { return *server_; }
-  const std::string& dir() const { return dir_; }
 
   // Waits until the access log holds at least `count` lines; returns every line parsed (a line
   // that is not valid JSON fails the test).
   std::vector<nlohmann::json> accessLog(
       size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(5));
   std::string accessLogText() const;
-  std::string eventLogText() const;
 
   void drain() { server_->requestDrain(); }
   // Waits for the server to stop; returns its exit code.

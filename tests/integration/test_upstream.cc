@@ -108,11 +108,6 @@ void TestUpstream::stop() {
   ::close(listen_fd_);
 }
 
-void TestUpstream::setHandler(Handler handler) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  handler_ = std::move(handler);
-}
-
 std::vector<ReceivedRequest> TestUpstream::requests() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return requests_;
@@ -199,13 +194,11 @@ void TestUpstream::serve(int fd, int id) {
     buf.erase(0, pos);
     pos = 0;
 
-    Handler handler;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       requests_.push_back(req);
-      handler = handler_;
     }
-    UpstreamReply reply = handler(req);
+    UpstreamReply reply = handler_(req);
     if (reply.delay.count() > 0) std::this_thread::sleep_for(reply.delay);
     if (reply.hang) {
       while (!stopping_) {

@@ -62,7 +62,6 @@ class TestUpstream {
   std::vector<ReceivedRequest> requests() const;
   size_t requestCount() const;
   int connectionsAccepted() const { return connections_.load(); }
-  void setHandler(Handler handler);
   void stop();
 
   // The default handler: 200 with a JSON body naming the context headers it saw.
@@ -77,7 +76,7 @@ class TestUpstream {
   std::atomic<bool> stopping_{false};
   std::atomic<int> connections_{0};
   mutable std::mutex mutex_;
-  Handler handler_;
+  Handler handler_;  // set once, before any connection
   std::vector<ReceivedRequest> requests_;
   std::vector<int> open_fds_;
   std::thread accept_thread_;
