@@ -42,14 +42,22 @@ Exchange::Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRun
 }
 
 Exchange::~Exchange() {
-  if (waiting_for_pool_) upstream_runtime_.pool->cancel(*this);
-  if (upstream_) upstream_->reset();
+  // Leave the pool's waiter list now: the snapshot member, which may hold the last reference to
+  // the pool, dies before the list hook base does.
+  detachUpstream();
+}
+
+void Exchange::detachUpstream() {
+  upstream_runtime_.pool->cancel(*this);  // nothing when not waiting
+  if (upstream_) {
+    upstream_->reset();
+    upstream_ = nullptr;
+  }
 }
 
 // ---- phase 2: request headers --------------------------------------------------------------
 
 void Exchange::onRequestHeaders(RequestHead& head) {
-  headers_done_ = true;
   ctx_.method.assign(head.method);
   ctx_.path.assign(head.target);
   ctx_.protocol = head.protocol;
@@ -73,7 +81,6 @@ void Exchange::onRequestHeaders(RequestHead& head) {
   if (head.expect_continue && head.hasBody()) downstream_.sendContinue();
 
   // Phase 3: upstream. The pool may answer before acquire() returns.
-  waiting_for_pool_ = true;
   upstream_runtime_.pool->acquire(*this);
 }
 
@@ -137,7 +144,6 @@ void Exchange::onRequestComplete() {
 // ---- phase 3: upstream connection ----------------------------------------------------------
 
 void Exchange::onPoolReady(UpstreamConnection& connection) {
-  waiting_for_pool_ = false;
   ++ctx_.attempts;
   ctx_.upstream_address = connection.addressText();
   upstream_ = &connection.newStream(*this);
@@ -158,7 +164,6 @@ void Exchange::onPoolReady(UpstreamConnection& connection) {
 }
 
 void Exchange::onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) {
-  waiting_for_pool_ = false;
   if (!address.empty()) {
     ++ctx_.attempts;  // a connect was tried: that is an attempt, even though it failed
     ctx_.upstream_address.assign(address);
@@ -184,7 +189,6 @@ bool Exchange::retry(ErrorCode code, bool request_sent) {
                ctx_.request_id);
   }
   worker_.metrics().retried(*upstream_runtime_.metrics);
-  waiting_for_pool_ = true;
   upstream_runtime_.pool->acquire(*this);
   return true;
 }
@@ -269,14 +273,7 @@ void Exchange::onRequestTimeout(void* arg) {
 
 void Exchange::upstreamFailed(ErrorCode code, std::string_view detail) {
   if (completed_) return;
-  if (waiting_for_pool_) {
-    upstream_runtime_.pool->cancel(*this);
-    waiting_for_pool_ = false;
-  }
-  if (upstream_) {
-    upstream_->reset();
-    upstream_ = nullptr;
-  }
+  detachUpstream();
   const auto now = Clock::now();
   if (ctx_.upstream_start) ctx_.upstream_end = now;
   EventLog& events = worker_.events();
@@ -288,13 +285,7 @@ void Exchange::upstreamFailed(ErrorCode code, std::string_view detail) {
                 {"upstream_address", std::string_view(ctx_.upstream_address)}},
                ctx_.request_id);
   }
-  if (!response_started_) {
-    sendLocalReply(code);
-    return;
-  }
-  ctx_.error = code;
-  downstream_.resetStream(code);
-  complete();
+  sendLocalReply(code);  // or, once the response has started, a reset of the client stream
 }
 
 void Exchange::sendLocalReply(ErrorCode code) {
@@ -305,14 +296,7 @@ void Exchange::sendLocalReply(ErrorCode code) {
     complete();
     return;
   }
-  if (waiting_for_pool_) {
-    upstream_runtime_.pool->cancel(*this);
-    waiting_for_pool_ = false;
-  }
-  if (upstream_) {
-    upstream_->reset();
-    upstream_ = nullptr;
-  }
+  detachUpstream();
   request_timer_.cancel();
 
   const ErrorInfo info = errorInfo(code);
@@ -366,14 +350,7 @@ void Exchange::complete() {
   if (completed_) return;
   completed_ = true;
   request_timer_.cancel();
-  if (waiting_for_pool_) {
-    upstream_runtime_.pool->cancel(*this);
-    waiting_for_pool_ = false;
-  }
-  if (upstream_) {
-    upstream_->reset();
-    upstream_ = nullptr;
-  }
+  detachUpstream();
   ctx_.end = Clock::now();
   if (ctx_.upstream_start && !ctx_.upstream_end) ctx_.upstream_end = ctx_.end;
   if (ctx_.request_id.empty()) snapshot_->context_filter->ensureIds(ctx_, worker_.ids());

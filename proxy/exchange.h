@@ -38,8 +38,6 @@ class Exchange final : public Deletable, public PoolCallbacks, public UpstreamSt
 
   RequestContext& context() { return ctx_; }
   bool completed() const { return completed_; }
-  bool responseStarted() const { return response_started_; }
-  bool responseEnded() const { return response_ended_; }
 
   // --- events from the downstream codec ---
   // Phase 2 (request headers) to 4 (upstream request).
@@ -55,6 +53,8 @@ class Exchange final : public Deletable, public PoolCallbacks, public UpstreamSt
   void onResponseSent();
   // Answer locally (phase 7) before any response byte went out, e.g. a 400 from the parser.
   void sendLocalReply(ErrorCode code);
+  // Stops waiting for the pool and resets the upstream stream, if any.
+  void detachUpstream();
 
  private:
   // PoolCallbacks (phase 3)
@@ -94,8 +94,6 @@ class Exchange final : public Deletable, public PoolCallbacks, public UpstreamSt
   std::string local_body_;
   Timer request_timer_;
 
-  bool headers_done_ = false;
-  bool waiting_for_pool_ = false;
   bool request_complete_ = false;
   bool response_started_ = false;
   bool response_ended_ = false;
