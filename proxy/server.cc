@@ -39,10 +39,12 @@ ConfigPtr Server::currentConfig() const {
   return config_;
 }
 
-bool Server::resolveUpstreams(const Config& config, std::shared_ptr<const ResolvedUpstreams>* out,
-                              std::string* error) {
-  auto resolved = std::make_shared<ResolvedUpstreams>();
-  for (const UpstreamConfig& u : config.upstreams) {
+ConfigRuntimePtr Server::prepareConfig(const ConfigPtr& config, std::string* error) {
+  auto runtime = std::make_shared<ConfigRuntime>();
+  runtime->config = config;
+  runtime->context_filter = ContextFilter::create(config->context, error);
+  if (!runtime->context_filter) return nullptr;
+  for (const UpstreamConfig& u : config->upstreams) {
     std::string err;
     auto addresses = resolveHost(u.url.host, u.url.port, &err);
     if (addresses.empty()) {
@@ -50,11 +52,9 @@ bool Server::resolveUpstreams(const Config& config, std::shared_ptr<const Resolv
       events_->log(LogLevel::kError, "upstream_unresolved",
                    {{"upstream", std::string_view(u.name)}, {"reason", std::string_view(err)}});
     }
-    (*resolved)[u.name] = std::move(addresses);
+    runtime->upstream_addresses[u.name] = std::move(addresses);
   }
-  *out = std::move(resolved);
-  (void)error;
-  return true;
+  return runtime;
 }
 
 std::vector<std::string> Server::unsupportedSettings(const Config& config) {
@@ -85,8 +85,8 @@ bool Server::start(std::string* error) {
   metrics_ = std::make_unique<Metrics>(workers);
   metrics_->setAccessLogDroppedSource([log = access_log_.get()] { return log->droppedLines(); });
 
-  std::shared_ptr<const ResolvedUpstreams> upstreams;
-  if (!resolveUpstreams(config, &upstreams, error)) return false;
+  const ConfigRuntimePtr runtime = prepareConfig(config_, error);
+  if (!runtime) return false;
 
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     listener_connections_.push_back(std::make_unique<std::atomic<int64_t>>(0));
@@ -98,7 +98,7 @@ bool Server::start(std::string* error) {
   services.listener_connections = &listener_connections_;
   for (size_t i = 0; i < workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, services));
-    workers_.back()->installConfig(config_, upstreams);
+    workers_.back()->installConfig(runtime);
   }
 
   // One listening socket per worker and listener. With port 0 the first socket picks the port
@@ -270,15 +270,18 @@ void Server::reload() {
                  {{"error", "listener addresses and worker count need a restart"}});
     return;
   }
-  std::shared_ptr<const ResolvedUpstreams> upstreams;
   std::string error;
-  resolveUpstreams(next, &upstreams, &error);
+  const ConfigRuntimePtr runtime = prepareConfig(result.config, &error);
+  if (!runtime) {
+    events_->log(LogLevel::kError, "reload_rejected", {{"error", std::string_view(error)}});
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(config_mutex_);
     config_ = result.config;
   }
   for (auto& w : workers_)
-    w->installConfig(result.config, upstreams);
+    w->installConfig(runtime);
   events_->setLevel(next.logging.level);
   ++reloads_;
   events_->log(LogLevel::kInfo, "config_reloaded",

@@ -67,8 +67,9 @@ class Server {
   void startDrain(std::string_view reason);
   void reload();
   void finish();
-  bool resolveUpstreams(const Config& config, std::shared_ptr<const ResolvedUpstreams>* out,
-                        std::string* error);
+  // Resolves upstreams and compiles the context filter, once for all workers; nullptr and
+  // `error` when the config cannot run.
+  ConfigRuntimePtr prepareConfig(const ConfigPtr& config, std::string* error);
   static void onSignal(int sig, short, void* arg);
   static void onDrainTimeout(void* arg);
 

@@ -139,13 +139,15 @@ std::string formatIp(const sockaddr* addr) {
 }
 
 std::string formatPeer(const sockaddr* addr) {
+  return formatPeer(addr, formatIp(addr));
+}
+
+std::string formatPeer(const sockaddr* addr, const std::string& ip) {
   if (addr->sa_family == AF_INET) {
-    return formatIp(addr) + ":" +
-           std::to_string(ntohs(reinterpret_cast<const sockaddr_in*>(addr)->sin_port));
+    return ip + ":" + std::to_string(ntohs(reinterpret_cast<const sockaddr_in*>(addr)->sin_port));
   }
   if (addr->sa_family == AF_INET6) {
     const auto* v6 = reinterpret_cast<const sockaddr_in6*>(addr);
-    std::string ip = formatIp(addr);
     const std::string port = std::to_string(ntohs(v6->sin6_port));
     if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) return ip + ":" + port;
     return "[" + ip + "]:" + port;

@@ -38,5 +38,6 @@ int connectResult(int fd);
 
 std::string formatPeer(const sockaddr* addr);  // "1.2.3.4:5678", "[::1]:5678"
 std::string formatIp(const sockaddr* addr);    // without the port; IPv4-mapped shown as IPv4
+std::string formatPeer(const sockaddr* addr, const std::string& ip);  // ip: formatIp(addr)
 
 }  // namespace viscount

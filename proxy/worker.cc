@@ -67,28 +67,23 @@ void Worker::run() {
   }
 }
 
-void Worker::installConfig(ConfigPtr config, std::shared_ptr<const ResolvedUpstreams> upstreams) {
-  loop_.post([this, config = std::move(config), upstreams = std::move(upstreams)]() mutable {
-    buildSnapshot(std::move(config), std::move(upstreams));
-  });
+void Worker::installConfig(ConfigRuntimePtr runtime) {
+  loop_.post([this, runtime = std::move(runtime)] { buildSnapshot(*runtime); });
 }
 
-void Worker::buildSnapshot(ConfigPtr config, std::shared_ptr<const ResolvedUpstreams> upstreams) {
+void Worker::buildSnapshot(const ConfigRuntime& runtime) {
+  const ConfigPtr& config = runtime.config;
   auto snap = std::make_shared<WorkerSnapshot>();
   snap->config = config;
-  std::string error;
-  snap->context_filter = ContextFilter::create(config->context, &error);
-  if (!snap->context_filter) {
-    // The loader validated the patterns already; keep serving on the old snapshot.
-    services_.events->log(LogLevel::kError, "config_rejected", {{"reason", error}});
-    return;
-  }
+  snap->context_filter = runtime.context_filter;
   for (const UpstreamConfig& u : config->upstreams) {
     auto rt = std::make_unique<UpstreamRuntime>();
     rt->config = &u;
     rt->metrics = &metrics_->upstream(u.name);
     std::vector<ResolvedAddress> addresses;
-    if (auto it = upstreams->find(u.name); it != upstreams->end()) addresses = it->second;
+    if (auto it = runtime.upstream_addresses.find(u.name); it != runtime.upstream_addresses.end()) {
+      addresses = it->second;
+    }
     UpstreamPool::Factory factory = [](UpstreamPool& pool, EventLoop& loop,
                                        const ResolvedAddress& address) {
       return std::unique_ptr<UpstreamConnection>(
@@ -159,8 +154,8 @@ void Worker::acceptConnections(Listener& listener) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     PeerInfo info;
     const auto* sa = reinterpret_cast<const sockaddr*>(&peer);
-    info.address = formatPeer(sa);
     info.ip = formatIp(sa);
+    info.address = formatPeer(sa, info.ip);
     for (const Cidr& cidr : snapshot_->config->context.trusted_sources) {
       if (cidr.contains(sa)) {
         info.trusted = true;

@@ -37,8 +37,14 @@ struct WorkerServices {
   std::vector<std::unique_ptr<std::atomic<int64_t>>>* listener_connections = nullptr;
 };
 
-// Upstream name -> resolved addresses, resolved on the main thread.
-using ResolvedUpstreams = std::map<std::string, std::vector<ResolvedAddress>>;
+// What the main thread derives once from one config, shared read-only by every worker: resolved
+// upstream addresses and the compiled context filter.
+struct ConfigRuntime {
+  ConfigPtr config;
+  std::map<std::string, std::vector<ResolvedAddress>> upstream_addresses;  // by upstream name
+  std::shared_ptr<const ContextFilter> context_filter;
+};
+using ConfigRuntimePtr = std::shared_ptr<const ConfigRuntime>;
 
 class Worker {
  public:
@@ -51,7 +57,7 @@ class Worker {
   void start();
   void join();
   // Installs a config snapshot for new requests (runs on the worker thread).
-  void installConfig(ConfigPtr config, std::shared_ptr<const ResolvedUpstreams> upstreams);
+  void installConfig(ConfigRuntimePtr runtime);
   // Hands a bound listening socket to this worker.
   void addListener(int fd, size_t listener_index);
   // Stops accepting, closes idle connections, lets in-flight requests finish; `done` runs on
@@ -81,7 +87,7 @@ class Worker {
   };
 
   void run();
-  void buildSnapshot(ConfigPtr config, std::shared_ptr<const ResolvedUpstreams> upstreams);
+  void buildSnapshot(const ConfigRuntime& runtime);
   void acceptConnections(Listener& listener);
   static void onAccept(int fd, short what, void* arg);
   static void onLogRetry(void* arg);

@@ -29,7 +29,7 @@ struct ListenerRuntime {
 
 struct WorkerSnapshot {
   ConfigPtr config;
-  std::unique_ptr<ContextFilter> context_filter;
+  std::shared_ptr<const ContextFilter> context_filter;  // one per config, shared by workers
   std::vector<std::unique_ptr<UpstreamRuntime>> upstreams;
   std::vector<ListenerRuntime> listeners;  // same order as config->listeners
 
