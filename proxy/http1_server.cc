@@ -110,14 +110,14 @@ void Http1ServerConnection::onMessageBegin() {
 }
 
 Exchange& Http1ServerConnection::newExchange() {
-  snapshot_ = worker_.snapshot();
-  const ListenerRuntime& listener = snapshot_->listeners[listener_index_];
+  WorkerSnapshotPtr snapshot = worker_.snapshot();  // the exchange keeps it alive
+  const ListenerRuntime& listener = snapshot->listeners[listener_index_];
   if (request_start_ == MonoTime{}) {
     request_start_ = Clock::now();
     request_start_wall_ = std::chrono::system_clock::now();
   }
-  exchange_ = std::make_unique<Exchange>(worker_, snapshot_, listener, *this, *this, peer_,
-                                         request_start_, request_start_wall_);
+  exchange_ = std::make_unique<Exchange>(worker_, std::move(snapshot), listener, *this, *this,
+                                         peer_, request_start_, request_start_wall_);
   return *exchange_;
 }
 
@@ -357,7 +357,6 @@ void Http1ServerConnection::onOutputDrained() {
 
 void Http1ServerConnection::onExchangeComplete() {
   if (exchange_) loop_.deferDelete(std::move(exchange_));
-  snapshot_.reset();
   if (phase_ == Phase::kClosed) return;
   if (!response_done_ || close_after_ || !request_done_ || !keep_alive_) {
     phase_ = Phase::kClosing;

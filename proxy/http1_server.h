@@ -86,7 +86,6 @@ class Http1ServerConnection final : public Deletable,
   size_t listener_index_;
   PeerInfo peer_;
   Http1Parser parser_;
-  WorkerSnapshotPtr snapshot_;
   std::unique_ptr<Exchange> exchange_;
   Timer timer_;
   MonoTime request_start_{};
