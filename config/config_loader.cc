@@ -13,6 +13,7 @@
 #include "config/ascii.h"
 #include "config/duration.h"
 #include "config/id_regex.h"
+#include "config/reserved_headers.h"
 #include "config/yaml_reader.h"
 
 namespace viscount {
@@ -20,26 +21,6 @@ namespace {
 
 constexpr size_t kMaxNameLength = 128;
 constexpr size_t kMaxConfigFileSize = 16 * kMiB;
-
-// Headers the proxy itself owns or that change framing; a context id stored in one of them would
-// corrupt the request or be removed by the sanitizer.
-constexpr std::string_view kReservedHeaders[] = {
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "upgrade",
-    "trailer",
-    "traceparent",
-    "tracestate",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "proxy-status",
-    "content-type",
-};
 
 // Positions kept for the checks that run after every section is read.
 struct ListenerMarks {
@@ -298,11 +279,9 @@ class ConfigParser {
     }
     // Stored lowercase: HTTP/2 requires it on the wire and lookups can then compare bytes.
     value = toLowerAscii(value);
-    for (const auto reserved : kReservedHeaders) {
-      if (value == reserved) {
-        map.error("header", "'" + value + "' is used by the proxy itself and cannot carry an id");
-        return;
-      }
+    if (isReservedContextHeader(value)) {
+      map.error("header", "'" + value + "' is used by the proxy itself and cannot carry an id");
+      return;
     }
     header = value;
     context_headers_.push_back({map.path("header"), map.valueMark("header")});

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "config/ascii.h"
+#include "config/reserved_headers.h"
 #include "filters/header_sanitizer.h"
 #include "filters/header_tokens.h"
 #include "filters/trace_context.h"
@@ -15,14 +16,6 @@ namespace {
 constexpr std::string_view kTraceparentHeader = "traceparent";
 constexpr std::string_view kTracestateHeader = "tracestate";
 constexpr std::string_view kConnectionHeader = "connection";
-
-// Names a context header may not take: they belong to framing, routing, tracing, forwarding or
-// error replies, and reusing one would let two parts of the proxy fight over the same header.
-// The hop-by-hop set is refused as well. Kept in step with the config loader's list.
-constexpr std::array<std::string_view, 9> kReservedNames = {
-    "host",        "content-length", "trailer",         "content-type",      "proxy-status",
-    "traceparent", "tracestate",     "x-forwarded-for", "x-forwarded-proto",
-};
 
 // What the client sent under one header name. Copies that disagree make the whole header
 // ambiguous, and an ambiguous id is never believed.
@@ -69,9 +62,7 @@ bool checkHeaderName(std::string_view key, const std::string& name, std::string*
     if (!isTokenChar(c)) return fail("header name must be an HTTP token");
   }
   if (isHopByHopHeader(name)) return fail("header name is a hop-by-hop header");
-  for (auto reserved : kReservedNames) {
-    if (equalsIgnoreCase(name, reserved)) return fail("header name is reserved");
-  }
+  if (isReservedContextHeader(name)) return fail("header name is reserved");
   return true;
 }
 

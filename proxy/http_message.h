@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/ascii.h"
 #include "proxy/request_context.h"
 
 namespace viscount {
@@ -21,18 +22,6 @@ struct HeaderField {
   std::string_view value;
   bool removed = false;  // filters drop headers by marking them; serialisers skip them
 };
-
-inline char asciiLower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-}
-
-inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (asciiLower(a[i]) != asciiLower(b[i])) return false;
-  }
-  return true;
-}
 
 class HeaderList {
  public:

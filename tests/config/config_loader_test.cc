@@ -542,6 +542,16 @@ TEST(ConfigLoaderTest, ContextHeaders) {
             "test.yaml:10:13: context.user_id.header: must not be empty");
 }
 
+TEST(ConfigLoaderTest, HopByHopNamesCannotCarryAnId) {
+  // The context filter refuses every hop-by-hop name; --validate must refuse the same ones.
+  for (const char* name : {"connection", "te", "upgrade", "http2-settings", "transfer-encoding"}) {
+    EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) +
+                      "context:\n  user_id:\n    header: " + name + "\n"),
+              std::string("test.yaml:10:13: context.user_id.header: '") + name +
+                  "' is used by the proxy itself and cannot carry an id");
+  }
+}
+
 TEST(ConfigLoaderTest, ContextHeadersMustBeDistinct) {
   EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) +
                     "context:\n  user_id:\n    header: X-Correlation-Id\n"),
