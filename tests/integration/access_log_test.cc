@@ -8,7 +8,6 @@
 #include <ctime>
 #include <regex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -148,17 +147,6 @@ std::string addressOf(uint16_t port) {
 uint16_t deadPort() {
   TestUpstream gone;
   return gone.port();  // closed when `gone` goes away
-}
-
-// Polls until `pred` holds or `timeout` passes.
-template <typename Pred>
-bool eventually(Pred pred, milliseconds timeout = milliseconds(3000)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
 }
 
 // A local error reply: the proxy answered, the upstream was never involved.

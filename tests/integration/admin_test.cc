@@ -7,7 +7,6 @@
 #include <regex>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -21,16 +20,6 @@ namespace {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
-
-template <typename Pred>
-bool eventually(Pred pred, milliseconds timeout = milliseconds(3000)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
 
 HttpResponse admin(ProxyUnderTest& proxy, const std::string& method, const std::string& path) {
   auto r = httpRequest(proxy.adminPort(), method, path);

@@ -79,12 +79,6 @@ std::string randomBytes(size_t n, uint32_t seed) {
                                        << actual.size() << "; first difference at offset " << at;
 }
 
-std::string hex(size_t n) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%zx", n);
-  return buf;
-}
-
 // ---- a generated stream, for bodies too large to keep ------------------------------------------
 
 // Byte i of the stream is table[i % kPeriod]; the period is prime, so no buffer or chunk size
@@ -239,16 +233,6 @@ class StreamingUpstream {
   std::thread accept_thread_;
 };
 
-bool sendAll(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    const ssize_t k = ::send(fd, data, n, MSG_NOSIGNAL);
-    if (k <= 0) return false;
-    data += k;
-    n -= static_cast<size_t>(k);
-  }
-  return true;
-}
-
 // Reads a message head; whatever followed it is left in `rest`. `head` is empty on EOF.
 bool readHead(int fd, std::string& head, std::string& rest) {
   head.clear();
@@ -271,12 +255,7 @@ bool readHead(int fd, std::string& head, std::string& rest) {
 bool answeredWarmUp(int fd, const std::string& head) {
   if (head.rfind("GET /warm ", 0) != 0) return false;
   const std::string reply = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-  return sendAll(fd, reply.data(), reply.size());
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
+  return sendAll(fd, reply);
 }
 
 // ---- byte-exact bodies -------------------------------------------------------------------------
@@ -571,7 +550,7 @@ TEST(BodyStreaming, LargeRequestToSlowUpstreamIsStreamedInBoundedMemory) {
     }
     upstream_done = true;
     const std::string reply = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-    sendAll(fd, reply.data(), reply.size());
+    sendAll(fd, reply);
     char c;
     ::recv(fd, &c, 1, 0);  // until the proxy closes or the test ends
   });
@@ -614,11 +593,11 @@ TEST(BodyStreaming, LargeResponseToSlowClientIsStreamedInBoundedMemory) {
     if (head.empty()) return;
     const std::string reply_head =
         "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(kSize) + "\r\n\r\n";
-    if (!sendAll(fd, reply_head.data(), reply_head.size())) return;
+    if (!sendAll(fd, reply_head)) return;
     std::vector<char> buf(256 * 1024);
     for (uint64_t off = 0; off < kSize; off += buf.size()) {
       Pattern::fill(off, buf.data(), buf.size());
-      if (!sendAll(fd, buf.data(), buf.size())) return;
+      if (!sendAll(fd, std::string_view(buf.data(), buf.size()))) return;
       upstream_sent = off + buf.size();
     }
   });

@@ -8,7 +8,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -22,16 +21,6 @@ namespace {
 using nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
-
-template <typename Pred>
-bool eventually(Pred pred, milliseconds timeout = milliseconds(3000)) {
-  const auto deadline = Clock::now() + timeout;
-  while (!pred()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
 
 // Holds upstream replies until the test opens it (or a safety timeout passes), so "in flight"
 // lasts exactly as long as the test needs instead of a guessed delay.

@@ -358,12 +358,6 @@ TEST_F(FramingTest, WellFormedChunkedRequestIsAccepted) {
 
 const std::string kSmuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
 
-std::string hex(size_t n) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%zx", n);
-  return buf;
-}
-
 struct SmugglingAttempt {
   std::string name;
   std::string bytes;

@@ -8,17 +8,24 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
 namespace viscount::test {
-namespace {
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
+}
+
+std::string hex(size_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%zx", n);
+  return buf;
 }
 
 bool sendAll(int fd, std::string_view data) {
@@ -29,6 +36,8 @@ bool sendAll(int fd, std::string_view data) {
   }
   return true;
 }
+
+namespace {
 
 // Reads until `buf` holds at least `want` bytes; false on EOF/error.
 bool fill(int fd, std::string& buf, size_t want) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -20,6 +21,23 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 // Case-insensitive lookups over a header list.
 std::string headerValue(const Headers& headers, const std::string& name);
 size_t headerCount(const Headers& headers, const std::string& name);
+
+// Small helpers shared by the harness and the tests.
+std::string lower(std::string s);
+std::string hex(size_t n);  // lowercase hex, as in a chunk-size line
+// Sends all of `data` (MSG_NOSIGNAL); false on error or a closed peer.
+bool sendAll(int fd, std::string_view data);
+
+// Polls until `pred` holds or `timeout` passes.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::milliseconds(3000)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
 
 struct ReceivedRequest {
   std::string method;
