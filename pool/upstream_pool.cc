@@ -34,11 +34,8 @@ UpstreamPool::~UpstreamPool() {
   while (waiters_.popFront()) {
   }
   for (auto* list : {&idle_, &busy_, &connecting_}) {
-    while (UpstreamConnection* c = list->popFront()) {
-      setState(*c, UpstreamConnection::State::kClosed);
-      c->closeSocket();
-      loop_.deferDelete(std::unique_ptr<Deletable>(c));
-    }
+    while (UpstreamConnection* c = list->front())
+      destroy(*c);
   }
 }
 
@@ -54,9 +51,13 @@ void UpstreamPool::setState(UpstreamConnection& c, UpstreamConnection::State s) 
   c.state_ = s;
 }
 
+bool UpstreamPool::expired(const UpstreamConnection& c) const {
+  return Clock::now() - c.createdAt() >= config_.pool.recycle;
+}
+
 bool UpstreamPool::usable(UpstreamConnection& c) {
   if (!c.open()) return false;
-  if (Clock::now() - c.createdAt() >= config_.pool.recycle) return false;
+  if (expired(c)) return false;
   if (config_.pool.pre_ping && !c.stillOpen()) return false;
   return true;
 }
@@ -121,13 +122,17 @@ void UpstreamPool::destroy(UpstreamConnection& c) {
   loop_.deferDelete(std::unique_ptr<Deletable>(&c));
 }
 
-void UpstreamPool::onConnected(UpstreamConnection& c) {
+void UpstreamPool::handOut(UpstreamConnection& c) {
   static_cast<ListHook<>&>(c).leaveList();
   if (PoolCallbacks* w = waiters_.popFront()) {
     giveTo(c, *w);
   } else {
     makeIdle(c);
   }
+}
+
+void UpstreamPool::onConnected(UpstreamConnection& c) {
+  handOut(c);
 }
 
 void UpstreamPool::onConnectFailed(UpstreamConnection& c, ErrorCode code, std::string_view detail) {
@@ -139,17 +144,12 @@ void UpstreamPool::onConnectFailed(UpstreamConnection& c, ErrorCode code, std::s
 }
 
 void UpstreamPool::onStreamDone(UpstreamConnection& c, bool reusable) {
-  if (!reusable || Clock::now() - c.createdAt() >= config_.pool.recycle) {
+  if (!reusable || expired(c)) {
     destroy(c);
     if (!waiters_.empty() && connecting_.size() < waiters_.size()) startConnect();
     return;
   }
-  static_cast<ListHook<>&>(c).leaveList();
-  if (PoolCallbacks* w = waiters_.popFront()) {
-    giveTo(c, *w);
-  } else {
-    makeIdle(c);
-  }
+  handOut(c);
 }
 
 void UpstreamPool::onClosed(UpstreamConnection& c) {

@@ -72,6 +72,10 @@ class UpstreamPool {
   void startConnect();
   void giveTo(UpstreamConnection& c, PoolCallbacks& waiter);
   void makeIdle(UpstreamConnection& c);
+  // A connection that is free again (just connected, or its exchange ended): to the oldest
+  // waiter, else idle.
+  void handOut(UpstreamConnection& c);
+  bool expired(const UpstreamConnection& c) const;  // older than pool.recycle
   void destroy(UpstreamConnection& c);
   void setState(UpstreamConnection& c, UpstreamConnection::State s);
   bool usable(UpstreamConnection& c);
