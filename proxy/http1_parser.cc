@@ -283,11 +283,8 @@ int Http1Parser::headersComplete() {
   in_trailers_ = true;
   field_done_ = false;
   if (!handler_.onHeadersComplete(head)) return -1;
-  if (kind_ == Kind::kResponse) {
-    const int s = parser_.status_code;
-    if (response_to_head_ || (s >= 100 && s < 200) || s == 204 || s == 304) return 1;  // no body
-  }
-  return 0;
+  // Returning 1 tells llhttp that no body follows; checkResponseHead decided that already.
+  return kind_ == Kind::kResponse && (parser_.flags & F_SKIPBODY) != 0 ? 1 : 0;
 }
 
 bool Http1Parser::checkRequestHead(Http1Head& head) {
@@ -378,7 +375,6 @@ bool Http1Parser::checkResponseHead(Http1Head& head) {
     return false;
   }
   head.status = status;
-  size_t transfer_encodings = 0;
   for (const auto& f : fields_) {
     std::string_view name = view(f.name);
     std::string_view value = trimOws(view(f.value));
@@ -386,7 +382,6 @@ bool Http1Parser::checkResponseHead(Http1Head& head) {
     if (equalsIgnoreCase(name, "content-length")) {
       headers_.fields().back().removed = true;
     } else if (equalsIgnoreCase(name, "transfer-encoding")) {
-      ++transfer_encodings;
       headers_.fields().back().removed = true;
       if (!equalsIgnoreCase(value, "chunked")) {
         fail(ErrorCode::kUpstreamProtocolError, "Transfer-Encoding other than chunked");
