@@ -75,6 +75,9 @@ struct UpstreamConfig {
   struct Timeouts {
     Duration connect = 1s;
     Duration request = 15s;
+    // Added to the contract: the request's remaining budget in milliseconds is sent upstream in
+    // this header (empty: off), and a smaller budget from a trusted client is honoured.
+    std::string deadline_header = "x-request-timeout-ms";
     bool operator==(const Timeouts&) const = default;
   } timeouts;
   struct Pool {

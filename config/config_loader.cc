@@ -99,6 +99,7 @@ class ConfigParser {
                  config.context);
     parseLogging(top.child("logging", {"access_log", "format", "level", "buffer"}), config.logging);
     parseAdmin(top.child("admin", {"address"}), config.admin);
+    checkDeadlineHeaders(config);
     checkListenerReferences(config);
     checkBindConflicts(config);
   }
@@ -178,9 +179,10 @@ class ConfigParser {
           map.error("url", "invalid upstream URL '" + *text + "': " + why);
         }
       }
-      const YamlMap timeouts = map.child("timeouts", {"connect", "request"});
+      const YamlMap timeouts = map.child("timeouts", {"connect", "request", "deadline_header"});
       timeouts.readDuration("connect", upstream.timeouts.connect, Duration(1));
       timeouts.readDuration("request", upstream.timeouts.request, Duration(1));
+      readDeadlineHeader(timeouts, upstream.timeouts.deadline_header);
 
       const YamlMap pool = map.child(
           "pool", {"size", "max_overflow", "wait_timeout", "pre_ping", "recycle", "idle_timeout"});
@@ -268,6 +270,27 @@ class ConfigParser {
     tls.readString("private_key", config.private_key);
     if (const std::string* client_ca = tls.scalar("client_ca")) config.client_ca = *client_ca;
     listener.tls = std::move(config);
+  }
+
+  // "off" turns deadline propagation off.
+  void readDeadlineHeader(const YamlMap& map, std::string& header) {
+    std::string value;
+    if (!map.readString("deadline_header", value)) return;
+    if (value == "off") {
+      header.clear();
+      return;
+    }
+    if (!std::all_of(value.begin(), value.end(), isTokenChar)) {
+      map.error("deadline_header", "invalid header name '" + value + "'");
+      return;
+    }
+    value = toLowerAscii(value);
+    if (isReservedContextHeader(value)) {
+      map.error("deadline_header", "'" + value + "' is used by the proxy itself");
+      return;
+    }
+    header = value;
+    deadline_headers_.push_back({map.path("deadline_header"), map.valueMark("deadline_header")});
   }
 
   void readHeader(const YamlMap& map, std::string& header) {
@@ -368,6 +391,24 @@ class ConfigParser {
     }
   }
 
+  // The deadline header is replaced on every request, so it cannot also carry an id.
+  void checkDeadlineHeaders(const Config& config) {
+    for (size_t i = 0; i < config.upstreams.size(); ++i) {
+      const std::string& header = config.upstreams[i].timeouts.deadline_header;
+      const ContextConfig& c = config.context;
+      if (header.empty() || (header != c.request_id.header && header != c.correlation_id.header &&
+                             header != c.user_id.header)) {
+        continue;
+      }
+      const std::string path = itemPath("upstreams", i) + ".timeouts.deadline_header";
+      YAML::Mark mark = YAML::Mark::null_mark();
+      for (const auto& written : deadline_headers_) {
+        if (written.path == path) mark = written.mark;
+      }
+      errors_.add(mark, path + ": header '" + header + "' already carries a context id");
+    }
+  }
+
   const HeaderMark* findHeaderMark(std::string_view path) const {
     for (const auto& written : context_headers_) {
       if (written.path == path) return &written;
@@ -461,6 +502,7 @@ class ConfigParser {
   YamlErrors& errors_;
   std::vector<ListenerMarks> listener_marks_;
   std::vector<HeaderMark> context_headers_;
+  std::vector<HeaderMark> deadline_headers_;
   YAML::Mark admin_mark_;
 };
 

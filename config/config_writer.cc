@@ -67,6 +67,8 @@ class TreeBuilder {
     node["url"] = upstream.url.text;
     node["timeouts"]["connect"] = formatDuration(upstream.timeouts.connect);
     node["timeouts"]["request"] = formatDuration(upstream.timeouts.request);
+    node["timeouts"]["deadline_header"] =
+        upstream.timeouts.deadline_header.empty() ? "off" : upstream.timeouts.deadline_header;
     node["pool"]["size"] = upstream.pool.size;
     node["pool"]["max_overflow"] = upstream.pool.max_overflow;
     node["pool"]["wait_timeout"] = formatDuration(upstream.pool.wait_timeout);

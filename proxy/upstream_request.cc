@@ -1,5 +1,7 @@
 #include "proxy/upstream_request.h"
 
+#include <charconv>
+
 namespace viscount {
 
 void UpstreamRequest::assign(const RequestHead& head) {
@@ -25,6 +27,13 @@ void UpstreamRequest::assign(const RequestHead& head) {
   }
   content_length = head.content_length;
   chunked = head.chunked;
+  deadline_name_ = {};
+}
+
+void UpstreamRequest::setDeadline(std::string_view name, uint64_t ms) {
+  deadline_name_ = name;
+  const auto result = std::to_chars(deadline_value_, deadline_value_ + sizeof(deadline_value_), ms);
+  deadline_len_ = static_cast<uint8_t>(result.ptr - deadline_value_);
 }
 
 bool UpstreamRequest::idempotent() const {

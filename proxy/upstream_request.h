@@ -28,7 +28,13 @@ class UpstreamRequest {
   void forEachHeader(F&& f) const {
     for (const auto& h : headers_)
       f(view(h.first), view(h.second));
+    if (!deadline_name_.empty())
+      f(deadline_name_, std::string_view(deadline_value_, deadline_len_));
   }
+
+  // The remaining budget of this attempt, sent as `name: ms` after the other headers. `name`
+  // must outlive the request (it is the config's string).
+  void setDeadline(std::string_view name, uint64_t ms);
 
   std::optional<uint64_t> content_length;
   bool chunked = false;  // body of unknown length (HTTP/1 chunked, HTTP/2 without content-length)
@@ -47,6 +53,9 @@ class UpstreamRequest {
   std::string_view view(Span s) const { return {arena_.data() + s.off, s.len}; }
 
   std::string arena_;
+  std::string_view deadline_name_;
+  char deadline_value_[20] = {};
+  uint8_t deadline_len_ = 0;
   Span method_, target_, authority_;
   std::vector<std::pair<Span, Span>> headers_;
 };
