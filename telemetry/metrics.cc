@@ -25,6 +25,8 @@ struct UpstreamTotals {
   Histogram::Totals upstream_duration;
   std::map<std::string, int64_t, std::less<>> connections;  // by state
   int64_t queue_depth = 0;
+  int64_t in_flight = 0;
+  int64_t pool_waiters = 0;
   uint64_t connect_failures = 0;
   uint64_t reused = 0;
   uint64_t retries = 0;
@@ -62,6 +64,7 @@ void Metrics::setAccessLogDroppedSource(std::function<uint64_t()> fn) {
 std::string Metrics::renderPrometheus() const {
   std::map<std::string, UpstreamTotals, std::less<>> upstreams;
   std::map<std::string, uint64_t, std::less<>> rejected;
+  std::map<std::string, uint64_t, std::less<>> timeouts;
   std::map<std::string, ListenerTotals, std::less<>> listeners;
   uint64_t access_log_dropped = 0;
   {
@@ -78,12 +81,16 @@ std::string Metrics::renderPrometheus() const {
           entry(t.connections, state) += g.value();
         });
         t.queue_depth += up.queue_depth_.value();
+        t.in_flight += up.in_flight_.value();
+        t.pool_waiters += up.pool_waiters_.value();
         t.connect_failures += up.connect_failures_.value();
         t.reused += up.reused_.value();
         t.retries += up.retries_.value();
       });
       shard->rejected_.forEach(
           [&](std::string_view reason, const Counter& c) { entry(rejected, reason) += c.value(); });
+      shard->timeouts_.forEach(
+          [&](std::string_view kind, const Counter& c) { entry(timeouts, kind) += c.value(); });
       shard->listeners_.forEach([&](std::string_view name, const MetricsShard::ListenerCells& c) {
         ListenerTotals& t = entry(listeners, name);
         t.open += c.open.value();
@@ -136,32 +143,41 @@ std::string Metrics::renderPrometheus() const {
       text.sample("viscount_upstream_connections", {{"upstream", name}, {"state", state}}, n);
     }
   }
-  text.family("viscount_upstream_queue_depth", "gauge",
-              "Requests waiting for an upstream slot or connection, by upstream.");
-  for (const auto& [name, t] : upstreams) {
-    text.sample("viscount_upstream_queue_depth", {{"upstream", name}}, t.queue_depth);
-  }
-  text.family("viscount_upstream_connect_failures_total", "counter",
-              "Upstream connection attempts that failed, by upstream.");
-  for (const auto& [name, t] : upstreams) {
-    text.sample("viscount_upstream_connect_failures_total", {{"upstream", name}},
-                t.connect_failures);
-  }
-  text.family("viscount_upstream_connections_reused_total", "counter",
-              "Upstream requests sent on a pooled keep-alive connection, by upstream.");
-  for (const auto& [name, t] : upstreams) {
-    text.sample("viscount_upstream_connections_reused_total", {{"upstream", name}}, t.reused);
-  }
-  text.family("viscount_upstream_retries_total", "counter",
-              "Requests sent again after an attempt that never reached the upstream, by upstream.");
-  for (const auto& [name, t] : upstreams) {
-    text.sample("viscount_upstream_retries_total", {{"upstream", name}}, t.retries);
-  }
+  // One sample per upstream.
+  auto perUpstream = [&](std::string_view family, std::string_view type, std::string_view help,
+                         auto value) {
+    text.family(family, type, help);
+    for (const auto& [name, t] : upstreams)
+      text.sample(family, {{"upstream", name}}, value(t));
+  };
+  perUpstream("viscount_upstream_queue_depth", "gauge",
+              "Requests waiting for a slot under the upstream's concurrency limit, by upstream.",
+              [](const UpstreamTotals& t) { return t.queue_depth; });
+  perUpstream("viscount_upstream_requests_in_flight", "gauge",
+              "Requests holding a slot of the upstream's concurrency limit, by upstream.",
+              [](const UpstreamTotals& t) { return t.in_flight; });
+  perUpstream("viscount_upstream_pool_waiters", "gauge",
+              "Requests waiting for an upstream connection, by upstream.",
+              [](const UpstreamTotals& t) { return t.pool_waiters; });
+  perUpstream("viscount_upstream_connect_failures_total", "counter",
+              "Upstream connection attempts that failed, by upstream.",
+              [](const UpstreamTotals& t) { return t.connect_failures; });
+  perUpstream("viscount_upstream_connections_reused_total", "counter",
+              "Upstream requests sent on a pooled keep-alive connection, by upstream.",
+              [](const UpstreamTotals& t) { return t.reused; });
+  perUpstream("viscount_upstream_retries_total", "counter",
+              "Requests sent again after an attempt that never reached the upstream, by upstream.",
+              [](const UpstreamTotals& t) { return t.retries; });
 
   text.family("viscount_rejected_total", "counter",
               "Requests refused by the proxy before reaching the upstream, by reason.");
   for (const auto& [reason, n] : rejected) {
     text.sample("viscount_rejected_total", {{"reason", reason}}, n);
+  }
+  text.family("viscount_timeouts_total", "counter",
+              "Timeouts that ended a wait, a request or a connection, by kind.");
+  for (const auto& [kind, n] : timeouts) {
+    text.sample("viscount_timeouts_total", {{"kind", kind}}, n);
   }
   text.family("viscount_downstream_connections", "gauge", "Open client connections, by listener.");
   for (const auto& [name, t] : listeners) {

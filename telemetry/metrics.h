@@ -42,6 +42,8 @@ class UpstreamMetrics {
   Histogram upstream_duration_;
   LabelledCells<Gauge> connections_{"idle", "active", "connecting"};  // by state
   Gauge queue_depth_;
+  Gauge in_flight_;
+  Gauge pool_waiters_;
   Counter connect_failures_;
   Counter reused_;
   Counter retries_;
@@ -63,6 +65,8 @@ class MetricsShard {
 
   // viscount_rejected_total{reason}
   void rejected(std::string_view reason) { rejected_.get(reason, registry_).add(); }
+  // viscount_timeouts_total{kind}
+  void timedOut(std::string_view kind) { timeouts_.get(kind, registry_).add(); }
 
   // viscount_downstream_connections{listener} and viscount_downstream_connections_total{listener}
   void downstreamConnectionOpened(std::string_view listener) {
@@ -80,6 +84,10 @@ class MetricsShard {
   }
   // viscount_upstream_queue_depth{upstream}
   void upstreamQueueDepth(UpstreamMetrics& up, int64_t delta) { up.queue_depth_.add(delta); }
+  // viscount_upstream_requests_in_flight{upstream}
+  void upstreamInFlight(UpstreamMetrics& up, int64_t delta) { up.in_flight_.add(delta); }
+  // viscount_upstream_pool_waiters{upstream}
+  void upstreamPoolWaiters(UpstreamMetrics& up, int64_t delta) { up.pool_waiters_.add(delta); }
   // viscount_upstream_connect_failures_total{upstream}
   void upstreamConnectFailed(UpstreamMetrics& up) { up.connect_failures_.add(); }
   // viscount_upstream_connections_reused_total{upstream}
@@ -99,6 +107,7 @@ class MetricsShard {
   std::mutex& registry_;
   LabelledCells<UpstreamMetrics> upstreams_;
   LabelledCells<Counter> rejected_;
+  LabelledCells<Counter> timeouts_;
   LabelledCells<ListenerCells> listeners_;
 };
 
