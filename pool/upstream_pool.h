@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "pool/shared_limit.h"
 #include "pool/upstream_connection.h"
 #include "proxy/errors.h"
 #include "proxy/intrusive_list.h"
@@ -34,20 +35,26 @@ class PoolCallbacks : public ListHook<PoolWaitTag> {
   virtual void onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) = 0;
 };
 
-class UpstreamPool {
+// Connection limits (pool.size, pool.max_overflow) hold across workers: `connections` counts every
+// open or opening connection of the upstream on every worker, and its capacity is
+// size + max_overflow. A connection that comes free with nobody waiting stays idle only while the
+// upstream has at most `size` connections and no worker waits for one; otherwise it closes.
+class UpstreamPool final : public LimitMember {
  public:
   using Factory = std::function<std::unique_ptr<UpstreamConnection>(UpstreamPool&, EventLoop&,
                                                                     const ResolvedAddress&)>;
 
   UpstreamPool(EventLoop& loop, const UpstreamConfig& config,
-               std::vector<ResolvedAddress> addresses, Factory factory, MetricsShard* metrics,
+               std::vector<ResolvedAddress> addresses, Factory factory,
+               std::shared_ptr<SharedLimit> connections, size_t worker, MetricsShard* metrics,
                UpstreamMetrics* upstream_metrics);
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
-  ~UpstreamPool();
+  ~UpstreamPool() override;
 
   // Gets a connection for `waiter`: onPoolReady or onPoolFailure is called, possibly before
-  // acquire returns.
+  // acquire returns. With every allowed connection busy, the waiter waits until one comes free
+  // (the caller bounds the wait: pool.wait_timeout).
   void acquire(PoolCallbacks& waiter);
   // The waiter gave up (client left, timeout): it will not be called back.
   void cancel(PoolCallbacks& waiter);
@@ -57,8 +64,8 @@ class UpstreamPool {
   const UpstreamConfig& config() const { return config_; }
   size_t idleCount() const { return idle_.size(); }
   size_t busyCount() const { return busy_.size(); }
-  size_t connectingCount() const { return connecting_.size(); }
-  size_t waitingCount() const { return waiters_.size(); }
+  size_t connectingCount() const { return connecting_count_; }
+  size_t waitingCount() const { return waiting_count_; }
   uint64_t connectionsOpened() const { return opened_; }
 
  private:
@@ -69,7 +76,15 @@ class UpstreamPool {
   void onStreamDone(UpstreamConnection& c, bool reusable);
   void onClosed(UpstreamConnection& c);
 
+  // LimitMember
+  void onUnitsAvailable() override { connectForWaiters(); }
+  void onUnitWanted() override;
+
+  // Opens connections while waiters outnumber connects in flight and the limit allows.
+  void connectForWaiters();
   void startConnect();
+  PoolCallbacks* popWaiter();
+  void countWaiter(int delta);
   void giveTo(UpstreamConnection& c, PoolCallbacks& waiter);
   void makeIdle(UpstreamConnection& c);
   // A connection that is free again (just connected, or its exchange ended): to the oldest
@@ -92,7 +107,10 @@ class UpstreamPool {
   IntrusiveList<UpstreamConnection> busy_;
   IntrusiveList<UpstreamConnection> connecting_;
   IntrusiveList<PoolCallbacks, PoolWaitTag> waiters_;
+  size_t waiting_count_ = 0;
+  size_t connecting_count_ = 0;
   uint64_t opened_ = 0;
+  bool connecting_for_waiters_ = false;
 };
 
 }  // namespace viscount

@@ -1,5 +1,7 @@
 #include "proxy/exchange.h"
 
+#include <charconv>
+
 #include "filters/header_sanitizer.h"
 #include "proxy/worker.h"
 #include "telemetry/access_log.h"
@@ -34,7 +36,8 @@ Exchange::Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRun
       owner_(owner),
       peer_(peer),
       pending_body_(&worker.loop().buffers()),
-      request_timer_(worker.loop().timers(), &Exchange::onRequestTimeout, this) {
+      request_timer_(worker.loop().timers(), &Exchange::onRequestTimeout, this),
+      wait_timer_(worker.loop().timers(), &Exchange::onWaitTimeout, this) {
   ctx_.start = start;
   ctx_.start_wall = start_wall;
   ctx_.client_address = peer.address;
@@ -48,11 +51,24 @@ Exchange::~Exchange() {
 }
 
 void Exchange::detachUpstream() {
-  upstream_runtime_.pool->cancel(*this);  // nothing when not waiting
+  if (waiting_ == Waiting::kSlot) upstream_runtime_.limiter->cancel(*this);
+  if (waiting_ == Waiting::kConnection) upstream_runtime_.pool->cancel(*this);
+  if (waiting_ != Waiting::kNone) {
+    waiting_ = Waiting::kNone;
+    wait_timer_.cancel();
+  }
   if (upstream_) {
     upstream_->reset();
     upstream_ = nullptr;
   }
+  releaseSlot();
+}
+
+void Exchange::releaseSlot() {
+  if (!has_slot_) return;
+  has_slot_ = false;
+  // May hand the slot to a queued request at once, which then runs its phase 3.
+  upstream_runtime_.limiter->release();
 }
 
 // ---- phase 2: request headers --------------------------------------------------------------
@@ -67,6 +83,7 @@ void Exchange::onRequestHeaders(RequestHead& head) {
   snapshot_->context_filter->onRequestHeaders(head, ctx_, peer_.trusted, worker_.ids());
   sanitizeRequestHeaders(head);
   setForwardedHeaders(head, peer_.ip, peer_.trusted);
+  takeDeadline(head);
 
   const uint64_t body_limit = listener_.config->limits.max_request_body_size;
   if (body_limit != 0 && head.content_length && *head.content_length > body_limit) {
@@ -77,11 +94,73 @@ void Exchange::onRequestHeaders(RequestHead& head) {
   // Phase 4 is prepared now: the client's buffer holding the head is reused for the body.
   request_.assign(head);
   request_complete_ = !head.hasBody();
-  request_timer_.arm(upstream_runtime_.config->timeouts.request);
-  if (head.expect_continue && head.hasBody()) downstream_.sendContinue();
+  request_timer_.arm(budget_);
 
-  // Phase 3: upstream. The pool may answer before acquire() returns.
+  // Phase 3: a slot under the upstream's concurrency limit, then a connection.
+  switch (upstream_runtime_.limiter->admit(*this)) {
+    case RequestLimiter::Admission::kGranted:
+      has_slot_ = true;
+      break;
+    case RequestLimiter::Admission::kQueued:
+      waiting_ = Waiting::kSlot;
+      wait_timer_.arm(upstream_runtime_.config->limits.queue_timeout);
+      break;
+    case RequestLimiter::Admission::kRejected:
+      reject(ErrorCode::kOverloaded, "queue_full");
+      return;
+  }
+  // A client waiting for 100 Continue would otherwise hold its body back while we queue.
+  if (head.expect_continue && head.hasBody()) downstream_.sendContinue();
+  if (has_slot_) acquireConnection();
+}
+
+void Exchange::takeDeadline(RequestHead& head) {
+  budget_ = upstream_runtime_.config->timeouts.request;
+  const std::string& name = upstream_runtime_.config->timeouts.deadline_header;
+  if (name.empty()) return;
+  if (peer_.trusted) {
+    if (const HeaderField* f = head.headers.find(name)) {
+      uint64_t ms = 0;
+      const char* end = f->value.data() + f->value.size();
+      const auto [ptr, ec] = std::from_chars(f->value.data(), end, ms);
+      if (ec == std::errc() && ptr == end && ms > 0 && Duration(ms) < budget_) {
+        budget_ = Duration(ms);
+      }
+    }
+  }
+  head.headers.remove(name);
+}
+
+void Exchange::onSlotGranted() {
+  waiting_ = Waiting::kNone;
+  wait_timer_.cancel();
+  has_slot_ = true;
+  acquireConnection();
+}
+
+void Exchange::acquireConnection() {
+  waiting_ = Waiting::kConnection;
+  // The pool may answer before acquire() returns; the wait is bounded only if it did not.
   upstream_runtime_.pool->acquire(*this);
+  if (waiting_ == Waiting::kConnection && !wait_timer_.armed()) {
+    wait_timer_.arm(upstream_runtime_.config->pool.wait_timeout);
+  }
+}
+
+void Exchange::onWaitTimeout(void* arg) {
+  auto* self = static_cast<Exchange*>(arg);
+  if (self->waiting_ == Waiting::kSlot) {
+    self->worker_.metrics().timedOut("queue");
+    self->reject(ErrorCode::kOverloaded, "queue_timeout");
+  } else if (self->waiting_ == Waiting::kConnection) {
+    self->worker_.metrics().timedOut("pool_wait");
+    self->reject(ErrorCode::kPoolTimeout, "pool_timeout");
+  }
+}
+
+void Exchange::reject(ErrorCode code, std::string_view reason) {
+  worker_.metrics().rejected(reason);
+  sendLocalReply(code);
 }
 
 void Exchange::onRequestBody(std::string_view data) {
@@ -104,6 +183,7 @@ void Exchange::onRequestBody(std::string_view data) {
 
 void Exchange::forwardRequestBody(std::string_view data) {
   if (upstream_) {
+    body_forwarded_ = true;
     upstream_->sendBody(data, false);
   } else {
     pending_body_.append(data);
@@ -128,6 +208,7 @@ void Exchange::onRequestTrailers(HeaderList& trailers) {
   if (response_ended_) return;
   sanitizeTrailers(trailers);
   if (upstream_) {
+    trailers_forwarded_ = true;
     upstream_->sendTrailers(trailers);
   } else {
     pending_trailers_ = std::move(trailers);
@@ -144,42 +225,70 @@ void Exchange::onRequestComplete() {
 // ---- phase 3: upstream connection ----------------------------------------------------------
 
 void Exchange::onPoolReady(UpstreamConnection& connection) {
+  waiting_ = Waiting::kNone;
+  wait_timer_.cancel();
   ++ctx_.attempts;
   ctx_.upstream_address = connection.addressText();
+  attempt_reused_ = connection.requestsServed() > 0;
   upstream_ = &connection.newStream(*this);
-  if (!ctx_.upstream_start) ctx_.upstream_start = Clock::now();
+  const MonoTime now = Clock::now();
+  if (!ctx_.upstream_start) ctx_.upstream_start = now;
 
-  // Phase 4: the upstream request, with whatever body arrived while we waited.
+  // Phase 4: the upstream request, with whatever body arrived while we waited, and what is
+  // left of the budget.
+  const std::string& deadline_header = upstream_runtime_.config->timeouts.deadline_header;
+  if (!deadline_header.empty()) {
+    const auto spent = std::chrono::duration_cast<Duration>(now - ctx_.start);
+    request_.setDeadline(deadline_header, std::max<int64_t>(1, (budget_ - spent).count()));
+  }
   const bool body_pending = !pending_body_.empty() || has_pending_trailers_;
   upstream_->sendHead(request_, request_complete_ && !body_pending);
   if (!pending_body_.empty()) {
     upstream_->sendBody(pending_body_.view(), request_complete_ && !has_pending_trailers_);
-    pending_body_.release();
+    // A whole small body of a request that may be retried is kept until the response starts:
+    // a pooled connection the upstream closed meanwhile then costs a retry, not an error.
+    const bool keep = request_complete_ && !has_pending_trailers_ && attempt_reused_ &&
+                      pending_body_.size() <= kMaxReplayBody && request_.idempotent() &&
+                      ctx_.attempts <= upstream_runtime_.config->retries.attempts;
+    if (!keep) {
+      body_forwarded_ = true;
+      pending_body_.release();
+    }
   }
   if (has_pending_trailers_) {
     has_pending_trailers_ = false;
+    trailers_forwarded_ = true;
     upstream_->sendTrailers(pending_trailers_);
   }
   checkRequestBackpressure();
 }
 
 void Exchange::onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) {
+  waiting_ = Waiting::kNone;
+  wait_timer_.cancel();
+  if (code == ErrorCode::kUpstreamConnectTimeout) worker_.metrics().timedOut("upstream_connect");
+  // No address to try is not an attempt, and trying again would find none either.
   if (!address.empty()) {
     ++ctx_.attempts;  // a connect was tried: that is an attempt, even though it failed
     ctx_.upstream_address.assign(address);
+    if (retry(code, false)) return;
   }
-  if (retry(code, false)) return;
   upstreamFailed(code, detail);
 }
 
 bool Exchange::retry(ErrorCode code, bool request_sent) {
-  // Only what certainly never reached the upstream, only idempotent methods, and only requests
-  // whose body we still hold in full (bodiless ones today).
-  if (request_sent || response_started_ || completed_ || !request_.idempotent() ||
-      request_.hasBody() || ctx_.attempts > upstream_runtime_.config->retries.attempts) {
+  // Only idempotent methods, only requests whose body we still hold in full, and only attempts
+  // the upstream never saw: a connect that failed or timed out, a reset before anything was
+  // written, or a pooled connection the upstream had closed (it ends before any response byte).
+  if (response_started_ || completed_ || !request_.idempotent() || !bodyReplayable() ||
+      ctx_.attempts > upstream_runtime_.config->retries.attempts) {
     return false;
   }
-  if (code != ErrorCode::kUpstreamConnectFailed && code != ErrorCode::kUpstreamReset) return false;
+  if (code != ErrorCode::kUpstreamConnectFailed && code != ErrorCode::kUpstreamConnectTimeout &&
+      code != ErrorCode::kUpstreamReset) {
+    return false;
+  }
+  if (request_sent && !(code == ErrorCode::kUpstreamReset && attempt_reused_)) return false;
   EventLog& events = worker_.events();
   if (events.enabled(LogLevel::kDebug)) {
     events.log(LogLevel::kDebug, "upstream_retry",
@@ -189,7 +298,7 @@ bool Exchange::retry(ErrorCode code, bool request_sent) {
                ctx_.request_id);
   }
   worker_.metrics().retried(*upstream_runtime_.metrics);
-  upstream_runtime_.pool->acquire(*this);
+  acquireConnection();
   return true;
 }
 
@@ -197,13 +306,16 @@ bool Exchange::retry(ErrorCode code, bool request_sent) {
 
 void Exchange::onUpstreamInformational(ResponseHead& head) {
   // We answered Expect: 100-continue ourselves; other 1xx (103 Early Hints) pass through.
-  if (completed_ || head.status == 100) return;
+  if (completed_) return;
+  dropReplayBody();
+  if (head.status == 100) return;
   sanitizeResponseHeaders(head);
   downstream_.sendInformational(head);
 }
 
 void Exchange::onUpstreamHeaders(ResponseHead& head, bool end_stream) {
   if (completed_) return;
+  dropReplayBody();
   response_started_ = true;
   ctx_.status = head.status;
   // Response filters run in reverse order: sanitizing, then the context ids echoed.
@@ -245,8 +357,17 @@ void Exchange::onDownstreamWritable() {
   }
 }
 
+void Exchange::dropReplayBody() {
+  // The upstream answered: the attempt cannot be repeated, so its copy of the body can go.
+  if (!body_forwarded_ && !pending_body_.empty() && upstream_) {
+    body_forwarded_ = true;
+    pending_body_.release();
+  }
+}
+
 void Exchange::upstreamFinished() {
   // The upstream connection returns itself to the pool after this callback.
+  releaseSlot();
   upstream_ = nullptr;
   upstream_paused_ = false;
   response_ended_ = true;
@@ -268,7 +389,9 @@ void Exchange::onUpstreamReset(ErrorCode code, bool request_sent) {
 
 void Exchange::onRequestTimeout(void* arg) {
   auto* self = static_cast<Exchange*>(arg);
-  if (!self->response_ended_) self->upstreamFailed(ErrorCode::kUpstreamTimeout, "request timeout");
+  if (self->response_ended_) return;
+  self->worker_.metrics().timedOut("upstream_request");
+  self->upstreamFailed(ErrorCode::kUpstreamTimeout, "request timeout");
 }
 
 void Exchange::upstreamFailed(ErrorCode code, std::string_view detail) {

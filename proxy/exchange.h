@@ -29,7 +29,10 @@ class ExchangeOwner {
   virtual void onExchangeComplete() = 0;
 };
 
-class Exchange final : public Deletable, public PoolCallbacks, public UpstreamStreamCallbacks {
+class Exchange final : public Deletable,
+                       public SlotWaiter,
+                       public PoolCallbacks,
+                       public UpstreamStreamCallbacks {
  public:
   Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRuntime& listener,
            DownstreamStream& downstream, ExchangeOwner& owner, const PeerInfo& peer, MonoTime start,
@@ -53,10 +56,19 @@ class Exchange final : public Deletable, public PoolCallbacks, public UpstreamSt
   void onResponseSent();
   // Answer locally (phase 7) before any response byte went out, e.g. a 400 from the parser.
   void sendLocalReply(ErrorCode code);
-  // Stops waiting for the pool and resets the upstream stream, if any.
+  // Leaves the slot queue or the pool's waiters, resets the upstream stream and gives back the
+  // concurrency slot, whichever apply.
   void detachUpstream();
 
  private:
+  // SlotWaiter (phase 3: the upstream's concurrency limit)
+  void onSlotGranted() override;
+  void acquireConnection();
+  void reject(ErrorCode code, std::string_view reason);
+  void releaseSlot();
+  // The budget for this request: the upstream's request timeout, or a smaller one a trusted
+  // client sent in the deadline header. Removes every client copy of that header.
+  void takeDeadline(RequestHead& head);
   // PoolCallbacks (phase 3)
   void onPoolReady(UpstreamConnection& connection) override;
   void onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) override;
@@ -73,9 +85,14 @@ class Exchange final : public Deletable, public PoolCallbacks, public UpstreamSt
   // Tries another upstream connection if the failed attempt may be repeated.
   bool retry(ErrorCode code, bool request_sent);
   void upstreamFinished();
+  void dropReplayBody();
+  static constexpr size_t kMaxReplayBody = 64 * 1024;
   void checkRequestBackpressure();
   void complete();  // phase 8
   static void onRequestTimeout(void* arg);
+  static void onWaitTimeout(void* arg);
+  // The whole request body is in pending_body_ and may be sent again on a retry.
+  bool bodyReplayable() const { return !body_forwarded_ && !trailers_forwarded_; }
 
   Worker& worker_;
   WorkerSnapshotPtr snapshot_;
@@ -93,6 +110,15 @@ class Exchange final : public Deletable, public PoolCallbacks, public UpstreamSt
   bool has_pending_trailers_ = false;
   std::string local_body_;
   Timer request_timer_;
+  Timer wait_timer_;  // queue_timeout while waiting for a slot, pool.wait_timeout for a connection
+  Duration budget_{};
+
+  enum class Waiting : unsigned char { kNone, kSlot, kConnection };
+  Waiting waiting_ = Waiting::kNone;
+  bool has_slot_ = false;
+  bool attempt_reused_ = false;  // the current attempt runs on a pooled connection
+  bool body_forwarded_ = false;  // body bytes went to an upstream and are no longer held
+  bool trailers_forwarded_ = false;
 
   bool request_complete_ = false;
   bool response_started_ = false;

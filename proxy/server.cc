@@ -53,6 +53,18 @@ ConfigRuntimePtr Server::prepareConfig(const ConfigPtr& config, std::string* err
                    {{"upstream", std::string_view(u.name)}, {"reason", std::string_view(err)}});
     }
     runtime->upstream_addresses[u.name] = std::move(addresses);
+
+    UpstreamSharedLimits& shared = shared_limits_[u.name];
+    if (!shared.requests) {
+      std::vector<EventLoop*> loops;
+      for (auto& w : workers_)
+        loops.push_back(&w->loop());
+      shared.requests = std::make_shared<SharedLimit>(loops);
+      shared.connections = std::make_shared<SharedLimit>(loops);
+    }
+    shared.requests->setCapacity(u.limits.max_concurrent_requests);
+    shared.connections->setCapacity(uint64_t{u.pool.size} + u.pool.max_overflow);
+    runtime->upstream_limits[u.name] = shared;
   }
   return runtime;
 }
@@ -85,9 +97,6 @@ bool Server::start(std::string* error) {
   metrics_ = std::make_unique<Metrics>(workers);
   metrics_->setAccessLogDroppedSource([log = access_log_.get()] { return log->droppedLines(); });
 
-  const ConfigRuntimePtr runtime = prepareConfig(config_, error);
-  if (!runtime) return false;
-
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     listener_connections_.push_back(std::make_unique<std::atomic<int64_t>>(0));
   }
@@ -98,8 +107,12 @@ bool Server::start(std::string* error) {
   services.listener_connections = &listener_connections_;
   for (size_t i = 0; i < workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, services));
-    workers_.back()->installConfig(runtime);
   }
+  // The workers' loops exist now; the shared limits post to them.
+  const ConfigRuntimePtr runtime = prepareConfig(config_, error);
+  if (!runtime) return false;
+  for (auto& w : workers_)
+    w->installConfig(runtime);
 
   // One listening socket per worker and listener. With port 0 the first socket picks the port
   // and the others join it.

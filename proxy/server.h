@@ -5,6 +5,7 @@
 // Tests run a Server in-process and drive it through the same request* calls.
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -83,6 +84,7 @@ class Server {
   std::unique_ptr<Metrics> metrics_;
   std::vector<std::unique_ptr<std::atomic<int64_t>>> listener_connections_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::map<std::string, UpstreamSharedLimits> shared_limits_;  // by upstream name; main thread
   std::vector<uint16_t> listener_ports_;
   std::unique_ptr<AdminServer> admin_;
   std::vector<event*> signal_events_;

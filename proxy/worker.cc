@@ -89,8 +89,11 @@ void Worker::buildSnapshot(const ConfigRuntime& runtime) {
       return std::unique_ptr<UpstreamConnection>(
           std::make_unique<Http1ClientConnection>(pool, loop, address));
     };
+    const UpstreamSharedLimits& shared = runtime.upstream_limits.at(u.name);
+    rt->limiter = std::make_unique<RequestLimiter>(loop_, shared.requests, index_, u.limits,
+                                                   metrics_, rt->metrics);
     rt->pool = std::make_unique<UpstreamPool>(loop_, u, std::move(addresses), std::move(factory),
-                                              metrics_, rt->metrics);
+                                              shared.connections, index_, metrics_, rt->metrics);
     snap->upstreams.push_back(std::move(rt));
   }
   for (const ListenerConfig& l : config->listeners) {

@@ -37,11 +37,19 @@ struct WorkerServices {
   std::vector<std::unique_ptr<std::atomic<int64_t>>>* listener_connections = nullptr;
 };
 
+// The limits of one upstream that hold across workers, and across reloads (the server keeps
+// them by upstream name, so requests in flight on an old config count against the new one).
+struct UpstreamSharedLimits {
+  std::shared_ptr<SharedLimit> requests;     // limits.max_concurrent_requests
+  std::shared_ptr<SharedLimit> connections;  // pool.size + pool.max_overflow
+};
+
 // What the main thread derives once from one config, shared read-only by every worker: resolved
-// upstream addresses and the compiled context filter.
+// upstream addresses, shared limits and the compiled context filter.
 struct ConfigRuntime {
   ConfigPtr config;
   std::map<std::string, std::vector<ResolvedAddress>> upstream_addresses;  // by upstream name
+  std::map<std::string, UpstreamSharedLimits> upstream_limits;             // by upstream name
   std::shared_ptr<const ContextFilter> context_filter;
 };
 using ConfigRuntimePtr = std::shared_ptr<const ConfigRuntime>;

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "filters/context_filter.h"
+#include "pool/request_limiter.h"
 #include "pool/upstream_pool.h"
 
 namespace viscount {
@@ -18,6 +19,7 @@ class UpstreamMetrics;
 
 struct UpstreamRuntime {
   const UpstreamConfig* config = nullptr;
+  std::unique_ptr<RequestLimiter> limiter;
   std::unique_ptr<UpstreamPool> pool;
   UpstreamMetrics* metrics = nullptr;
 };
@@ -35,8 +37,10 @@ struct WorkerSnapshot {
 
   ~WorkerSnapshot() {
     // Pools first: their connections reference nothing else here.
-    for (auto& u : upstreams)
+    for (auto& u : upstreams) {
       u->pool.reset();
+      u->limiter.reset();
+    }
   }
 };
 

@@ -182,10 +182,15 @@ class UpstreamPoolTest : public ::testing::Test {
   UpstreamPool& makePool(std::vector<ResolvedAddress> addresses) {
     MetricsShard& shard = metrics_.shard(0);
     pool_ = std::make_unique<UpstreamPool>(loop_, config_, std::move(addresses), testFactory(),
-                                           &shard, &shard.upstream("app"));
+                                           connectionLimit(), 0, &shard, &shard.upstream("app"));
     return *pool_;
   }
   UpstreamPool& makePool() { return makePool({upstream_.address()}); }
+  // The limit the server shares between workers; here there is one worker, this loop.
+  std::shared_ptr<SharedLimit> connectionLimit() {
+    return std::make_shared<SharedLimit>(std::vector<EventLoop*>{&loop_},
+                                         uint64_t{config_.pool.size} + config_.pool.max_overflow);
+  }
 
   UpstreamPool::Factory testFactory() {
     return [this](UpstreamPool& pool, EventLoop& loop, const ResolvedAddress& address) {
@@ -438,7 +443,8 @@ TEST_F(UpstreamPoolTest, IdleConnectionNoticesThePeerClosingWhileTheLoopRuns) {
     return std::unique_ptr<UpstreamConnection>(std::make_unique<Http1ClientConnection>(p, loop, a));
   };
   pool_ = std::make_unique<UpstreamPool>(loop_, config_, std::vector{upstream_.address()},
-                                         std::move(http1), &shard, &shard.upstream("app"));
+                                         std::move(http1), connectionLimit(), 0, &shard,
+                                         &shard.upstream("app"));
   Waiter w;
   pool_->acquire(w);
   pool_->cancel(w);  // nobody waits: the connection goes idle once connected
