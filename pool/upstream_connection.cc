@@ -50,7 +50,7 @@ void UpstreamConnection::onTimer(void* arg) {
     self->closeSocket();
     self->pool_.onConnectFailed(*self, ErrorCode::kUpstreamConnectTimeout, "connect timed out");
   } else if (self->state_ == State::kIdle) {
-    self->close();
+    self->pool_.onIdleTimeout(*self);
   }
 }
 

@@ -190,6 +190,8 @@ void UpstreamPool::onConnected(UpstreamConnection& c) {
 
 void UpstreamPool::onConnectFailed(UpstreamConnection& c, ErrorCode code, std::string_view detail) {
   if (metrics_ && upstream_metrics_) metrics_->upstreamConnectFailed(*upstream_metrics_);
+  if (metrics_ && code == ErrorCode::kUpstreamConnectTimeout)
+    metrics_->timedOut("upstream_connect");
   const std::string address = c.addressText();
   destroy(c);
   // The oldest waiter gets the failure; others keep their own connects in flight.
@@ -204,6 +206,11 @@ void UpstreamPool::onStreamDone(UpstreamConnection& c, bool reusable) {
     return;
   }
   handOut(c);
+}
+
+void UpstreamPool::onIdleTimeout(UpstreamConnection& c) {
+  if (metrics_) metrics_->timedOut("upstream_idle");
+  destroy(c);
 }
 
 void UpstreamPool::onClosed(UpstreamConnection& c) {

@@ -75,6 +75,7 @@ class UpstreamPool final : public LimitMember {
   void onConnectFailed(UpstreamConnection& c, ErrorCode code, std::string_view detail);
   void onStreamDone(UpstreamConnection& c, bool reusable);
   void onClosed(UpstreamConnection& c);
+  void onIdleTimeout(UpstreamConnection& c);
 
   // LimitMember
   void onUnitsAvailable() override { connectForWaiters(); }

@@ -266,7 +266,6 @@ void Exchange::onPoolReady(UpstreamConnection& connection) {
 void Exchange::onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) {
   waiting_ = Waiting::kNone;
   wait_timer_.cancel();
-  if (code == ErrorCode::kUpstreamConnectTimeout) worker_.metrics().timedOut("upstream_connect");
   // No address to try is not an attempt, and trying again would find none either.
   if (!address.empty()) {
     ++ctx_.attempts;  // a connect was tried: that is an attempt, even though it failed

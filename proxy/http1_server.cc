@@ -217,9 +217,13 @@ void Http1ServerConnection::rejectRequest(ErrorCode code) {
 void Http1ServerConnection::onTimer(void* arg) {
   auto* self = static_cast<Http1ServerConnection*>(arg);
   if (self->phase_ == Phase::kHeaders) {
+    self->worker_.metrics().timedOut("request_headers");
     self->rejectRequest(ErrorCode::kRequestHeaderTimeout);
-  } else if (self->phase_ == Phase::kIdle || self->phase_ == Phase::kClosing) {
-    self->closeConnection();  // idle keep-alive, never spoke, or done lingering
+  } else if (self->phase_ == Phase::kIdle) {
+    self->worker_.metrics().timedOut("client_idle");
+    self->closeConnection();  // idle keep-alive, or never spoke
+  } else if (self->phase_ == Phase::kClosing) {
+    self->closeConnection();  // done lingering
   }
 }
 
