@@ -27,19 +27,6 @@ HttpResponse admin(ProxyUnderTest& proxy, const std::string& method, const std::
   return r ? *r : HttpResponse{};
 }
 
-// The value of one exposition sample, by its exact series text (name and labels); -1 if absent.
-double sample(const std::string& metrics, const std::string& series) {
-  std::istringstream in(metrics);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-        line[series.size()] == ' ') {
-      return std::stod(line.substr(series.size() + 1));
-    }
-  }
-  return -1;
-}
-
 TEST(Admin, HealthAndReady) {
   TestUpstream upstream;
   ProxyUnderTest proxy(defaultConfig(upstream.port()));
@@ -100,15 +87,15 @@ TEST(Admin, MetricsCountRequestsByCode) {
   ASSERT_TRUE(eventually([&] {
     auto m = admin(proxy, "GET", "/metrics");
     text = m.body;
-    return sample(text, ok_series) == kOk && sample(text, missing_series) == kMissing;
+    return metricSample(text, ok_series) == kOk && metricSample(text, missing_series) == kMissing;
   })) << text;
 
   auto m = admin(proxy, "GET", "/metrics");
   EXPECT_EQ(m.status, 200);
   EXPECT_NE(m.header("content-type").find("text/plain"), std::string::npos);
   text = m.body;
-  EXPECT_EQ(sample(text, ok_series), kOk);
-  EXPECT_EQ(sample(text, missing_series), kMissing);
+  EXPECT_EQ(metricSample(text, ok_series), kOk);
+  EXPECT_EQ(metricSample(text, missing_series), kMissing);
   EXPECT_NE(text.find("# TYPE viscount_requests_total counter"), std::string::npos);
 
   // The duration histogram: cumulative buckets ending in +Inf, _sum and _count.
@@ -131,13 +118,13 @@ TEST(Admin, MetricsCountRequestsByCode) {
       EXPECT_GT(std::stod(buckets[i].first), std::stod(buckets[i - 1].first));
     }
   }
-  EXPECT_EQ(sample(text, R"(viscount_request_duration_seconds_count{upstream="app"})"),
+  EXPECT_EQ(metricSample(text, R"(viscount_request_duration_seconds_count{upstream="app"})"),
             kOk + kMissing);
-  const double sum = sample(text, R"(viscount_request_duration_seconds_sum{upstream="app"})");
+  const double sum = metricSample(text, R"(viscount_request_duration_seconds_sum{upstream="app"})");
   EXPECT_GT(sum, 0.0);
   EXPECT_LT(sum, 10.0);
 
-  EXPECT_EQ(sample(text, "viscount_access_log_dropped_total"), 0) << text;
+  EXPECT_EQ(metricSample(text, "viscount_access_log_dropped_total"), 0) << text;
   EXPECT_NE(text.find("# TYPE viscount_access_log_dropped_total counter"), std::string::npos);
   // The gauges the contract names are there too.
   EXPECT_NE(text.find(R"(viscount_upstream_queue_depth{upstream="app"})"), std::string::npos);
@@ -161,9 +148,10 @@ TEST(Admin, MetricsCountProxyErrors) {
   std::string text;
   EXPECT_TRUE(eventually([&] {
     text = admin(proxy, "GET", "/metrics").body;
-    return sample(text, series) == 2;
+    return metricSample(text, series) == 2;
   })) << text;
-  EXPECT_EQ(sample(text, R"(viscount_requests_total{upstream="app",code="200"})"), -1) << text;
+  EXPECT_EQ(metricSample(text, R"(viscount_requests_total{upstream="app",code="200"})"), -1)
+      << text;
 }
 
 TEST(Admin, ConfigShowsEffectiveValues) {
