@@ -137,11 +137,17 @@ void TestUpstream::acceptLoop() {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     const int id = ++connections_;
-    const int open_now = ++open_;
-    int max_seen = max_open_.load();
-    while (open_now > max_seen && !max_open_.compare_exchange_weak(max_seen, open_now)) {
-    }
+    ++open_;
     std::lock_guard<std::mutex> lock(mutex_);
+    // Open at once: this one and every other the peer has not closed. A serving thread may not
+    // have read a close yet, so ask the kernel rather than count exits; the peak is always
+    // reached at an accept.
+    int open_now = 1;
+    for (int other : open_fds_) {
+      pollfd hup{other, POLLRDHUP, 0};
+      if (::poll(&hup, 1, 0) == 0) ++open_now;
+    }
+    if (open_now > max_open_) max_open_ = open_now;
     UpstreamConnectionInfo info;
     info.id = id;
     info.accepted = Clock::now();

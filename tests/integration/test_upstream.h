@@ -94,7 +94,8 @@ class TestUpstream {
   std::vector<ReceivedRequest> requests() const;
   size_t requestCount() const;
   int connectionsAccepted() const { return connections_.load(); }
-  // Connections open right now, and the most that were ever open at once.
+  // Connections open right now (as far as the serving threads know), and the most that were
+  // ever open at once (counted at each accept: those the peer had not closed).
   int openConnections() const { return open_.load(); }
   int maxOpenConnections() const { return max_open_.load(); }
   // Connections this side closed because they sat idle for the setIdleClose delay.
