@@ -3,14 +3,18 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "tests/integration/expectations.h"
 #include "tests/integration/http_client.h"
 #include "tests/integration/proxy_under_test.h"
 #include "tests/integration/test_upstream.h"
@@ -215,6 +219,118 @@ TEST(Drain, DrainTimeoutEndsHangingRequest) {
   EXPECT_EQ(lines[0]["request_id"], "hung");
   EXPECT_TRUE(lines[0]["error"].is_string()) << lines[0].dump();
   EXPECT_NE(lines[0]["status"], 200);
+}
+
+// A body that names its request, big enough to still be moving when the drain starts.
+std::string loadBody(const std::string& target) {
+  std::string body;
+  while (body.size() < 64 * 1024)
+    body += target + ";";
+  return body;
+}
+
+TEST(Drain, DrainUnderLoadLosesNoInFlightRequest) {
+  // 50 keep-alive clients each have a request in flight when the drain starts; the upstream
+  // answers all of them (300 ms after being let go). Every one gets its whole 200, told
+  // "connection: close"; a client arriving after the drain began is turned away; the server then
+  // exits 0 long before drain_timeout.
+  constexpr int kClients = 50;
+  Gate gate;
+  TestUpstream upstream([&gate](const ReceivedRequest& req) {
+    gate.wait(milliseconds(10000));
+    UpstreamReply r;
+    r.delay = milliseconds(300);
+    r.body = loadBody(req.target);
+    return r;
+  });
+  GateOpener opener{gate};
+  ProxyUnderTest proxy(withPort(R"(workers: 2
+drain_timeout: 10s
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    upstream: app
+upstreams:
+  - name: app
+    url: http://127.0.0.1:{port}
+    pool:
+      size: 64
+      max_overflow: 64
+admin:
+  address: 127.0.0.1:0
+logging:
+  level: info
+)",
+                                upstream.port()));
+
+  struct Result {
+    int status = 0;
+    bool body_ok = false;
+    std::string connection;
+    bool closed = false;
+  };
+  std::vector<Result> results(kClients);
+  std::vector<std::unique_ptr<RawConnection>> conns;
+  for (int i = 0; i < kClients; ++i) {
+    conns.push_back(std::make_unique<RawConnection>(proxy.port()));
+    ASSERT_TRUE(conns.back()->send(buildRequest("GET", "/load/" + std::to_string(i),
+                                                {{"x-request-id", "load-" + std::to_string(i)}})));
+  }
+  std::vector<std::thread> readers;
+  for (int i = 0; i < kClients; ++i) {
+    readers.emplace_back([&, i] {
+      auto r = conns[i]->readResponse(false, std::chrono::seconds(8));
+      if (!r) return;
+      results[i].status = r->status;
+      results[i].body_ok = r->body == loadBody("/load/" + std::to_string(i));
+      results[i].connection = lower(r->header("connection"));
+      results[i].closed = conns[i]->waitClosed(milliseconds(2000));
+    });
+  }
+  const bool all_in_flight =
+      eventually([&] { return upstream.requestCount() == static_cast<size_t>(kClients); });
+  EXPECT_TRUE(all_in_flight) << upstream.requestCount() << " of " << kClients
+                             << " reached the upstream";
+
+  const auto drain_start = Clock::now();
+  proxy.drain();
+  EXPECT_TRUE(eventually([&] { return adminStatus(proxy, "GET", "/ready") == 503; }));
+  std::string what;
+  EXPECT_TRUE(newConnectionTurnedAway(proxy.port(), &what)) << what;
+  gate.open();
+  for (auto& t : readers)
+    t.join();
+
+  int lost = 0;
+  for (int i = 0; i < kClients; ++i) {
+    SCOPED_TRACE("client " + std::to_string(i));
+    const Result& r = results[i];
+    if (r.status != 200 || !r.body_ok) ++lost;
+    EXPECT_EQ(r.status, 200);
+    EXPECT_TRUE(r.body_ok) << "the body was cut or mixed up";
+    EXPECT_EQ(r.connection, "close") << "a keep-alive client is told the connection ends";
+    EXPECT_TRUE(r.closed) << "the connection stayed open after the response";
+  }
+  EXPECT_EQ(lost, 0) << "in-flight requests lost to the drain";
+  conns.clear();
+
+  auto code = proxy.waitFor(milliseconds(5000));
+  const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - drain_start);
+  ASSERT_TRUE(code) << "the server did not exit after its last request";
+  EXPECT_EQ(*code, 0);
+  EXPECT_LT(took, milliseconds(5000)) << "the drain waited for its timeout, not its requests";
+
+  auto lines = proxy.accessLog(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    auto mine = linesFor(lines, "load-" + std::to_string(i));
+    ASSERT_EQ(mine.size(), 1u) << "load-" << i;
+    SCOPED_TRACE(mine[0].dump());
+    EXPECT_EQ(mine[0]["status"], 200);
+    EXPECT_TRUE(mine[0]["error"].is_null());
+    EXPECT_EQ(mine[0]["bytes_out"], loadBody("/load/" + std::to_string(i)).size());
+  }
+  for (const auto& req : upstream.requests())
+    EXPECT_NE(req.target, "/after-drain");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <sstream>
 #include <stdexcept>
 
 namespace viscount::test {
@@ -190,6 +191,27 @@ std::optional<HttpResponse> httpRequest(uint16_t port, const std::string& method
   RawConnection c(port);
   if (!c.send(buildRequest(method, path, headers, body))) return std::nullopt;
   return c.readResponse(method == "HEAD");
+}
+
+double metricSample(const std::string& exposition, const std::string& series) {
+  std::istringstream in(exposition);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ') {
+      return std::stod(line.substr(series.size() + 1));
+    }
+  }
+  return -1;
+}
+
+double scrapeMetric(uint16_t admin_port, const std::string& series) {
+  try {
+    auto r = httpRequest(admin_port, "GET", "/metrics");
+    return r && r->status == 200 ? metricSample(r->body, series) : -1;
+  } catch (const std::exception&) {
+    return -1;
+  }
 }
 
 }  // namespace viscount::test

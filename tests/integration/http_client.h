@@ -65,6 +65,12 @@ std::optional<HttpResponse> httpRequest(uint16_t port, const std::string& method
                                         const std::string& path, const Headers& headers = {},
                                         const std::string& body = "");
 
+// The value of one sample in a Prometheus exposition, by its exact series text (name and
+// labels, e.g. `viscount_upstream_connections{upstream="app",state="idle"}`); -1 if absent.
+double metricSample(const std::string& exposition, const std::string& series);
+// GET /metrics on the admin port, then metricSample; -1 if absent or not answered.
+double scrapeMetric(uint16_t admin_port, const std::string& series);
+
 std::string buildRequest(const std::string& method, const std::string& path,
                          const Headers& headers = {}, const std::string& body = "",
                          bool add_host = true);

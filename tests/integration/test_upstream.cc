@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -136,7 +137,21 @@ void TestUpstream::acceptLoop() {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     const int id = ++connections_;
+    ++open_;
     std::lock_guard<std::mutex> lock(mutex_);
+    // Open at once: this one and every other the peer has not closed. A serving thread may not
+    // have read a close yet, so ask the kernel rather than count exits; the peak is always
+    // reached at an accept.
+    int open_now = 1;
+    for (int other : open_fds_) {
+      pollfd hup{other, POLLRDHUP, 0};
+      if (::poll(&hup, 1, 0) == 0) ++open_now;
+    }
+    if (open_now > max_open_) max_open_ = open_now;
+    UpstreamConnectionInfo info;
+    info.id = id;
+    info.accepted = Clock::now();
+    connection_log_.push_back(info);  // ids are handed out here, in order
     open_fds_.push_back(fd);
     threads_.emplace_back([this, fd, id] { serve(fd, id); });
   }
@@ -145,11 +160,25 @@ void TestUpstream::acceptLoop() {
 void TestUpstream::serve(int fd, int id) {
   std::string buf;
   size_t pos = 0;
+  bool by_peer = false;
+  bool idle = false;
   for (;;) {
+    // Between requests: an upstream keep-alive timeout closes a connection that stays idle.
+    const int64_t idle_ms = idle_close_ms_.load();
+    if (idle_ms > 0 && pos >= buf.size()) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(idle_ms)) == 0) {
+        idle = true;
+        goto done;
+      }
+    }
     // Request line (skipping empty lines between requests).
     std::string line;
     do {
-      if (!readLine(fd, buf, pos, line)) goto done;
+      if (!readLine(fd, buf, pos, line)) {
+        by_peer = buf.size() == pos && !stopping_;
+        goto done;
+      }
     } while (line.empty());
     ReceivedRequest req;
     req.connection_id = id;
@@ -222,7 +251,11 @@ void TestUpstream::serve(int fd, int id) {
     if (reply.close_without_reply) goto done;
     if (!reply.raw.empty()) {
       sendAll(fd, reply.raw);
-      if (reply.close) goto done;
+      connectionEvent(id, true);
+      if (reply.close) {
+        std::this_thread::sleep_for(reply.close_delay);
+        goto done;
+      }
       continue;
     }
     std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " X\r\n";
@@ -256,13 +289,41 @@ void TestUpstream::serve(int fd, int id) {
       }
     }
     if (!sendAll(fd, out)) goto done;
-    if (reply.close || reply.no_framing) goto done;
+    connectionEvent(id, true);
+    if (reply.close || reply.no_framing) {
+      std::this_thread::sleep_for(reply.close_delay);
+      goto done;
+    }
   }
-done : {
-  std::lock_guard<std::mutex> lock(mutex_);
-  open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd), open_fds_.end());
-}
+done:
+  if (idle) ++idle_closes_;
+  connectionEvent(id, false, true, by_peer, idle);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), fd), open_fds_.end());
+  }
+  --open_;
   ::close(fd);
+}
+
+void TestUpstream::connectionEvent(int id, bool reply_sent, bool closed, bool by_peer, bool idle) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  UpstreamConnectionInfo& c = connection_log_[static_cast<size_t>(id - 1)];
+  const auto now = Clock::now();
+  if (reply_sent) {
+    c.last_reply = now;
+    ++c.replies;
+  }
+  if (closed) {
+    c.closed = now;
+    c.closed_by_peer = by_peer;
+    c.closed_when_idle = idle;
+  }
+}
+
+std::vector<UpstreamConnectionInfo> TestUpstream::connections() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return connection_log_;
 }
 
 UpstreamReply TestUpstream::echoContext(const ReceivedRequest& req) {
@@ -283,6 +344,46 @@ UpstreamReply TestUpstream::echoContext(const ReceivedRequest& req) {
   r.headers.emplace_back("content-type", "application/json");
   r.body = j.dump();
   return r;
+}
+
+HangingConnectPort::HangingConnectPort() {
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(listen_fd_, 0) != 0) {
+    throw std::runtime_error("hanging port: cannot listen");
+  }
+  socklen_t len = sizeof(addr);
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+  // Connect until one does not complete: the ones that did fill the accept queue (one with
+  // backlog 0 on Linux) and stay open, unaccepted, for as long as this object lives.
+  for (int i = 0; i < 8; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    if (rc != 0 && errno != EINPROGRESS) {
+      ::close(fd);
+      break;
+    }
+    pollfd p{fd, POLLOUT, 0};
+    if (rc != 0 && ::poll(&p, 1, 100) == 0) {
+      ::close(fd);  // this one hangs: so will the next
+      return;
+    }
+    fillers_.push_back(fd);
+  }
+  for (int fd : fillers_)
+    ::close(fd);
+  ::close(listen_fd_);
+  throw std::runtime_error("hanging port: connects to a full accept queue still complete");
+}
+
+HangingConnectPort::~HangingConnectPort() {
+  for (int fd : fillers_)
+    ::close(fd);
+  ::close(listen_fd_);
 }
 
 }  // namespace viscount::test

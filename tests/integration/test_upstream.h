@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -59,17 +60,30 @@ struct UpstreamReply {
   std::string body;
   bool chunked = false;  // send the body chunked instead of with content-length
   size_t chunk_size = 16384;
-  bool close = false;                  // add "connection: close" and close after the reply
-  std::chrono::milliseconds delay{0};  // wait before answering
-  std::string raw;                     // if set: send these bytes verbatim instead of a reply
+  bool close = false;                        // add "connection: close" and close after the reply
+  std::chrono::milliseconds close_delay{0};  // with `close`: wait this long before closing
+  std::chrono::milliseconds delay{0};        // wait before answering
+  std::string raw;                           // if set: send these bytes verbatim instead of a reply
   bool close_without_reply = false;
   bool hang = false;        // never answer (until the upstream stops)
   bool no_framing = false;  // no content-length, no chunking: body delimited by close
 };
 
+// One connection as the upstream saw it.
+struct UpstreamConnectionInfo {
+  int id = 0;
+  std::chrono::steady_clock::time_point accepted;
+  std::optional<std::chrono::steady_clock::time_point> last_reply;  // last reply fully sent
+  std::optional<std::chrono::steady_clock::time_point> closed;
+  bool closed_by_peer = false;    // the proxy closed it (EOF or reset between requests)
+  bool closed_when_idle = false;  // this side closed it after setIdleClose's delay
+  int replies = 0;
+};
+
 class TestUpstream {
  public:
   using Handler = std::function<UpstreamReply(const ReceivedRequest&)>;
+  using Clock = std::chrono::steady_clock;
 
   explicit TestUpstream(Handler handler = {});
   TestUpstream(const TestUpstream&) = delete;
@@ -80,6 +94,17 @@ class TestUpstream {
   std::vector<ReceivedRequest> requests() const;
   size_t requestCount() const;
   int connectionsAccepted() const { return connections_.load(); }
+  // Connections open right now (as far as the serving threads know), and the most that were
+  // ever open at once (counted at each accept: those the peer had not closed).
+  int openConnections() const { return open_.load(); }
+  int maxOpenConnections() const { return max_open_.load(); }
+  // Connections this side closed because they sat idle for the setIdleClose delay.
+  int idleCloses() const { return idle_closes_.load(); }
+  std::vector<UpstreamConnectionInfo> connections() const;
+  // Like an upstream with a keep-alive timeout: a connection that waits this long for its next
+  // request is closed silently (no response). Zero (the default) keeps connections forever. Call
+  // it before any traffic.
+  void setIdleClose(std::chrono::milliseconds idle) { idle_close_ms_ = idle.count(); }
   void stop();
 
   // The default handler: 200 with a JSON body naming the context headers it saw.
@@ -88,17 +113,43 @@ class TestUpstream {
  private:
   void acceptLoop();
   void serve(int fd, int id);
+  void connectionEvent(int id, bool reply_sent, bool closed = false, bool by_peer = false,
+                       bool idle = false);
 
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int> connections_{0};
+  std::atomic<int> open_{0};
+  std::atomic<int> max_open_{0};
+  std::atomic<int> idle_closes_{0};
+  std::atomic<int64_t> idle_close_ms_{0};
   mutable std::mutex mutex_;
   Handler handler_;  // set once, before any connection
   std::vector<ReceivedRequest> requests_;
+  std::vector<UpstreamConnectionInfo> connection_log_;  // index: id - 1
   std::vector<int> open_fds_;
   std::thread accept_thread_;
   std::vector<std::thread> threads_;
+};
+
+// A port on 127.0.0.1 where a TCP connect neither completes nor fails, for connect timeouts: a
+// listening socket with backlog 0 whose accept queue is filled by connections that are never
+// accepted, so the kernel drops every further SYN. The constructor checks that a connect really
+// hangs and throws if it does not.
+class HangingConnectPort {
+ public:
+  HangingConnectPort();
+  HangingConnectPort(const HangingConnectPort&) = delete;
+  HangingConnectPort& operator=(const HangingConnectPort&) = delete;
+  ~HangingConnectPort();
+
+  uint16_t port() const { return port_; }
+
+ private:
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::vector<int> fillers_;
 };
 
 }  // namespace viscount::test
