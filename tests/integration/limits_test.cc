@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/integration/expectations.h"
 #include "tests/integration/http_client.h"
 #include "tests/integration/proxy_under_test.h"
 #include "tests/integration/test_upstream.h"
@@ -69,13 +70,7 @@ struct ConcurrencyProbe {
 
 void expectOverloaded(const std::optional<HttpResponse>& r) {
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 503);
-  EXPECT_EQ(r->header("retry-after"), "1");
-  EXPECT_EQ(r->header("content-type"), "application/json");
-  const json body = json::parse(r->body);
-  EXPECT_EQ(body["error"], "overloaded");
-  EXPECT_EQ(body["status"], 503);
-  EXPECT_EQ(body["request_id"], r->header("x-request-id"));
+  expectProxyError(*r, 503, "overloaded");
 }
 
 TEST(Limits, ConcurrencyLimitHoldsAcrossWorkersAndTheQueueServesEveryone) {
@@ -101,8 +96,9 @@ TEST(Limits, ConcurrencyLimitHoldsAcrossWorkersAndTheQueueServesEveryone) {
   EXPECT_LE(probe.peak.load(), 3);
   EXPECT_EQ(probe.peak.load(), 3);
   EXPECT_TRUE(eventually([&] {
-    return proxy.metric(R"(viscount_upstream_requests_in_flight{upstream="app"})") == 0 &&
-           proxy.metric(R"(viscount_upstream_queue_depth{upstream="app"})") == 0;
+    return scrapeMetric(proxy.adminPort(),
+                        R"(viscount_upstream_requests_in_flight{upstream="app"})") == 0 &&
+           scrapeMetric(proxy.adminPort(), R"(viscount_upstream_queue_depth{upstream="app"})") == 0;
   }));
 }
 
@@ -118,8 +114,9 @@ TEST(Limits, FullQueueIsRefusedAtOnceWith503Overloaded) {
   std::thread holder([&] { httpRequest(proxy.port(), "GET", "/slow/holder"); });
   ASSERT_TRUE(eventually([&] { return probe.now.load() == 1; }));
   std::thread queued([&] { httpRequest(proxy.port(), "GET", "/slow/queued"); });
-  ASSERT_TRUE(eventually(
-      [&] { return proxy.metric(R"(viscount_upstream_queue_depth{upstream="app"})") == 1; }));
+  ASSERT_TRUE(eventually([&] {
+    return scrapeMetric(proxy.adminPort(), R"(viscount_upstream_queue_depth{upstream="app"})") == 1;
+  }));
 
   const auto start = Clock::now();
   const auto r = httpRequest(proxy.port(), "GET", "/shed");
@@ -127,7 +124,7 @@ TEST(Limits, FullQueueIsRefusedAtOnceWith503Overloaded) {
   expectOverloaded(r);
   EXPECT_LT(shed_ms, 200) << "a full queue must answer at once";
   std::cout << "[ measure ] 503 at the limit answered in " << shed_ms << " ms\n";
-  EXPECT_EQ(proxy.metric(R"(viscount_rejected_total{reason="queue_full"})"), 1);
+  EXPECT_EQ(scrapeMetric(proxy.adminPort(), R"(viscount_rejected_total{reason="queue_full"})"), 1);
 
   holder.join();
   queued.join();
@@ -162,8 +159,9 @@ TEST(Limits, QueueTimeoutIs503OverloadedAfterTheTimeout) {
   expectOverloaded(r);
   EXPECT_GE(waited, 280);
   EXPECT_LT(waited, 1000);
-  EXPECT_EQ(proxy.metric(R"(viscount_rejected_total{reason="queue_timeout"})"), 1);
-  EXPECT_EQ(proxy.metric(R"(viscount_timeouts_total{kind="queue"})"), 1);
+  EXPECT_EQ(scrapeMetric(proxy.adminPort(), R"(viscount_rejected_total{reason="queue_timeout"})"),
+            1);
+  EXPECT_EQ(scrapeMetric(proxy.adminPort(), R"(viscount_timeouts_total{kind="queue"})"), 1);
   holder.join();
   EXPECT_EQ(upstream.requestCount(), 1u);
 }
@@ -182,11 +180,14 @@ TEST(Limits, ClientLeavingTheQueueGivesItsPlaceBackAtOnce) {
   {
     RawConnection leaver(proxy.port());
     ASSERT_TRUE(leaver.send(buildRequest("GET", "/left")));
-    ASSERT_TRUE(eventually(
-        [&] { return proxy.metric(R"(viscount_upstream_queue_depth{upstream="app"})") == 1; }));
+    ASSERT_TRUE(eventually([&] {
+      return scrapeMetric(proxy.adminPort(), R"(viscount_upstream_queue_depth{upstream="app"})") ==
+             1;
+    }));
   }  // closed while queued
-  ASSERT_TRUE(eventually(
-      [&] { return proxy.metric(R"(viscount_upstream_queue_depth{upstream="app"})") == 0; }));
+  ASSERT_TRUE(eventually([&] {
+    return scrapeMetric(proxy.adminPort(), R"(viscount_upstream_queue_depth{upstream="app"})") == 0;
+  }));
   // The place is free again: this one queues instead of being refused, and is served.
   const auto r = httpRequest(proxy.port(), "GET", "/next");
   ASSERT_TRUE(r);
@@ -256,8 +257,10 @@ TEST(Limits, AbortStormLeaksNoSlotAndTheFullLimitIsUsableAfterwards) {
   EXPECT_EQ(answered.load() + aborted.load(), 200);
   ASSERT_TRUE(eventually(
       [&] {
-        return proxy.metric(R"(viscount_upstream_requests_in_flight{upstream="app"})") == 0 &&
-               proxy.metric(R"(viscount_upstream_queue_depth{upstream="app"})") == 0;
+        return scrapeMetric(proxy.adminPort(),
+                            R"(viscount_upstream_requests_in_flight{upstream="app"})") == 0 &&
+               scrapeMetric(proxy.adminPort(),
+                            R"(viscount_upstream_queue_depth{upstream="app"})") == 0;
       },
       milliseconds(10000)));
   std::cout << "[ measure ] abort storm: " << answered.load() << " answered, " << aborted.load()

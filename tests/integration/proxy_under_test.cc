@@ -14,27 +14,8 @@
 
 #include "config/config_loader.h"
 #include "telemetry/event_log.h"
-#include "tests/integration/http_client.h"
 
 namespace viscount::test {
-
-double metricSample(const std::string& metrics, const std::string& series) {
-  std::istringstream in(metrics);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-        line[series.size()] == ' ') {
-      return std::stod(line.substr(series.size() + 1));
-    }
-  }
-  return -1;
-}
-
-double ProxyUnderTest::metric(const std::string& series) {
-  const auto r = httpRequest(adminPort(), "GET", "/metrics");
-  EXPECT_TRUE(r && r->status == 200) << "GET /metrics";
-  return r ? metricSample(r->body, series) : -1;
-}
 
 std::string withPort(std::string yaml, uint16_t upstream_port) {
   const std::string p = std::to_string(upstream_port);

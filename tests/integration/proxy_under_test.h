@@ -22,9 +22,6 @@ std::string defaultConfig(uint16_t upstream_port);
 // Replaces every "{port}" in `yaml` with the upstream port.
 std::string withPort(std::string yaml, uint16_t upstream_port);
 
-// The value of one exposition sample, by its exact series text (name and labels); -1 if absent.
-double metricSample(const std::string& metrics, const std::string& series);
-
 class ProxyUnderTest {
  public:
   explicit ProxyUnderTest(const std::string& yaml);
@@ -40,9 +37,6 @@ class ProxyUnderTest {
   std::vector<nlohmann::json> accessLog(
       size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(5));
   std::string accessLogText() const;
-
-  // One sample of GET /metrics on the admin port (the config must enable admin); -1 if absent.
-  double metric(const std::string& series);
 
   void drain() { server_->requestDrain(); }
   // Waits for the server to stop; returns its exit code.
