@@ -333,8 +333,15 @@ void Http1ServerConnection::finishResponse(const HeaderList* trailers) {
 }
 
 void Http1ServerConnection::resetStream(ErrorCode) {
-  // HTTP/1 has no way to abort one response but to close the connection.
-  closeConnection();
+  // HTTP/1 has no way to abort one response but to close the connection. What is already queued
+  // still goes out first: the client then sees the response cut short by its own framing (a
+  // short Content-Length body, or no last chunk), and the access log's status and bytes_out are
+  // what it really got. The close follows when the output drains (onExchangeComplete), or after
+  // the linger timeout if the client does not read.
+  close_after_ = true;
+  phase_ = Phase::kClosing;
+  setReadDisabled(true);
+  timer_.arm(kLingerTimeout);
 }
 
 void Http1ServerConnection::readDisable(bool disable) {
