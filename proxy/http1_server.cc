@@ -417,6 +417,10 @@ void Http1ServerConnection::drain() {
   if (phase_ == Phase::kIdle && !exchange_) closeConnection();
 }
 
+void Http1ServerConnection::abandon() {
+  if (exchange_ && !exchange_->completed()) exchange_->sendLocalReply(ErrorCode::kDraining);
+}
+
 void Http1ServerConnection::abort() {
   if (exchange_ && !exchange_->completed())
     exchange_->onDownstreamReset(ErrorCode::kClientDisconnected);

@@ -35,6 +35,9 @@ class Http1ServerConnection final : public Deletable,
   void start(std::string_view preread = {});
   // Drain: close now when idle, else after the current response.
   void drain();
+  // Drain timeout: a request still waiting for its response gets 503 `draining` (the client may
+  // retry elsewhere); a response in progress is cut. The connection closes afterwards.
+  void abandon();
   // Shutdown: close now, whatever is in flight.
   void abort();
   size_t listenerIndex() const { return listener_index_; }

@@ -12,6 +12,10 @@
 #include "telemetry/metrics.h"
 
 namespace viscount {
+namespace {
+// After drain_timeout, how long the 503 `draining` answers get to reach their clients.
+constexpr std::chrono::milliseconds kDrainGrace{250};
+}  // namespace
 
 Server::Server(ConfigPtr config, ServerOptions options)
     : options_(std::move(options)),
@@ -234,12 +238,21 @@ void Server::startDrain(std::string_view reason) {
 
 void Server::onDrainTimeout(void* arg) {
   auto* self = static_cast<Server*>(arg);
+  if (self->drain_expired_) {
+    self->finish();  // the grace period for the last answers is over
+    return;
+  }
+  self->drain_expired_ = true;
   size_t open = 0;
   for (auto& w : self->workers_)
     open += w->connectionCount();
   self->events_->log(LogLevel::kWarn, "drain_timeout",
                      {{"open_connections", static_cast<uint64_t>(open)}});
-  self->finish();
+  // Requests still in flight get a 503 they can retry elsewhere rather than a reset; the
+  // workers report drained when their connections are gone, else the grace period ends it.
+  for (auto& w : self->workers_)
+    w->abandonInFlight();
+  self->drain_timer_.arm(kDrainGrace);
 }
 
 void Server::finish() {

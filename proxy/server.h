@@ -93,6 +93,7 @@ class Server {
   std::atomic<bool> ready_{false};
   std::atomic<uint64_t> reloads_{0};
   bool draining_ = false;
+  bool drain_expired_ = false;  // drain_timeout passed; the timer now runs the grace period
   bool finished_ = false;
   size_t workers_draining_ = 0;
   int exit_code_ = 0;

@@ -224,6 +224,16 @@ void Worker::checkDrained() {
   }
 }
 
+void Worker::abandonInFlight() {
+  loop_.post([this] {
+    std::vector<Http1ServerConnection*> all;
+    for (auto* c = connections_.front(); c; c = connections_.next(*c))
+      all.push_back(c);
+    for (auto* c : all)
+      c->abandon();
+  });
+}
+
 void Worker::shutdown() {
   loop_.post([this] {
     std::vector<Http1ServerConnection*> all;

@@ -71,6 +71,9 @@ class Worker {
   // Stops accepting, closes idle connections, lets in-flight requests finish; `done` runs on
   // the worker thread when the last connection is gone.
   void beginDrain(std::function<void()> done);
+  // The drain timed out: every request still in flight is answered 503 `draining` (or cut, if
+  // its response has started).
+  void abandonInFlight();
   // Closes every connection now and stops the loop.
   void shutdown();
   size_t index() const { return index_; }
