@@ -16,6 +16,11 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j "$jobs"
 (cd build && ctest -j "$jobs" --timeout 300)
 
+echo "== benchmark smoke (seconds long: proves the script runs; its figures mean nothing)"
+VISCOUNT_SKIP_INSTALL=1 SMOKE=1 OUT=build/bench-smoke tests/bench/side_by_side.sh >build/bench-smoke.log 2>&1 ||
+  { cat build/bench-smoke.log; exit 1; }
+tail -n 3 build/bench-smoke.log
+
 echo "== ASan + UBSan build"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVISCOUNT_SANITIZE=ON \
   -DVISCOUNT_BUILD_BENCH=OFF

@@ -1,26 +1,55 @@
 #!/usr/bin/env bash
-# viscount, nginx and HAProxy as sidecars in front of the same nginx upstream, measured in one run:
-# CPU microseconds per request (wrk -t1 on core 0; each proxy and the upstream on core 1) and RSS
-# bytes per idle keep-alive connection. Compare only within one run, as ratios.
+# viscount, nginx and HAProxy as equivalent sidecars (ids injected, JSON access log written) in
+# front of the same fast nginx upstream, measured in one run and reported as ratios:
+#   - CPU microseconds per request and req/s (wrk -t1 -c64 on core 0; proxy and upstream on
+#     core 1), ROUNDS rounds alternating the proxies, medians reported;
+#   - latency added at fixed rates below saturation (wrk with a per-request delay; p50/p99
+#     through each proxy minus direct to the upstream), at half of nginx's saturation rate;
+#   - RSS per idle keep-alive connection (IDLE_CONNS for all three; viscount also at 10,000)
+#     and idle RSS after start;
+#   - viscount's RSS growth while streaming a 1 GiB body to a slow (rate-limited) client;
+#   - viscount with 1 and with 2 workers.
+# It writes OUT/results.md (the table) and OUT/results.png (the plot).
 #
-#   tests/bench/side_by_side.sh            # needs build/proxy/viscount, wrk, nginx, haproxy
-#   DURATION=20s CONNS=64 IDLE_CONNS=2000 VISCOUNT_BIN=... PEERS=.../bench tests/bench/side_by_side.sh
+#   tests/bench/side_by_side.sh                 # installs wrk, nginx, haproxy, gnuplot if missing
+#   SMOKE=1 OUT=/tmp/b tests/bench/side_by_side.sh   # seconds-long run: checks the script works
+#   DURATION=20s ROUNDS=5 IDLE_CONNS=4000 VISCOUNT_BIN=... PEERS=... tests/bench/side_by_side.sh
+#
+# It is a benchmark, not a test: it never fails on a figure. Compare only within one run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-peers=${PEERS:-$root/../shared/bench}
-bin=${VISCOUNT_BIN:-$root/build/proxy/viscount}
-duration=${DURATION:-10s}
-conns=${CONNS:-64}
-idle=${IDLE_CONNS:-2000}
-work=$(mktemp -d)
-ulimit -n "$(ulimit -Hn)"  # idle connections need descriptors
-
-for tool in wrk nginx haproxy taskset; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install wrk nginx-light haproxy)" >&2; exit 1; }
+peers=${PEERS:-}
+for candidate in "$root/../shared/bench" /work/shared/bench; do
+  if [ -z "$peers" ] && [ -d "$candidate/peers" ]; then peers=$candidate; fi
 done
-[ -x "$bin" ] || { echo "missing: $bin (build first)" >&2; exit 1; }
-[ -d "$peers/peers" ] || { echo "missing: peer configs in $peers (set PEERS)" >&2; exit 1; }
+bin=${VISCOUNT_BIN:-$root/build/proxy/viscount}
+out=${OUT:-$root/tests/bench/results}
+if [ "${SMOKE:-0}" = 1 ]; then
+  duration=1s rounds=1 idle=200 idle_big=500 stream_mib=64 warm=1s
+else
+  duration=${DURATION:-10s} rounds=${ROUNDS:-3} idle=${IDLE_CONNS:-4000} idle_big=10000
+  stream_mib=1024 warm=2s
+fi
+conns=64
 
+if [ "$(id -u)" = 0 ] && [ "${VISCOUNT_SKIP_INSTALL:-0}" != 1 ]; then
+  missing=()
+  for pair in wrk:wrk nginx:nginx-light haproxy:haproxy gnuplot:gnuplot-nox curl:curl; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+for tool in wrk nginx haproxy taskset curl gnuplot; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+[ -x "$bin" ] || { echo "missing: $bin (build first: cmake --build build)" >&2; exit 1; }
+[ -n "$peers" ] || { echo "missing: the peer configs (set PEERS to the shared bench folder)" >&2; exit 1; }
+
+work=$(mktemp -d)
+mkdir -p "$out"
+ulimit -n "$(ulimit -Hn)"  # idle connections need descriptors
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -30,57 +59,238 @@ cleanup() {
 trap cleanup EXIT
 
 wait_port() {
-  for _ in $(seq 100); do
+  for _ in $(seq 200); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
     sleep 0.05
   done
   echo "nothing listens on port $1" >&2
   return 1
 }
+rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+median() { sort -g | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+field() { tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
+# "1.23ms" / "456.00us" / "1.2s" -> microseconds
+to_us() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v*1000} else {sub(/s$/,"",v); print v*1e6}}'; }
 
-cat >"$work/viscount.yaml" <<EOF
-workers: 1
+viscount_config() {  # port workers admin_port upstream_port
+  cat <<EOF
+workers: $2
 listeners:
   - name: inbound
-    address: 127.0.0.1:18085
+    address: 127.0.0.1:$1
     upstream: app
+    limits: {max_connections: 20000, max_request_body_size: 0}
 upstreams:
   - name: app
-    url: http://127.0.0.1:18080
-logging: {access_log: $work/viscount-access.log, format: json}
-admin: {address: 127.0.0.1:18095}
+    url: http://127.0.0.1:$4
+    timeouts: {request: 120s}
+logging: {access_log: $work/viscount-$1.log, format: json}
+admin: {address: 127.0.0.1:$3}
 EOF
+}
 
+# ---- start everything --------------------------------------------------------------------------
 taskset -c 1 nginx -c "$peers/peers/upstream-nginx.conf" &
 pids+=($!)
 wait_port 18080
 taskset -c 1 nginx -c "$peers/peers/proxy-nginx.conf" &
 pids+=($!)
+nginx_master=$!
 taskset -c 1 haproxy -f "$peers/peers/proxy-haproxy.cfg" >/dev/null &
 pids+=($!)
+haproxy_pid=$!
+viscount_config 18085 1 18095 18080 >"$work/viscount.yaml"
 taskset -c 1 "$bin" --config "$work/viscount.yaml" 2>"$work/viscount-events.log" &
 pids+=($!)
 viscount_pid=$!
-haproxy_pid=${pids[2]}
 wait_port 18081
 wait_port 18082
 wait_port 18085
-nginx_pid=$(pgrep -P "${pids[1]}" | head -1)  # the worker: the master does no request work
+nginx_pid=$(pgrep -P "$nginx_master" | head -1)  # the worker: the master does no request work
+sleep 0.5
+idle_rss_viscount=$(rss_kb "$viscount_pid")
+idle_rss_nginx=$(($(rss_kb "$nginx_pid") + $(rss_kb "$nginx_master")))
+idle_rss_haproxy=$(rss_kb "$haproxy_pid")
 
-echo "# wrk -t1 -c$conns -d$duration, proxy and upstream on core 1, wrk on core 0"
-for entry in "viscount 18085 $viscount_pid" "nginx 18081 $nginx_pid" "haproxy 18082 $haproxy_pid"; do
+proxies=("viscount 18085 $viscount_pid" "nginx 18081 $nginx_pid" "haproxy 18082 $haproxy_pid")
+
+# ---- CPU per request and req/s, alternating -----------------------------------------------------
+echo "# wrk -t1 -c$conns -d$duration x $rounds rounds; proxy and upstream on core 1, wrk on core 0"
+for entry in "${proxies[@]}"; do
   set -- $entry
-  taskset -c 0 wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$2/warm" >/dev/null
-  printf '%-9s ' "$1"
-  "$peers/cpu_per_req.sh" "$3" "http://127.0.0.1:$2/x" -t1 -c"$conns" -d"$duration"
+  taskset -c 0 wrk -t1 -c"$conns" -d"$warm" "http://127.0.0.1:$2/warm" >/dev/null
 done
+for round in $(seq "$rounds"); do
+  for entry in "${proxies[@]}"; do
+    set -- $entry
+    line=$("$peers/cpu_per_req.sh" "$3" "http://127.0.0.1:$2/x" -t1 -c"$conns" -d"$duration")
+    echo "round $round $1 $line" | tee -a "$work/cpu.txt"
+  done
+done
+for name in viscount nginx haproxy; do
+  grep " $name " "$work/cpu.txt" | field cpu_us_per_req | median >"$work/cpu_$name"
+  grep " $name " "$work/cpu.txt" | field rps | median >"$work/rps_$name"
+done
+cpu() { cat "$work/cpu_$1"; }
+rps() { cat "$work/rps_$1"; }
 
-echo "# $idle idle keep-alive connections"
-for entry in "viscount 18085 $viscount_pid" "nginx 18081 $nginx_pid" "haproxy 18082 $haproxy_pid"; do
+# ---- latency added at fixed rates -------------------------------------------------------------
+# Each of C connections waits 0-4 ms (2 ms on average) between requests, so the offered rate is
+# about C * 500/s; the random wait keeps the connections from sending in lockstep bursts.
+cat >"$work/delay.lua" <<'EOF'
+function delay() return math.random(0, 4) end
+EOF
+half=$(awk -v r="$(rps nginx)" 'BEGIN{printf "%d", r/2}')
+lat_conns=$(awk -v r="$half" 'BEGIN{c=int(r/500+0.5); print (c<1)?1:c}')
+echo "# latency at ~${half} req/s (half of nginx's saturation): wrk -c$lat_conns, 0-4 ms between requests"
+for target in "direct 18080" "viscount 18085" "nginx 18081" "haproxy 18082"; do
+  set -- $target
+  res=$(taskset -c 0 wrk -t1 -c"$lat_conns" -d"$duration" -s "$work/delay.lua" --latency \
+    "http://127.0.0.1:$2/x" 2>&1)
+  p50=$(echo "$res" | awk '$1=="50%"{print $2}' | to_us)
+  p99=$(echo "$res" | awk '$1=="99%"{print $2}' | to_us)
+  rate=$(echo "$res" | awk '/Requests\/sec/{printf "%d", $2}')
+  echo "$1 rate=$rate p50_us=$p50 p99_us=$p99" | tee -a "$work/lat.txt"
+done
+lat() { grep "^$1 " "$work/lat.txt" | field "$2"; }
+added() { awk -v a="$(lat "$1" "$2")" -v d="$(lat direct "$2")" 'BEGIN{printf "%.0f", a-d}'; }
+
+# ---- idle keep-alive connections --------------------------------------------------------------
+echo "# $idle idle keep-alive connections each"
+for entry in "${proxies[@]}"; do
   set -- $entry
-  printf '%-9s ' "$1"
-  /usr/bin/python3 "$peers/idle_conns.py" "$2" "$3" "$idle"
+  line=$(/usr/bin/python3 "$peers/idle_conns.py" "$2" "$3" "$idle")
+  echo "$1 $line" | tee -a "$work/idle.txt"
 done
+idle_b() { grep "^$1 " "$work/idle.txt" | field bytes_per_idle_conn; }
 
-lines=$(wc -l <"$work/viscount-access.log")
-echo "# viscount access log: $lines lines"
+# viscount alone at 10,000 (nginx's worker_connections and HAProxy's maxconn are lower), on a
+# fresh process so nothing from the load above is counted.
+viscount_config 18086 1 18096 18080 >"$work/viscount-idle.yaml"
+taskset -c 1 "$bin" --config "$work/viscount-idle.yaml" 2>/dev/null &
+pids+=($!)
+big_pid=$!
+wait_port 18086
+big_line=$(/usr/bin/python3 "$peers/idle_conns.py" 18086 "$big_pid" "$idle_big")
+echo "viscount@$idle_big $big_line"
+big_b=$(echo "$big_line" | field bytes_per_idle_conn)
+kill "$big_pid"
+
+# ---- a 1 GiB body through a slow client --------------------------------------------------------
+mkdir -p "$work/www"
+truncate -s "${stream_mib}M" "$work/www/big"
+chmod 755 "$work" "$work/www" && chmod 644 "$work/www/big"  # nginx's worker runs as nobody
+cat >"$work/stream-upstream.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/stream-upstream.pid;
+error_log /dev/null crit;
+events { worker_connections 64; }
+http {
+  access_log off;
+  server { listen 127.0.0.1:18087; root $work/www; }
+}
+EOF
+taskset -c 1 nginx -c "$work/stream-upstream.conf" &
+pids+=($!)
+viscount_config 18088 1 18098 18087 >"$work/viscount-stream.yaml"
+taskset -c 1 "$bin" --config "$work/viscount-stream.yaml" 2>/dev/null &
+pids+=($!)
+stream_pid=$!
+wait_port 18087
+wait_port 18088
+curl -s -o /dev/null "http://127.0.0.1:18088/" || true  # warm: one request, pools and buffers
+stream_before=$(rss_kb "$stream_pid")
+(
+  peak=0
+  while kill -0 "$stream_pid" 2>/dev/null; do
+    r=$(rss_kb "$stream_pid" 2>/dev/null || echo 0)
+    [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$work/stream_peak"
+    sleep 0.05
+  done
+) &
+sampler=$!
+# The client reads at 200 MB/s, slower than the upstream sends: backpressure must hold the rest.
+got=$(taskset -c 0 curl -s --limit-rate 200M -o /dev/null -w '%{size_download}' \
+  "http://127.0.0.1:18088/big")
+kill "$sampler" 2>/dev/null || true
+stream_peak=$(cat "$work/stream_peak" 2>/dev/null || echo "$stream_before")
+stream_growth=$((stream_peak - stream_before))
+echo "# streamed $got bytes: viscount RSS $stream_before KiB before, peak $stream_peak KiB"
+if [ "$got" != $((stream_mib * 1048576)) ]; then
+  echo "the streamed body is incomplete ($got bytes): the memory figure means nothing" >&2
+  stream_growth=n/a
+fi
+kill "$stream_pid"
+
+# ---- 1 and 2 workers -----------------------------------------------------------------------
+viscount_config 18089 2 18099 18080 >"$work/viscount-2w.yaml"
+"$bin" --config "$work/viscount-2w.yaml" 2>/dev/null &
+pids+=($!)
+two_pid=$!
+wait_port 18089
+one_w=$(taskset -c 0 wrk -t1 -c"$conns" -d"$duration" "http://127.0.0.1:18085/x" |
+  awk '/Requests\/sec/{printf "%d", $2}')
+two_w=$(taskset -c 0 wrk -t1 -c"$conns" -d"$duration" "http://127.0.0.1:18089/x" |
+  awk '/Requests\/sec/{printf "%d", $2}')
+echo "# viscount workers=1 (core 1): $one_w req/s; workers=2 (both cores, shared with wrk): $two_w req/s"
+kill "$two_pid"
+
+lines=$(cat "$work"/viscount-18085.log | wc -l)
+
+# ---- the table and the plot -------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+best_cpu=$(awk -v a="$(cpu nginx)" -v b="$(cpu haproxy)" 'BEGIN{print (a<b)?a:b}')
+cpu_ratio=$(ratio "$(cpu viscount)" "$best_cpu")
+rps_ratio=$(ratio "$(rps viscount)" "$(rps nginx)")
+verdict() { awk -v v="$1" -v lim="$2" -v dir="$3" 'BEGIN{ok=(dir=="le")?(v<=lim):(v>=lim); print ok?"met":"not met"}'; }
+machine="$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME")"
+{
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $machine$([ "${SMOKE:-0}" = 1 ] && echo ' (SMOKE run: figures are meaningless)')."
+  echo "wrk -t1 -c$conns -d$duration, $rounds rounds alternating, medians; proxy and upstream pinned to core 1, wrk to core 0."
+  echo "viscount: ids + JSON access log on ($lines lines written in the main run)."
+  echo
+  echo "| | viscount | nginx | HAProxy |"
+  echo "|---|---|---|---|"
+  echo "| CPU µs per request | $(cpu viscount) | $(cpu nginx) | $(cpu haproxy) |"
+  echo "| req/s (1 worker each) | $(rps viscount) | $(rps nginx) | $(rps haproxy) |"
+  echo "| p50 / p99 added at ~$half req/s (µs) | $(added viscount p50_us) / $(added viscount p99_us) | $(added nginx p50_us) / $(added nginx p99_us) | $(added haproxy p50_us) / $(added haproxy p99_us) |"
+  echo "| RSS per idle keep-alive connection ($idle) | $(idle_b viscount) B | $(idle_b nginx) B | $(idle_b haproxy) B |"
+  echo "| idle RSS after start | $idle_rss_viscount KiB | $idle_rss_nginx KiB (master + worker) | $idle_rss_haproxy KiB |"
+  echo
+  echo "| goal | measured | |"
+  echo "|---|---|---|"
+  echo "| CPU per request ≤ 0.75 × best of nginx/HAProxy | $cpu_ratio × | $(verdict "$cpu_ratio" 0.75 le) |"
+  echo "| req/s ≥ 1.25 × nginx, one worker each | $rps_ratio × | $(verdict "$rps_ratio" 1.25 ge) |"
+  echo "| ≤ 512 B per idle keep-alive connection (at $idle_big) | $big_b B | $(verdict "$big_b" 512 le) |"
+  echo "| idle RSS ≤ 8 MB | $idle_rss_viscount KiB | $(verdict "$idle_rss_viscount" 8192 le) |"
+  echo "| RSS growth ≤ 2 MB streaming ${stream_mib} MiB to a 200 MB/s client | $stream_growth KiB | $([ "$stream_growth" = n/a ] && echo failed || verdict "$stream_growth" 2048 le) |"
+  p99_added=$(added viscount p99_us)
+  # A negative figure means the direct run's own p99 was the noisier one: nothing was measured.
+  echo "| p99 added ≤ 100 µs at half of nginx's saturation | $p99_added µs | $([ "$p99_added" -lt 0 ] && echo 'inconclusive: direct p99 noisier' || verdict "$p99_added" 100 le) |"
+  echo
+  echo "Scaling: viscount with 1 worker $one_w req/s, with 2 workers $two_w req/s (2 cores shared with wrk)."
+  echo "HTTP/2 (h2load -m16 vs nghttpx): not measured until HTTP/2 lands."
+} >"$out/results.md"
+
+printf 'viscount %s %s\nnginx %s %s\nHAProxy %s %s\n' \
+  "$(cpu viscount)" "$(idle_b viscount)" "$(cpu nginx)" "$(idle_b nginx)" \
+  "$(cpu haproxy)" "$(idle_b haproxy)" >"$work/plot.dat"
+gnuplot <<EOF
+set terminal png size 900,360
+set output "$out/results.png"
+set multiplot layout 1,2 title "viscount vs nginx vs HAProxy, one run ($(date -u +%Y-%m-%d))"
+set style data histograms
+set style fill solid 0.8 border -1
+set boxwidth 0.6
+set yrange [0:*]
+set grid ytics
+unset key
+set title "CPU microseconds per request (lower is better)"
+plot "$work/plot.dat" using 2:xtic(1) linecolor rgb "#3465a4"
+set title "bytes of RSS per idle keep-alive connection"
+plot "$work/plot.dat" using 3:xtic(1) linecolor rgb "#cc6633"
+unset multiplot
+EOF
+cat "$out/results.md"
+echo "written: $out/results.md $out/results.png"
