@@ -34,7 +34,6 @@ RequestLimiter::Admission RequestLimiter::admit(SlotWaiter& waiter) {
   }
   if (!limit().tryAddWaiter(limits_.max_queued_requests)) return Admission::kRejected;
   queue_.pushBack(waiter);
-  ++queued_;
   if (metrics_ && upstream_metrics_) metrics_->upstreamQueueDepth(*upstream_metrics_, +1);
   setWaiting(true);
   // A slot freed on another worker before we were marked waiting would wake nobody: look again.
@@ -48,21 +47,21 @@ RequestLimiter::Admission RequestLimiter::admit(SlotWaiter& waiter) {
 
 SlotWaiter& RequestLimiter::dequeue() {
   SlotWaiter& w = *queue_.popFront();
-  --queued_;
+  leftQueue();
+  return w;
+}
+
+void RequestLimiter::leftQueue() {
   limit().removeWaiter();
   if (metrics_ && upstream_metrics_) metrics_->upstreamQueueDepth(*upstream_metrics_, -1);
   if (queue_.empty()) setWaiting(false);
-  return w;
 }
 
 void RequestLimiter::cancel(SlotWaiter& waiter) {
   auto& hook = static_cast<ListHook<SlotWaitTag>&>(waiter);
   if (!hook.inList()) return;
   hook.leaveList();
-  --queued_;
-  limit().removeWaiter();
-  if (metrics_ && upstream_metrics_) metrics_->upstreamQueueDepth(*upstream_metrics_, -1);
-  if (queue_.empty()) setWaiting(false);
+  leftQueue();
 }
 
 void RequestLimiter::release() {

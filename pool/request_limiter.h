@@ -46,20 +46,18 @@ class RequestLimiter final : public LimitMember {
   // returns its upstream connection to the pool, for the next one to reuse.
   void release();
 
-  size_t queued() const { return queued_; }
-
  private:
   void onUnitsAvailable() override;
   void grantQueued();
   static void onGrantTimer(void* arg);
   SlotWaiter& dequeue();
+  void leftQueue();  // the bookkeeping of a waiter that left the queue, either way
   void slotTaken(int64_t delta);
 
   const UpstreamConfig::Limits limits_;
   MetricsShard* metrics_;
   UpstreamMetrics* upstream_metrics_;
   IntrusiveList<SlotWaiter, SlotWaitTag> queue_;
-  size_t queued_ = 0;
   size_t spare_ = 0;  // slots released on this worker while it had waiters, not yet handed on
   Timer grant_timer_;
   bool granting_ = false;

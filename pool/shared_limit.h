@@ -62,7 +62,6 @@ class SharedLimit : public std::enable_shared_from_this<SharedLimit> {
 
   // Any thread (a reload changes it for new acquisitions; units held are kept).
   void setCapacity(uint64_t capacity) { capacity_.store(capacity); }
-  uint64_t capacity() const { return capacity_.load(std::memory_order_relaxed); }
   uint64_t inUse() const { return in_use_.load(std::memory_order_relaxed); }
 
   bool tryAcquire();
@@ -71,7 +70,6 @@ class SharedLimit : public std::enable_shared_from_this<SharedLimit> {
   // A bounded count of waiters across workers (max_queued_requests).
   bool tryAddWaiter(uint64_t max_waiters);
   void removeWaiter() { waiters_.fetch_sub(1, std::memory_order_relaxed); }
-  uint64_t waiters() const { return waiters_.load(std::memory_order_relaxed); }
 
   // True when a member on some worker waits for a unit.
   bool contended() const { return waiting_members_.load() > 0; }
