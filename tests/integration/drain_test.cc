@@ -250,24 +250,9 @@ TEST(Drain, DrainUnderLoadLosesNoInFlightRequest) {
     return r;
   });
   GateOpener opener{gate};
-  ProxyUnderTest proxy(withPort(R"(workers: 2
-drain_timeout: 10s
-listeners:
-  - name: inbound
-    address: 127.0.0.1:0
-    upstream: app
-upstreams:
-  - name: app
-    url: http://127.0.0.1:{port}
-    pool:
-      size: 64
-      max_overflow: 64
-admin:
-  address: 127.0.0.1:0
-logging:
-  level: info
-)",
-                                upstream.port()));
+  ProxyUnderTest proxy(singleUpstreamConfig(upstream.port(), 2,
+                                            "    pool:\n      size: 64\n      max_overflow: 64\n",
+                                            "drain_timeout: 10s\nlogging:\n  level: info\n"));
 
   struct Result {
     int status = 0;

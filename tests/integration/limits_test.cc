@@ -30,20 +30,15 @@ using std::chrono::milliseconds;
 
 std::string limitsConfig(uint16_t port, const std::string& limits, int workers = 2,
                          const std::string& extra = "") {
-  return withPort("workers: " + std::to_string(workers) + R"(
-listeners:
-  - name: inbound
-    address: 127.0.0.1:0
-    upstream: app
-upstreams:
-  - name: app
-    url: http://127.0.0.1:{port}
-    pool: {size: 50, max_overflow: 50}
-    limits:
-)" + limits + R"(admin:
-  address: 127.0.0.1:0
-)" + extra,
-                  port);
+  return singleUpstreamConfig(
+      port, workers, "    pool: {size: 50, max_overflow: 50}\n    limits:\n" + limits, extra);
+}
+
+double queueDepth(ProxyUnderTest& proxy) {
+  return scrapeMetric(proxy.adminPort(), R"(viscount_upstream_queue_depth{upstream="app"})");
+}
+double inFlight(ProxyUnderTest& proxy) {
+  return scrapeMetric(proxy.adminPort(), R"(viscount_upstream_requests_in_flight{upstream="app"})");
 }
 
 long msSince(Clock::time_point t) {
@@ -95,11 +90,7 @@ TEST(Limits, ConcurrencyLimitHoldsAcrossWorkersAndTheQueueServesEveryone) {
   // Over both workers, never more than the limit; and queueing is not serialising.
   EXPECT_LE(probe.peak.load(), 3);
   EXPECT_EQ(probe.peak.load(), 3);
-  EXPECT_TRUE(eventually([&] {
-    return scrapeMetric(proxy.adminPort(),
-                        R"(viscount_upstream_requests_in_flight{upstream="app"})") == 0 &&
-           scrapeMetric(proxy.adminPort(), R"(viscount_upstream_queue_depth{upstream="app"})") == 0;
-  }));
+  EXPECT_TRUE(eventually([&] { return inFlight(proxy) == 0 && queueDepth(proxy) == 0; }));
 }
 
 TEST(Limits, FullQueueIsRefusedAtOnceWith503Overloaded) {
@@ -114,9 +105,7 @@ TEST(Limits, FullQueueIsRefusedAtOnceWith503Overloaded) {
   std::thread holder([&] { httpRequest(proxy.port(), "GET", "/slow/holder"); });
   ASSERT_TRUE(eventually([&] { return probe.now.load() == 1; }));
   std::thread queued([&] { httpRequest(proxy.port(), "GET", "/slow/queued"); });
-  ASSERT_TRUE(eventually([&] {
-    return scrapeMetric(proxy.adminPort(), R"(viscount_upstream_queue_depth{upstream="app"})") == 1;
-  }));
+  ASSERT_TRUE(eventually([&] { return queueDepth(proxy) == 1; }));
 
   const auto start = Clock::now();
   const auto r = httpRequest(proxy.port(), "GET", "/shed");
@@ -180,14 +169,9 @@ TEST(Limits, ClientLeavingTheQueueGivesItsPlaceBackAtOnce) {
   {
     RawConnection leaver(proxy.port());
     ASSERT_TRUE(leaver.send(buildRequest("GET", "/left")));
-    ASSERT_TRUE(eventually([&] {
-      return scrapeMetric(proxy.adminPort(), R"(viscount_upstream_queue_depth{upstream="app"})") ==
-             1;
-    }));
+    ASSERT_TRUE(eventually([&] { return queueDepth(proxy) == 1; }));
   }  // closed while queued
-  ASSERT_TRUE(eventually([&] {
-    return scrapeMetric(proxy.adminPort(), R"(viscount_upstream_queue_depth{upstream="app"})") == 0;
-  }));
+  ASSERT_TRUE(eventually([&] { return queueDepth(proxy) == 0; }));
   // The place is free again: this one queues instead of being refused, and is served.
   const auto r = httpRequest(proxy.port(), "GET", "/next");
   ASSERT_TRUE(r);
@@ -255,14 +239,8 @@ TEST(Limits, AbortStormLeaksNoSlotAndTheFullLimitIsUsableAfterwards) {
   for (auto& t : clients)
     t.join();
   EXPECT_EQ(answered.load() + aborted.load(), 200);
-  ASSERT_TRUE(eventually(
-      [&] {
-        return scrapeMetric(proxy.adminPort(),
-                            R"(viscount_upstream_requests_in_flight{upstream="app"})") == 0 &&
-               scrapeMetric(proxy.adminPort(),
-                            R"(viscount_upstream_queue_depth{upstream="app"})") == 0;
-      },
-      milliseconds(10000)));
+  ASSERT_TRUE(eventually([&] { return inFlight(proxy) == 0 && queueDepth(proxy) == 0; },
+                         milliseconds(10000)));
   std::cout << "[ measure ] abort storm: " << answered.load() << " answered, " << aborted.load()
             << " aborted; in flight and queued afterwards: 0\n";
 

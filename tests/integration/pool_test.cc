@@ -38,21 +38,8 @@ const char* const kReused = R"(viscount_upstream_connections_reused_total{upstre
 // indented to sit there).
 std::string poolConfig(uint16_t port, int workers, const std::string& pool,
                        const std::string& extra = "") {
-  return withPort("workers: " + std::to_string(workers) + R"(
-listeners:
-  - name: inbound
-    address: 127.0.0.1:0
-    upstream: app
-upstreams:
-  - name: app
-    url: http://127.0.0.1:{port}
-    pool:
-)" + pool + extra + R"(admin:
-  address: 127.0.0.1:0
-logging:
-  level: info
-)",
-                  port);
+  return singleUpstreamConfig(port, workers, "    pool:\n" + pool + extra,
+                              "logging:\n  level: info\n");
 }
 
 long msSince(Clock::time_point t) {

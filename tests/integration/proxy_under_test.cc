@@ -25,9 +25,9 @@ std::string withPort(std::string yaml, uint16_t upstream_port) {
   return yaml;
 }
 
-std::string defaultConfig(uint16_t upstream_port) {
-  return withPort(R"(workers: 2
-drain_timeout: 5s
+std::string singleUpstreamConfig(uint16_t upstream_port, int workers,
+                                 const std::string& upstream_lines, const std::string& top_lines) {
+  return withPort("workers: " + std::to_string(workers) + R"(
 listeners:
   - name: inbound
     address: 127.0.0.1:0
@@ -35,12 +35,15 @@ listeners:
 upstreams:
   - name: app
     url: http://127.0.0.1:{port}
-admin:
+)" + upstream_lines + R"(admin:
   address: 127.0.0.1:0
-logging:
-  level: debug
-)",
+)" + top_lines,
                   upstream_port);
+}
+
+std::string defaultConfig(uint16_t upstream_port) {
+  return singleUpstreamConfig(upstream_port, 2, "",
+                              "drain_timeout: 5s\nlogging:\n  level: debug\n");
 }
 
 ProxyUnderTest::ProxyUnderTest(const std::string& yaml) {

@@ -17,6 +17,12 @@
 
 namespace viscount::test {
 
+// A config with one listener on 127.0.0.1:0 fronting one upstream "app" at
+// 127.0.0.1:`upstream_port`, `workers` workers and the admin listener on 127.0.0.1:0.
+// `upstream_lines` go under the upstream (indented four spaces), `top_lines` at the top level.
+std::string singleUpstreamConfig(uint16_t upstream_port, int workers,
+                                 const std::string& upstream_lines = "",
+                                 const std::string& top_lines = "");
 // A standard two-worker config fronting 127.0.0.1:`upstream_port`; listener and admin on port 0.
 std::string defaultConfig(uint16_t upstream_port);
 // Replaces every "{port}" in `yaml` with the upstream port.

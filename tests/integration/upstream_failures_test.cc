@@ -31,20 +31,7 @@ using Clock = std::chrono::steady_clock;
 // One worker (so every request shares one pool), an admin port for /metrics, and `upstream_extra`
 // under the upstream (indented by four spaces).
 std::string failuresConfig(uint16_t port, const std::string& upstream_extra) {
-  return withPort(R"(workers: 1
-listeners:
-  - name: inbound
-    address: 127.0.0.1:0
-    upstream: app
-upstreams:
-  - name: app
-    url: http://127.0.0.1:{port}
-)" + upstream_extra + R"(admin:
-  address: 127.0.0.1:0
-logging:
-  level: debug
-)",
-                  port);
+  return singleUpstreamConfig(port, 1, upstream_extra, "logging:\n  level: debug\n");
 }
 
 long msSince(Clock::time_point t) {
