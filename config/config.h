@@ -148,6 +148,9 @@ struct AdminConfig {
 struct Config {
   uint32_t workers = 0;  // 0 = auto (number of cores)
   Duration drain_timeout = 20s;
+  // Reload when the config file changes on disk (an edit, or a Kubernetes ConfigMap update),
+  // as SIGHUP does. Only meaningful with a config file.
+  bool watch_config = true;
   std::vector<ListenerConfig> listeners;
   std::vector<UpstreamConfig> upstreams;
   ContextConfig context;

@@ -86,12 +86,13 @@ class ConfigParser {
   explicit ConfigParser(YamlErrors& errors) : errors_(errors) {}
 
   void parse(const YAML::Node& root, Config& config) {
-    const YamlMap top(
-        errors_, root, "",
-        {"workers", "drain_timeout", "listeners", "upstreams", "context", "logging", "admin"});
+    const YamlMap top(errors_, root, "",
+                      {"workers", "drain_timeout", "watch_config", "listeners", "upstreams",
+                       "context", "logging", "admin"});
     if (!top.isMap()) return;
     parseWorkers(top, config);
     top.readDuration("drain_timeout", config.drain_timeout);
+    top.readBool("watch_config", config.watch_config);
     parseUpstreams(top, config);
     parseListeners(top, config);
     parseContext(top.child("context", {"request_id", "correlation_id", "user_id", "trace_context",

@@ -15,6 +15,8 @@ namespace viscount {
 namespace {
 // After drain_timeout, how long the 503 `draining` answers get to reach their clients.
 constexpr std::chrono::milliseconds kDrainGrace{250};
+// How long the config file must be left alone after a change before it is read.
+constexpr std::chrono::milliseconds kConfigSettle{100};
 }  // namespace
 
 Server::Server(ConfigPtr config, ServerOptions options)
@@ -176,6 +178,8 @@ bool Server::start(std::string* error) {
     }
   }
 
+  if (config.watch_config && !config.source_path.empty()) watchConfigFile(config.source_path);
+
   for (auto& w : workers_)
     w->start();
   ready_ = true;
@@ -271,6 +275,24 @@ void Server::finish() {
   loop_.stop();
 }
 
+void Server::watchConfigFile(const std::string& path) {
+  auto watcher = std::make_unique<ConfigWatcher>(loop_, path, kConfigSettle, [this, path] {
+    if (draining_ || !currentConfig()->watch_config) return;
+    events_->log(LogLevel::kInfo, "config_changed", {{"config", std::string_view(path)}});
+    reload();
+  });
+  std::string error;
+  if (!watcher->start(&error)) {
+    // Not fatal: SIGHUP still reloads.
+    events_->log(LogLevel::kWarn, "config_watch_failed", {{"error", std::string_view(error)}});
+    return;
+  }
+  for (const std::string& dir : watcher->watchedDirectories()) {
+    events_->log(LogLevel::kDebug, "config_watch", {{"directory", std::string_view(dir)}});
+  }
+  config_watcher_ = std::move(watcher);
+}
+
 void Server::reload() {
   const ConfigPtr current = currentConfig();
   if (current->source_path.empty()) {
@@ -309,6 +331,7 @@ void Server::reload() {
   for (auto& w : workers_)
     w->installConfig(runtime);
   events_->setLevel(next.logging.level);
+  if (next.watch_config && !config_watcher_) watchConfigFile(next.source_path);
   ++reloads_;
   events_->log(LogLevel::kInfo, "config_reloaded",
                {{"config", std::string_view(next.source_path)}});

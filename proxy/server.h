@@ -1,7 +1,8 @@
 #pragma once
 
 // The main thread: binds listeners (one SO_REUSEPORT socket per worker), starts the workers,
-// serves the admin endpoints, and turns signals into drain (SIGTERM/SIGINT) and reload (SIGHUP).
+// serves the admin endpoints, and turns signals into drain (SIGTERM/SIGINT) and reload (SIGHUP, or
+// the config file changing on disk).
 // Tests run a Server in-process and drive it through the same request* calls.
 
 #include <atomic>
@@ -13,6 +14,7 @@
 
 #include "config/config.h"
 #include "proxy/admin_server.h"
+#include "proxy/config_watcher.h"
 #include "proxy/event_loop.h"
 #include "proxy/worker.h"
 
@@ -67,6 +69,8 @@ class Server {
   AdminResponse handleAdmin(std::string_view method, std::string_view path);
   void startDrain(std::string_view reason);
   void reload();
+  // Reloads when the file changes (config `watch_config`); a failure to watch is only logged.
+  void watchConfigFile(const std::string& path);
   void finish();
   // Resolves upstreams and compiles the context filter, once for all workers; nullptr and
   // `error` when the config cannot run.
@@ -87,6 +91,7 @@ class Server {
   std::map<std::string, UpstreamSharedLimits> shared_limits_;  // by upstream name; main thread
   std::vector<uint16_t> listener_ports_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<ConfigWatcher> config_watcher_;
   std::vector<event*> signal_events_;
   Timer drain_timer_;
 

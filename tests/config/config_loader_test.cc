@@ -68,7 +68,19 @@ TEST(ConfigLoaderTest, MinimalConfigLoadsAsImmutableSnapshot) {
 TEST(ConfigLoaderTest, UnknownTopLevelKey) {
   EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "verbose: true\n"),
             "test.yaml:8:1: unknown key 'verbose' (expected one of: workers, drain_timeout, "
-            "listeners, upstreams, context, logging, admin)");
+            "watch_config, listeners, upstreams, context, logging, admin)");
+}
+
+TEST(ConfigLoaderTest, WatchConfigIsOnByDefaultAndTakesABool) {
+  auto on = loadConfigString(kListenerAndUpstream, "test.yaml");
+  ASSERT_TRUE(on.ok());
+  EXPECT_TRUE(on.config->watch_config);
+  auto off =
+      loadConfigString(std::string(kListenerAndUpstream) + "watch_config: false\n", "t.yaml");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off.config->watch_config);
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "watch_config: sometimes\n"),
+            "test.yaml:8:15: watch_config: expected true or false, got 'sometimes'");
 }
 
 TEST(ConfigLoaderTest, UnknownKeySuggestsTheClosestKnownOne) {

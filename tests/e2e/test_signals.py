@@ -1,6 +1,7 @@
 """Signals against the real binary: SIGTERM/SIGINT drain (in-flight requests finish, /ready turns
-503, exit 0), a second SIGTERM forces the exit, drain_timeout bounds the drain, SIGHUP reloads a
-valid config without failed requests and keeps the old one on an invalid config."""
+503, exit 0), a second SIGTERM forces the exit, drain_timeout bounds the drain, SIGHUP (or a change
+to the file) reloads a valid config without failed requests and keeps the old one on an invalid
+config."""
 
 import signal
 import threading
@@ -149,8 +150,12 @@ class ReloadTest(unittest.TestCase):
     def setUp(self):
         self.upstream = start_echo_upstream(self)
 
+    def sighup_config(self, **overrides):
+        """The file watch is off, so the reload a SIGHUP test waits for came from the signal."""
+        return basic_config(self.upstream.url, watch_config=False, **overrides)
+
     def test_sighup_with_valid_config_applies_to_new_requests_without_failures(self):
-        config = basic_config(self.upstream.url)
+        config = self.sighup_config()
         proxy = Viscount.with_config(self, config)
         base = f"http://127.0.0.1:{proxy.listener_port}"
 
@@ -179,8 +184,7 @@ class ReloadTest(unittest.TestCase):
         self.addCleanup(stop.set)
         wait_until(lambda: len(results) >= 30, what="the client loop to get going")
 
-        new = basic_config(self.upstream.url,
-                           context={"request_id": {"header": "x-req-id"}})
+        new = self.sighup_config(context={"request_id": {"header": "x-req-id"}})
         write_file_atomically(proxy.config_path, to_yaml(new) + "\n")
         # A request in flight across the reload finishes on the config it started with.
         slow = RequestThread(proxy.listener_port, "/slow?ms=800")
@@ -225,9 +229,9 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(proxy.wait_exit(), 0)
 
     def test_sighup_echo_in_response_false(self):
-        proxy = Viscount.with_config(self, basic_config(self.upstream.url))
+        proxy = Viscount.with_config(self, self.sighup_config())
         self.assertIn("x-request-id", http_get(proxy.listener_port, "/before")[1])
-        new = basic_config(self.upstream.url, context={"echo_in_response": False})
+        new = self.sighup_config(context={"echo_in_response": False})
         write_file_atomically(proxy.config_path, to_yaml(new) + "\n")
         proxy.signal(signal.SIGHUP)
         proxy.wait_event("config_reloaded")
@@ -240,8 +244,19 @@ class ReloadTest(unittest.TestCase):
         (request_id,) = header_values(rec, "x-request-id")
         proxy.wait_access_log_id(request_id)
 
-    def test_sighup_with_invalid_config_keeps_the_old_one(self):
+    def test_file_change_reloads_without_a_signal(self):
         proxy = Viscount.with_config(self, basic_config(self.upstream.url))
+        self.assertIn("x-request-id", http_get(proxy.listener_port, "/before")[1])
+        new = basic_config(self.upstream.url, context={"request_id": {"header": "x-req-id"}})
+        write_file_atomically(proxy.config_path, to_yaml(new) + "\n")
+        proxy.wait_event("config_changed")
+        proxy.wait_event("config_reloaded")
+        status, headers, _ = http_get(proxy.listener_port, "/after")
+        self.assertEqual(status, 200)
+        self.assertIn("x-req-id", headers)
+
+    def test_sighup_with_invalid_config_keeps_the_old_one(self):
+        proxy = Viscount.with_config(self, self.sighup_config())
         with open(proxy.config_path, encoding="utf-8") as f:
             good_text = f.read()
         bad_text = good_text.replace("drain_timeout: \"10s\"", "drain_timeout: \"10x\"")
@@ -262,7 +277,7 @@ class ReloadTest(unittest.TestCase):
             self.assertIn("x-request-id", headers)
 
         # Fixing the file and reloading again works.
-        new = basic_config(self.upstream.url, context={"request_id": {"header": "x-req-id"}})
+        new = self.sighup_config(context={"request_id": {"header": "x-req-id"}})
         write_file_atomically(proxy.config_path, to_yaml(new) + "\n")
         proxy.signal(signal.SIGHUP)
         proxy.wait_event("config_reloaded")

@@ -46,7 +46,7 @@ std::string defaultConfig(uint16_t upstream_port) {
                               "drain_timeout: 5s\nlogging:\n  level: debug\n");
 }
 
-ProxyUnderTest::ProxyUnderTest(const std::string& yaml) {
+ProxyUnderTest::ProxyUnderTest(const std::string& yaml, ConfigLayout layout) : layout_(layout) {
   std::string tmpl = (std::filesystem::temp_directory_path() / "viscount-test-XXXXXX").string();
   if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
@@ -54,7 +54,13 @@ ProxyUnderTest::ProxyUnderTest(const std::string& yaml) {
   event_log_path_ = dir_ + "/events.log";
   event_fd_ = ::open(event_log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 
-  ConfigLoadResult loaded = loadConfigString(yaml, "test.yaml");
+  // From a file, as the binary loads it, so reloads (SIGHUP or a change on disk) work too.
+  config_path_ = dir_ + "/viscount.yaml";
+  updateConfig(yaml);
+  if (layout_ == ConfigLayout::kConfigMapVolume) {
+    std::filesystem::create_symlink("..data/viscount.yaml", config_path_);
+  }
+  ConfigLoadResult loaded = loadConfigFile(config_path_);
   if (!loaded.ok()) {
     std::string all;
     for (const auto& e : loaded.errors)
@@ -107,11 +113,49 @@ std::optional<int> ProxyUnderTest::waitFor(std::chrono::milliseconds timeout) {
   return wait();
 }
 
-std::string ProxyUnderTest::accessLogText() const {
-  std::ifstream in(access_log_path_);
+namespace {
+std::string readWholeFile(const std::string& path) {
+  std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+}  // namespace
+
+void writeFileAtomically(const std::string& path, const std::string& text) {
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) throw std::runtime_error("cannot write " + temporary);
+  }
+  std::filesystem::rename(temporary, path);
+}
+
+void ProxyUnderTest::updateConfig(const std::string& yaml) {
+  namespace fs = std::filesystem;
+  if (layout_ == ConfigLayout::kPlainFile) {
+    writeFileAtomically(config_path_, yaml);
+    return;
+  }
+  // kubelet's order: a new versioned directory with the files, a temporary link to it renamed
+  // over ..data, then the old version removed.
+  const std::string version = "..v" + std::to_string(++config_version_);
+  fs::create_directory(dir_ + "/" + version);
+  writeFileAtomically(dir_ + "/" + version + "/viscount.yaml", yaml);
+  std::error_code ec;
+  const fs::path old_version = fs::read_symlink(dir_ + "/..data", ec);
+  fs::create_directory_symlink(version, dir_ + "/..data_tmp");
+  fs::rename(dir_ + "/..data_tmp", dir_ + "/..data");
+  if (!ec) fs::remove_all(fs::path(dir_) / old_version);
+}
+
+std::string ProxyUnderTest::accessLogText() const {
+  return readWholeFile(access_log_path_);
+}
+
+std::string ProxyUnderTest::eventLogText() const {
+  return readWholeFile(event_log_path_);
 }
 
 std::vector<nlohmann::json> ProxyUnderTest::accessLog(size_t count,

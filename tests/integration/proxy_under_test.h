@@ -27,10 +27,20 @@ std::string singleUpstreamConfig(uint16_t upstream_port, int workers,
 std::string defaultConfig(uint16_t upstream_port);
 // Replaces every "{port}" in `yaml` with the upstream port.
 std::string withPort(std::string yaml, uint16_t upstream_port);
+// Writes `text` to a temporary file beside `path` and renames it over `path`, as editors and
+// config management tools do: a reader sees the old content or the new, never half of it.
+void writeFileAtomically(const std::string& path, const std::string& text);
+
+// How the config file sits on disk.
+enum class ConfigLayout {
+  kPlainFile,        // <dir>/viscount.yaml
+  kConfigMapVolume,  // as kubelet mounts a ConfigMap: viscount.yaml -> ..data/viscount.yaml,
+                     // ..data -> ..<version>/, and an update swaps ..data in one rename
+};
 
 class ProxyUnderTest {
  public:
-  explicit ProxyUnderTest(const std::string& yaml);
+  explicit ProxyUnderTest(const std::string& yaml, ConfigLayout layout = ConfigLayout::kPlainFile);
   ProxyUnderTest(const ProxyUnderTest&) = delete;
   ProxyUnderTest& operator=(const ProxyUnderTest&) = delete;
   ~ProxyUnderTest();
@@ -43,6 +53,16 @@ class ProxyUnderTest {
   std::vector<nlohmann::json> accessLog(
       size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(5));
   std::string accessLogText() const;
+  std::string eventLogText() const;
+
+  // The config file the server loaded (in the private temp directory); reloads read it again.
+  const std::string& configPath() const { return config_path_; }
+  void reload() { server_->requestReload(); }
+  // Replaces the config on disk the way its layout is updated in real life (an atomic rename
+  // of the file, or kubelet's swap of the ..data link); nothing is signalled.
+  void updateConfig(const std::string& yaml);
+  uint64_t reloadCount() const { return server_->reloadCount(); }
+  Server& server() { return *server_; }
 
   void drain() { server_->requestDrain(); }
   // Waits for the server to stop; returns its exit code.
@@ -55,6 +75,9 @@ class ProxyUnderTest {
   std::string dir_;
   std::string access_log_path_;
   std::string event_log_path_;
+  std::string config_path_;
+  ConfigLayout layout_;
+  int config_version_ = 0;
   int event_fd_ = -1;
   std::unique_ptr<Server> server_;
   std::thread thread_;
