@@ -570,9 +570,10 @@ ConfigLoadResult loadConfigFile(const std::string& path) {
 }
 
 ConfigLoadResult makeZeroConfig(std::string_view upstream_url, std::string_view listen_address,
-                                std::string_view admin_address) {
+                                std::string_view admin_address, LogFormat log_format) {
   std::vector<ConfigError> errors;
   Config config;
+  config.logging.format = log_format;
   std::string why;
   if (admin_address == "off") {
     config.admin.address.reset();

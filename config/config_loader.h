@@ -43,9 +43,11 @@ ConfigLoadResult loadConfigString(std::string_view yaml, std::string_view file_n
 
 // Zero-config mode: listener "inbound" on `listen_address` (empty: 127.0.0.1:8080) fronting
 // upstream "app" at `upstream_url`; every other setting at its default. Errors name the flag
-// ("--upstream:0:0: ...").
+// ("--upstream:0:0: ..."). `log_format` is the logs' format: the binary passes `pretty` when its
+// stdout is a terminal (a developer watching) and `json` when it is not (a pipe, a collector).
 ConfigLoadResult makeZeroConfig(std::string_view upstream_url, std::string_view listen_address,
-                                std::string_view admin_address = {});
+                                std::string_view admin_address = {},
+                                LogFormat log_format = LogFormat::kJson);
 
 // The effective config with every default written out; valid input to loadConfigString, and
 // loading it gives back an equal Config (apart from source_path).

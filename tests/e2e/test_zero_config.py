@@ -7,9 +7,13 @@ run at the same time as another zero-config instance (CTest RESOURCE_LOCK viscou
 """
 
 import json
+import os
+import pty
 import re
+import select
 import signal
 import subprocess
+import time
 import unittest
 import uuid
 
@@ -158,6 +162,45 @@ class ZeroConfigTest(unittest.TestCase):
     def test_sigterm_exits_0(self):
         self.proxy.signal(signal.SIGTERM)
         self.assertEqual(self.proxy.wait_exit(timeout=5), 0, self.proxy.diagnostics())
+
+    def test_logs_are_pretty_on_a_terminal(self):
+        # The proxy from setUp writes to a pipe and logs JSON (the other tests parse it); this
+        # one's stdout is a terminal, where a developer wants readable, coloured lines.
+        port = free_port()
+        controller, terminal = pty.openpty()
+        self.addCleanup(os.close, controller)
+        proc = subprocess.Popen([viscount_bin(), "--upstream", self.app.url,
+                                 "--listen", f"127.0.0.1:{port}", "--admin", "off"],
+                                stdout=terminal, stderr=subprocess.DEVNULL)
+        os.close(terminal)
+        self.addCleanup(proc.kill)
+        request_id = "tty-" + uuid.uuid4().hex[:12]
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/", headers={"x-request-id": request_id},
+                              timeout=5)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.assertEqual(r.status_code, 200)
+        output = b""
+        while request_id.encode() not in output and time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.2)
+            if ready:
+                output += os.read(controller, 65536)
+        text = output.decode("utf-8", "replace")
+        line = next((l for l in text.splitlines() if request_id in l), None)
+        self.assertIsNotNone(line, f"no access-log line for {request_id} on the terminal: {text!r}")
+        self.assertIn("\x1b[", line, "no colour on a terminal")
+        plain = re.sub("\x1b\\[[0-9;]*m", "", line)
+        self.assertFalse(plain.lstrip().startswith("{"), f"JSON on a terminal: {plain!r}")
+        self.assertIn("GET", plain)
+        self.assertIn("200", plain)
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(timeout=10), 0)
 
 
 if __name__ == "__main__":
