@@ -41,6 +41,10 @@ Exchange::Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRun
   ctx_.start = start;
   ctx_.start_wall = start_wall;
   ctx_.client_address = peer.address;
+  if (peer.tls_session != nullptr) {
+    ctx_.tls_version = peer.tls_session->version();
+    ctx_.client_cert_verified = peer.tls_session->peerVerified();
+  }
   ctx_.upstream = upstream_runtime_.config->name;
 }
 

@@ -49,8 +49,7 @@ int main(int argc, char** argv) {
     // No file: a developer in front of a local service. Readable lines on a terminal, JSON
     // when the output goes to a pipe or a collector.
     const LogFormat format = ::isatty(STDOUT_FILENO) ? LogFormat::kPretty : LogFormat::kJson;
-    loaded =
-        makeZeroConfig(opts.upstream_url, opts.listen_address, opts.admin_address, format);
+    loaded = makeZeroConfig(opts.upstream_url, opts.listen_address, opts.admin_address, format);
   }
   if (!loaded.ok()) return printErrors(loaded);
   if (auto unsupported = Server::unsupportedSettings(*loaded.config); !unsupported.empty()) {

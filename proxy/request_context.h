@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "proxy/errors.h"
 
@@ -44,7 +45,9 @@ struct RequestContext {
   std::string method;
   std::string path;  // request target as received
   Protocol protocol = Protocol::kHttp11;
-  std::string client_address;  // "ip:port"
+  std::string client_address;    // "ip:port"
+  std::string_view tls_version;  // "TLSv1.3" (OpenSSL's static name); empty for cleartext
+  bool client_cert_verified = false;
 
   // --- the upstream ---
   std::string upstream;          // upstream name from the config

@@ -50,6 +50,18 @@ ConfigRuntimePtr Server::prepareConfig(const ConfigPtr& config, std::string* err
   runtime->config = config;
   runtime->context_filter = ContextFilter::create(config->context, error);
   if (!runtime->context_filter) return nullptr;
+  for (const ListenerConfig& l : config->listeners) {
+    std::shared_ptr<const TlsServerContext> tls;
+    if (l.tls) {
+      std::string why;
+      tls = TlsServerContext::create(*l.tls, &why);
+      if (!tls) {
+        *error = "listener " + l.name + ": " + why;
+        return nullptr;
+      }
+    }
+    runtime->listener_tls.push_back(std::move(tls));
+  }
   for (const UpstreamConfig& u : config->upstreams) {
     std::string err;
     auto addresses = resolveHost(u.url.host, u.url.port, &err);
@@ -77,9 +89,6 @@ ConfigRuntimePtr Server::prepareConfig(const ConfigPtr& config, std::string* err
 
 std::vector<std::string> Server::unsupportedSettings(const Config& config) {
   std::vector<std::string> out;
-  for (const ListenerConfig& l : config.listeners) {
-    if (l.tls) out.push_back("listener " + l.name + ": tls is not supported yet");
-  }
   for (const UpstreamConfig& u : config.upstreams) {
     if (u.url.scheme != UpstreamScheme::kHttp) {
       out.push_back("upstream " + u.name + ": " + toString(u.url.scheme) +

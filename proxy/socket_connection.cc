@@ -29,6 +29,7 @@ void SocketConnection::closeSocket() {
   if (fd_ < 0) return;
   if (events_started_) event_del(&event_);
   events_started_ = false;
+  if (tls_) tls_->shutdown();
   ::close(fd_);
   fd_ = -1;
   leaveList();  // no pending flush for a closed socket
@@ -47,7 +48,12 @@ void SocketConnection::handleEvent(short what) {
     if (fd_ < 0) return;
   }
   if (what & EV_WRITE) {
-    if (write_blocked_) {
+    if (read_wants_write_ && !read_disabled_) {
+      read_wants_write_ = false;
+      readAvailable();
+      if (fd_ < 0) return;
+    }
+    if (write_blocked_ && !write_wants_read_) {
       write_blocked_ = false;
       flush();
       if (fd_ < 0) return;
@@ -57,6 +63,11 @@ void SocketConnection::handleEvent(short what) {
     // The peer's FIN may come in the same edge as its last bytes; once it has been seen, a
     // short read no longer means "drained": read on until EOF.
     if (what & EV_CLOSED) peer_closed_ = true;
+    if (write_wants_read_) {
+      write_blocked_ = write_wants_read_ = false;
+      flush();
+      if (fd_ < 0) return;
+    }
     if (read_disabled_) {
       read_pending_ = true;
       if (what & EV_CLOSED) onPeerHalfClosedWhileBlocked();
@@ -87,12 +98,14 @@ void SocketConnection::readAvailable() {
     if (budget > BufferCache::kBlockSize) budget = BufferCache::kBlockSize;
     char* p = in_.reserve(budget);
     const size_t room = in_.tailroom() < budget ? in_.tailroom() : budget;
-    const ssize_t n = ::read(fd_, p, room);
+    const ssize_t n = tls_ ? tls_->read(p, room) : ::read(fd_, p, room);
     if (n > 0) {
       in_.commit(static_cast<size_t>(n));
       onData();
       if (fd_ < 0) return;
-      if (static_cast<size_t>(n) < room && !peer_closed_) return;  // drained (as far as we know)
+      // A short read drains a plain socket (as far as we know); TLS returns one record at a
+      // time, so it reads on until it says it needs more from the socket.
+      if (!tls_ && static_cast<size_t>(n) < room && !peer_closed_) return;
       if (read_disabled_) {
         read_pending_ = true;
         return;
@@ -104,7 +117,10 @@ void SocketConnection::readAvailable() {
       return;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (tls_ && tls_->wantsWrite()) read_wants_write_ = true;
+      return;
+    }
     onSocketError(errno);
     return;
   }
@@ -120,11 +136,14 @@ void SocketConnection::flush() {
   if (fd_ < 0 || write_blocked_ || connecting_) return;
   bool wrote = false;
   while (!out_.empty()) {
-    const ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+    const ssize_t n = tls_ ? tls_->write(out_.data(), out_.size())
+                           : ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
     if (n > 0) {
       wrote = true;
       bytes_written_ += static_cast<uint64_t>(n);
-      const bool partial = static_cast<size_t>(n) < out_.size();
+      // A short send means the socket is full; TLS writes a record at a time, so it goes on
+      // until it says the socket would block.
+      const bool partial = !tls_ && static_cast<size_t>(n) < out_.size();
       out_.consume(static_cast<size_t>(n));
       if (partial) {
         write_blocked_ = true;
@@ -135,6 +154,7 @@ void SocketConnection::flush() {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       write_blocked_ = true;
+      write_wants_read_ = tls_ && !tls_->wantsWrite();
       break;
     }
     onSocketError(n < 0 ? errno : EPIPE);

@@ -4,15 +4,18 @@
 // close (a single epoll_ctl for the connection's whole life). Reads go straight into `in_`;
 // writes are queued in `out_` and flushed once at the end of the loop turn, so a response head
 // and body produced in the same turn leave in one write. Downstream (client) and upstream
-// connections both build on it; TLS will slot in below read/write.
+// connections both build on it. With a TlsSession, reads and writes go through it instead of
+// the socket: everything above sees plaintext.
 
 #include <event2/event_struct.h>
 #include <sys/types.h>
 
 #include <cstddef>
+#include <memory>
 
 #include "proxy/buffer.h"
 #include "proxy/event_loop.h"
+#include "proxy/tls.h"
 
 namespace viscount {
 
@@ -28,6 +31,9 @@ class SocketConnection : public Flushable {
   size_t bufferedOutput() const { return out_.size(); }
   uint64_t bytesWritten() const { return bytes_written_; }
   EventLoop& loop() { return loop_; }
+  // Encrypts the connection; call before the first read.
+  void useTls(std::unique_ptr<TlsSession> session) { tls_ = std::move(session); }
+  const TlsSession* tls() const { return tls_.get(); }
 
  protected:
   // Registers the socket with the loop; call once the fd is accepted or connecting.
@@ -78,6 +84,9 @@ class SocketConnection : public Flushable {
   bool write_blocked_ = false;  // waiting for EPOLLOUT
   bool peer_closed_ = false;    // EPOLLRDHUP seen: read until EOF
   uint64_t bytes_written_ = 0;
+  std::unique_ptr<TlsSession> tls_;
+  bool read_wants_write_ = false;  // TLS: a read must wait for the socket to take output
+  bool write_wants_read_ = false;  // TLS: a write must wait for input (e.g. a key update)
 };
 
 }  // namespace viscount

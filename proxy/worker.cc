@@ -96,9 +96,11 @@ void Worker::buildSnapshot(const ConfigRuntime& runtime) {
                                               shared.connections, index_, metrics_, rt->metrics);
     snap->upstreams.push_back(std::move(rt));
   }
-  for (const ListenerConfig& l : config->listeners) {
+  for (size_t i = 0; i < config->listeners.size(); ++i) {
+    const ListenerConfig& l = config->listeners[i];
     ListenerRuntime lr;
     lr.config = &l;
+    lr.tls = runtime.listener_tls.at(i);
     for (auto& u : snap->upstreams) {
       if (u->config->name == l.upstream) lr.upstream = u.get();
     }
@@ -165,7 +167,20 @@ void Worker::acceptConnections(Listener& listener) {
         break;
       }
     }
+    std::unique_ptr<TlsSession> tls;
+    if (lr.tls) {
+      tls = lr.tls->newSession(fd);
+      if (!tls) {
+        ::close(fd);
+        open.fetch_sub(1, std::memory_order_relaxed);
+        metrics_->rejected("tls_setup");
+        continue;
+      }
+      info.tls = true;
+      info.tls_session = tls.get();
+    }
     auto* connection = new Http1ServerConnection(*this, fd, listener.index, std::move(info));
+    if (tls) connection->useTls(std::move(tls));
     connections_.pushBack(*connection);
     connection_count_.fetch_add(1, std::memory_order_relaxed);
     metrics_->downstreamConnectionOpened(lr.config->name);

@@ -51,6 +51,8 @@ struct ConfigRuntime {
   std::map<std::string, std::vector<ResolvedAddress>> upstream_addresses;  // by upstream name
   std::map<std::string, UpstreamSharedLimits> upstream_limits;             // by upstream name
   std::shared_ptr<const ContextFilter> context_filter;
+  // By listener index; null for a cleartext listener. Built from the files at each (re)load.
+  std::vector<std::shared_ptr<const TlsServerContext>> listener_tls;
 };
 using ConfigRuntimePtr = std::shared_ptr<const ConfigRuntime>;
 

@@ -12,6 +12,7 @@
 #include "filters/context_filter.h"
 #include "pool/request_limiter.h"
 #include "pool/upstream_pool.h"
+#include "proxy/tls.h"
 
 namespace viscount {
 
@@ -27,6 +28,7 @@ struct UpstreamRuntime {
 struct ListenerRuntime {
   const ListenerConfig* config = nullptr;
   UpstreamRuntime* upstream = nullptr;
+  std::shared_ptr<const TlsServerContext> tls;  // null: cleartext
 };
 
 struct WorkerSnapshot {
@@ -52,6 +54,8 @@ struct PeerInfo {
   std::string ip;
   bool trusted = false;
   bool tls = false;
+  // The connection's TLS session (owned by the connection, which outlives its requests).
+  const TlsSession* tls_session = nullptr;
 };
 
 }  // namespace viscount

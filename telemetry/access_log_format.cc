@@ -97,7 +97,11 @@ void formatAccessLogJson(std::string& out, const RequestContext& ctx) {
   }
   out.append(R"(,"attempts":)");
   appendInt(out, ctx.attempts);
-  out.append("}\n");
+  out.append(R"(,"tls_version":)");
+  appendStringOrNull(out, ctx.tls_version);
+  out.append(ctx.client_cert_verified ? R"(,"client_cert_verified":true})"
+                                      : R"(,"client_cert_verified":false})");
+  out.push_back('\n');
 }
 
 void formatAccessLogPretty(std::string& out, const RequestContext& ctx, bool colour) {

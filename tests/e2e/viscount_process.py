@@ -8,6 +8,7 @@ failing test never leaves anything running.
 """
 
 import contextlib
+import hashlib
 import http.client
 import http.server
 import json
@@ -401,6 +402,12 @@ class DemoApp:
 
 # --- upstream: a stdlib HTTP/1.1 keep-alive server with configurable behaviour -------------------
 
+def pattern_bytes(n):
+    """n bytes of a repeating, position-dependent pattern (a shifted or cut copy will not match)."""
+    block = bytes(range(256)) + bytes(reversed(range(251)))  # 507 bytes: not a power of two
+    return (block * (n // len(block) + 1))[:n]
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "e2e-upstream"
@@ -424,7 +431,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "body_bytes": len(body),
             "client_port": self.client_address[1],
         }
+        record["body_sha256"] = hashlib.sha256(body).hexdigest()
         server.record(record)
+        if parsed.path == "/bytes":
+            # A deterministic body of n bytes (the tests rebuild it to compare).
+            payload = pattern_bytes(int(query.get("n", ["0"])[0]))
+            self.send_response(200)
+            self.send_header("content-type", "application/octet-stream")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+            return
         if parsed.path == "/slow":
             time.sleep(int(query.get("ms", ["1000"])[0]) / 1000)
         elif parsed.path == "/hang":

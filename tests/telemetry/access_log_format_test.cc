@@ -31,15 +31,44 @@ json parsedLine(const RequestContext& ctx) {
 
 TEST(AccessLogJson, HasExactlyTheContractFields) {
   const json j = parsedLine(typicalRequest());
-  const std::set<std::string> expected = {
-      "ts",          "request_id",       "correlation_id", "user_id",   "trace_id",
-      "span_id",     "method",           "path",           "protocol",  "status",
-      "duration_ms", "upstream_ms",      "bytes_in",       "bytes_out", "client_address",
-      "upstream",    "upstream_address", "error",          "attempts"};
+  // The contract's fields, plus the TLS facts added with TLS termination.
+  const std::set<std::string> expected = {"ts",
+                                          "request_id",
+                                          "correlation_id",
+                                          "user_id",
+                                          "trace_id",
+                                          "span_id",
+                                          "method",
+                                          "path",
+                                          "protocol",
+                                          "status",
+                                          "duration_ms",
+                                          "upstream_ms",
+                                          "bytes_in",
+                                          "bytes_out",
+                                          "client_address",
+                                          "upstream",
+                                          "upstream_address",
+                                          "error",
+                                          "attempts",
+                                          "tls_version",
+                                          "client_cert_verified"};
   std::set<std::string> keys;
   for (const auto& [key, value] : j.items())
     keys.insert(key);
   EXPECT_EQ(keys, expected);
+}
+
+TEST(AccessLogJson, TlsFactsAreNullAndFalseInCleartextAndSetOverTls) {
+  RequestContext ctx = typicalRequest();
+  json j = parsedLine(ctx);
+  EXPECT_TRUE(j["tls_version"].is_null());
+  EXPECT_EQ(j["client_cert_verified"], false);
+  ctx.tls_version = "TLSv1.3";
+  ctx.client_cert_verified = true;
+  j = parsedLine(ctx);
+  EXPECT_EQ(j["tls_version"], "TLSv1.3");
+  EXPECT_EQ(j["client_cert_verified"], true);
 }
 
 TEST(AccessLogJson, TypesAndValuesOfATypicalRequest) {
