@@ -99,6 +99,15 @@ struct UpstreamConfig {
     uint32_t attempts = 1;
     bool operator==(const Retries&) const = default;
   } retries;
+  // Added to the contract: how an https:// upstream is checked and whom viscount shows itself as.
+  struct Tls {
+    bool verify = true;       // verify the chain and the name; off only for a test upstream
+    std::string ca_file;      // PEM bundle to trust; empty = the system's CA store
+    std::string server_name;  // SNI and the name checked; empty = the URL's host
+    std::string certificate;  // client certificate for mTLS to the upstream (with private_key)
+    std::string private_key;
+    bool operator==(const Tls&) const = default;
+  } tls;
   bool operator==(const UpstreamConfig&) const = default;
 };
 

@@ -167,7 +167,7 @@ class ConfigParser {
     std::vector<std::pair<std::string, YAML::Mark>> names;
     for (size_t i = 0; i < items.size(); ++i) {
       const YamlMap map(errors_, items[i], itemPath("upstreams", i),
-                        {"name", "url", "timeouts", "pool", "limits", "retries"});
+                        {"name", "url", "timeouts", "pool", "limits", "retries", "tls"});
       if (!map.isMap()) continue;
       UpstreamConfig upstream;
       readName(map, upstream.name, names, "upstream");
@@ -206,6 +206,7 @@ class ConfigParser {
       limits.readDuration("queue_timeout", upstream.limits.queue_timeout);
 
       map.child("retries", {"attempts"}).readUnsigned("attempts", upstream.retries.attempts);
+      if (map.has("tls")) parseUpstreamTls(map, upstream);
       config.upstreams.push_back(std::move(upstream));
     }
   }
@@ -271,6 +272,24 @@ class ConfigParser {
     tls.readString("private_key", config.private_key);
     if (const std::string* client_ca = tls.scalar("client_ca")) config.client_ca = *client_ca;
     listener.tls = std::move(config);
+  }
+
+  void parseUpstreamTls(const YamlMap& map, UpstreamConfig& upstream) {
+    const YamlMap tls =
+        map.child("tls", {"verify", "ca_file", "server_name", "certificate", "private_key"});
+    if (!tls.isMap()) return;
+    if (upstream.url.scheme != UpstreamScheme::kHttps) {
+      map.error("tls", "only an https:// upstream uses tls");
+      return;
+    }
+    tls.readBool("verify", upstream.tls.verify);
+    tls.readString("ca_file", upstream.tls.ca_file);
+    tls.readString("server_name", upstream.tls.server_name);
+    tls.readString("certificate", upstream.tls.certificate);
+    tls.readString("private_key", upstream.tls.private_key);
+    if (upstream.tls.certificate.empty() != upstream.tls.private_key.empty()) {
+      map.error("tls", "certificate and private_key go together (a client certificate for mTLS)");
+    }
   }
 
   // "off" turns deadline propagation off.

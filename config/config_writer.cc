@@ -80,6 +80,18 @@ class TreeBuilder {
     node["limits"]["max_queued_requests"] = upstream.limits.max_queued_requests;
     node["limits"]["queue_timeout"] = formatDuration(upstream.limits.queue_timeout);
     node["retries"]["attempts"] = upstream.retries.attempts;
+    if (upstream.url.scheme == UpstreamScheme::kHttps) {
+      node["tls"]["verify"] = upstream.tls.verify;
+      // Unset paths and names are left out: their defaults are "the system store", "the URL's
+      // host" and "no client certificate", which an empty string would not say.
+      const auto optional = [&node](const char* key, const std::string& value) {
+        if (!value.empty()) node["tls"][key] = value;
+      };
+      optional("ca_file", upstream.tls.ca_file);
+      optional("server_name", upstream.tls.server_name);
+      optional("certificate", upstream.tls.certificate);
+      optional("private_key", upstream.tls.private_key);
+    }
     return node;
   }
 

@@ -34,14 +34,35 @@ void UpstreamConnection::connect() {
 }
 
 void UpstreamConnection::onConnectWritable() {
-  timer_.cancel();
   const int err = connectResult(fd());
   if (err != 0) {
+    timer_.cancel();
     closeSocket();
     pool_.onConnectFailed(*this, ErrorCode::kUpstreamConnectFailed, std::strerror(err));
     return;
   }
+  if (const TlsClientContext* tls = pool_.tls()) {
+    // The connect timeout covers the handshake too, as in Envoy.
+    std::unique_ptr<TlsSession> session = tls->newSession(fd());
+    if (!session) {
+      onTlsHandshakeDone(false, "cannot set up a TLS session");
+      return;
+    }
+    startTlsHandshake(std::move(session));
+    return;
+  }
+  timer_.cancel();
   pool_.onConnected(*this);
+}
+
+void UpstreamConnection::onTlsHandshakeDone(bool ok, const std::string& reason) {
+  timer_.cancel();
+  if (ok) {
+    pool_.onConnected(*this);
+    return;
+  }
+  closeSocket();
+  pool_.onConnectFailed(*this, ErrorCode::kUpstreamConnectFailed, "tls: " + reason);
 }
 
 void UpstreamConnection::onTimer(void* arg) {
@@ -56,6 +77,7 @@ void UpstreamConnection::onTimer(void* arg) {
 
 bool UpstreamConnection::stillOpen() {
   if (!open()) return false;
+  if (TlsSession* session = tls()) return session->idleAndOpen();
   char byte;
   const ssize_t n = ::recv(fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   // Nothing to read is the only healthy answer: EOF means the upstream closed it, and bytes on

@@ -52,6 +52,7 @@ class UpstreamConnection : public Deletable, public SocketConnection, public Lis
  private:
   friend class UpstreamPool;
   void onConnectWritable() override;
+  void onTlsHandshakeDone(bool ok, const std::string& reason) override;
   static void onTimer(void* arg);
 
   ResolvedAddress address_;

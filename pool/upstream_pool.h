@@ -62,6 +62,9 @@ class UpstreamPool final : public LimitMember {
   void closeIdle();
 
   const UpstreamConfig& config() const { return config_; }
+  // https:// upstreams: new connections run a TLS handshake before they count as connected.
+  void setTls(std::shared_ptr<const TlsClientContext> tls) { tls_ = std::move(tls); }
+  const TlsClientContext* tls() const { return tls_.get(); }
   size_t idleCount() const { return idle_.size(); }
   size_t busyCount() const { return busy_.size(); }
   size_t connectingCount() const { return connecting_count_; }
@@ -69,6 +72,7 @@ class UpstreamPool final : public LimitMember {
   uint64_t connectionsOpened() const { return opened_; }
 
  private:
+  std::shared_ptr<const TlsClientContext> tls_;
   friend class UpstreamConnection;
   // Connection state changes, called by UpstreamConnection.
   void onConnected(UpstreamConnection& c);

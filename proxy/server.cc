@@ -63,6 +63,16 @@ ConfigRuntimePtr Server::prepareConfig(const ConfigPtr& config, std::string* err
     runtime->listener_tls.push_back(std::move(tls));
   }
   for (const UpstreamConfig& u : config->upstreams) {
+    if (u.url.scheme != UpstreamScheme::kHttps) continue;
+    std::string why;
+    auto tls = TlsClientContext::create(u, &why);
+    if (!tls) {
+      *error = "upstream " + u.name + ": " + why;
+      return nullptr;
+    }
+    runtime->upstream_tls[u.name] = std::move(tls);
+  }
+  for (const UpstreamConfig& u : config->upstreams) {
     std::string err;
     auto addresses = resolveHost(u.url.host, u.url.port, &err);
     if (addresses.empty()) {
@@ -90,9 +100,9 @@ ConfigRuntimePtr Server::prepareConfig(const ConfigPtr& config, std::string* err
 std::vector<std::string> Server::unsupportedSettings(const Config& config) {
   std::vector<std::string> out;
   for (const UpstreamConfig& u : config.upstreams) {
-    if (u.url.scheme != UpstreamScheme::kHttp) {
+    if (u.url.scheme == UpstreamScheme::kH2c) {
       out.push_back("upstream " + u.name + ": " + toString(u.url.scheme) +
-                    ":// upstreams are not supported yet (use http://)");
+                    ":// upstreams are not supported yet (use http:// or https://)");
     }
   }
   return out;

@@ -47,6 +47,10 @@ void SocketConnection::handleEvent(short what) {
     onConnectWritable();
     if (fd_ < 0) return;
   }
+  if (handshaking_) {
+    continueHandshake();
+    return;
+  }
   if (what & EV_WRITE) {
     if (read_wants_write_ && !read_disabled_) {
       read_wants_write_ = false;
@@ -74,6 +78,26 @@ void SocketConnection::handleEvent(short what) {
       return;
     }
     readAvailable();
+  }
+}
+
+void SocketConnection::startTlsHandshake(std::unique_ptr<TlsSession> session) {
+  tls_ = std::move(session);
+  handshaking_ = true;
+  continueHandshake();
+}
+
+void SocketConnection::continueHandshake() {
+  const int r = tls_->handshake();
+  if (r == 0) return;  // the next edge continues it
+  handshaking_ = false;
+  if (r > 0) {
+    onTlsHandshakeDone(true, {});
+    // Bytes that came with the last handshake flight (a TLS 1.3 ticket, say) wait in OpenSSL
+    // or the socket; their edge is spent, so look once more.
+    if (fd_ >= 0 && !read_disabled_) event_active(&event_, EV_READ, 0);
+  } else {
+    onTlsHandshakeDone(false, tls_->lastError());
   }
 }
 

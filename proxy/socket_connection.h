@@ -34,6 +34,7 @@ class SocketConnection : public Flushable {
   // Encrypts the connection; call before the first read.
   void useTls(std::unique_ptr<TlsSession> session) { tls_ = std::move(session); }
   const TlsSession* tls() const { return tls_.get(); }
+  TlsSession* tls() { return tls_.get(); }
 
  protected:
   // Registers the socket with the loop; call once the fd is accepted or connecting.
@@ -46,6 +47,10 @@ class SocketConnection : public Flushable {
   void setReadDisabled(bool disabled);
   // Closes the socket now; further events are not delivered. Idempotent.
   void closeSocket();
+  // TLS client: runs the handshake on the connected socket before any data flows, then calls
+  // onTlsHandshakeDone (maybe before this returns).
+  void startTlsHandshake(std::unique_ptr<TlsSession> session);
+  virtual void onTlsHandshakeDone(bool /*ok*/, const std::string& /*reason*/) {}
 
   // New bytes were appended to in_.
   virtual void onData() = 0;
@@ -75,6 +80,7 @@ class SocketConnection : public Flushable {
   static void onEvent(evutil_socket_t fd, short what, void* arg);
   void handleEvent(short what);
   void readAvailable();
+  void continueHandshake();
 
   int fd_;
   event event_{};
@@ -85,6 +91,7 @@ class SocketConnection : public Flushable {
   bool peer_closed_ = false;    // EPOLLRDHUP seen: read until EOF
   uint64_t bytes_written_ = 0;
   std::unique_ptr<TlsSession> tls_;
+  bool handshaking_ = false;
   bool read_wants_write_ = false;  // TLS: a read must wait for the socket to take output
   bool write_wants_read_ = false;  // TLS: a write must wait for input (e.g. a key update)
 };

@@ -102,6 +102,104 @@ std::unique_ptr<TlsSession> TlsServerContext::newSession(int fd) const {
   return std::make_unique<TlsSession>(ssl);
 }
 
+std::shared_ptr<TlsClientContext> TlsClientContext::create(const UpstreamConfig& upstream,
+                                                           std::string* error) {
+  ERR_clear_error();
+  std::shared_ptr<TlsClientContext> context(new TlsClientContext());
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) {
+    *error = "tls: " + openSslErrors();
+    return nullptr;
+  }
+  context->ctx_ = ctx;
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+  const UpstreamConfig::Tls& tls = upstream.tls;
+  context->verify_ = tls.verify;
+  if (tls.verify) {
+    const bool loaded = tls.ca_file.empty()
+                            ? SSL_CTX_set_default_verify_paths(ctx) == 1
+                            : SSL_CTX_load_verify_locations(ctx, tls.ca_file.c_str(), nullptr) == 1;
+    if (!loaded) {
+      *error = "tls ca_file " + (tls.ca_file.empty() ? "(system store)" : tls.ca_file) + ": " +
+               openSslErrors();
+      return nullptr;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  }
+  if (!tls.certificate.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, tls.certificate.c_str()) != 1) {
+      *error = "tls certificate " + tls.certificate + ": " + openSslErrors();
+      return nullptr;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, tls.private_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+      *error = "tls private_key " + tls.private_key + ": " + openSslErrors();
+      return nullptr;
+    }
+  }
+  static const unsigned char kClientProtocols[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  SSL_CTX_set_alpn_protos(ctx, kClientProtocols, sizeof kClientProtocols);
+  context->server_name_ = tls.server_name.empty() ? upstream.url.host : tls.server_name;
+  context->name_is_ip_ =
+      context->server_name_.find(':') != std::string::npos ||
+      context->server_name_.find_first_not_of("0123456789.") == std::string::npos;
+  return context;
+}
+
+TlsClientContext::~TlsClientContext() {
+  SSL_CTX_free(ctx_);
+}
+
+std::unique_ptr<TlsSession> TlsClientContext::newSession(int fd) const {
+  SSL* ssl = SSL_new(ctx_);
+  if (ssl == nullptr) return nullptr;
+  bool ok = SSL_set_fd(ssl, fd) == 1;
+  if (ok && !name_is_ip_) ok = SSL_set_tlsext_host_name(ssl, server_name_.c_str()) == 1;
+  if (ok && verify_) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    ok = name_is_ip_ ? X509_VERIFY_PARAM_set1_ip_asc(param, server_name_.c_str()) == 1
+                     : SSL_set1_host(ssl, server_name_.c_str()) == 1;
+  }
+  if (!ok) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  SSL_set_connect_state(ssl);
+  return std::make_unique<TlsSession>(ssl);
+}
+
+int TlsSession::handshake() {
+  ERR_clear_error();
+  const int ret = SSL_do_handshake(ssl_);
+  if (ret == 1) return 1;
+  const int err = SSL_get_error(ssl_, ret);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    wants_write_ = err == SSL_ERROR_WANT_WRITE;
+    return 0;
+  }
+  const long verify = SSL_get_verify_result(ssl_);
+  last_error_ = verify != X509_V_OK ? std::string("certificate verify failed: ") +
+                                          X509_verify_cert_error_string(verify)
+                                    : openSslErrors();
+  if (err == SSL_ERROR_SYSCALL && last_error_ == "unknown error") {
+    last_error_ = "connection closed during the handshake";
+  }
+  return -1;
+}
+
+bool TlsSession::idleAndOpen() {
+  ERR_clear_error();
+  char byte;
+  const int n = SSL_peek(ssl_, &byte, 1);
+  if (n > 0) return false;  // data on an idle connection: a response to nothing
+  const int err = SSL_get_error(ssl_, n);
+  ERR_clear_error();
+  return err == SSL_ERROR_WANT_READ;
+}
+
 TlsSession::~TlsSession() {
   SSL_free(ssl_);
 }

@@ -41,6 +41,28 @@ class TlsServerContext {
   bool verify_clients_ = false;
 };
 
+// TLS towards an https:// upstream: one per upstream and config, shared by the workers.
+class TlsClientContext {
+ public:
+  // Trusts `ca_file` (or the system store), verifies unless told not to, and loads the client
+  // certificate for mTLS when given. nullptr and `error` when a file is unusable.
+  static std::shared_ptr<TlsClientContext> create(const UpstreamConfig& upstream,
+                                                  std::string* error);
+  TlsClientContext(const TlsClientContext&) = delete;
+  TlsClientContext& operator=(const TlsClientContext&) = delete;
+  ~TlsClientContext();
+
+  // A client session over `fd` that sends SNI and checks the certificate's name.
+  std::unique_ptr<TlsSession> newSession(int fd) const;
+
+ private:
+  TlsClientContext() = default;
+  SSL_CTX* ctx_ = nullptr;
+  std::string server_name_;  // SNI (empty for an IP literal) and the name verified
+  bool name_is_ip_ = false;
+  bool verify_ = true;
+};
+
 // Results in the style of read(2)/send(2): > 0 bytes, 0 for a clean close (close_notify), -1
 // with errno EAGAIN when the session needs the socket to become readable or writable (wantsWrite
 // tells which), or -1 with another errno for a failed handshake or a broken record.
@@ -59,6 +81,12 @@ class TlsSession {
   bool hasBufferedInput() const;
   // Sends close_notify if the handshake finished; best effort, never blocks.
   void shutdown();
+  // Client side: advances the handshake. 1 done, 0 waiting for the socket (wantsWrite tells
+  // which way), -1 failed (lastError says why, e.g. the certificate did not verify).
+  int handshake();
+  // pre_ping for an idle connection: true when the peer has neither closed nor sent data. Reads
+  // (and consumes) TLS records without application data, such as TLS 1.3 session tickets.
+  bool idleAndOpen();
 
   bool handshakeDone() const;
   // "TLSv1.3", "TLSv1.2"; empty before the handshake.

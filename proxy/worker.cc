@@ -94,6 +94,9 @@ void Worker::buildSnapshot(const ConfigRuntime& runtime) {
                                                    metrics_, rt->metrics);
     rt->pool = std::make_unique<UpstreamPool>(loop_, u, std::move(addresses), std::move(factory),
                                               shared.connections, index_, metrics_, rt->metrics);
+    if (auto it = runtime.upstream_tls.find(u.name); it != runtime.upstream_tls.end()) {
+      rt->pool->setTls(it->second);
+    }
     snap->upstreams.push_back(std::move(rt));
   }
   for (size_t i = 0; i < config->listeners.size(); ++i) {

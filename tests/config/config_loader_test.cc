@@ -71,6 +71,32 @@ TEST(ConfigLoaderTest, UnknownTopLevelKey) {
             "watch_config, listeners, upstreams, context, logging, admin)");
 }
 
+TEST(ConfigLoaderTest, UpstreamTlsSettings) {
+  const std::string https = R"(listeners:
+  - {name: inbound, address: 127.0.0.1:0, upstream: app}
+upstreams:
+  - name: app
+    url: https://api.internal:8443
+)";
+  auto defaults = loadConfigString(https, "test.yaml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults.config->upstreams[0].tls.verify);
+  EXPECT_EQ(defaults.config->upstreams[0].tls.ca_file, "");
+
+  auto set = loadConfigString(
+      https + "    tls: {verify: false, ca_file: /ca.pem, server_name: api}\n", "test.yaml");
+  ASSERT_TRUE(set.ok());
+  EXPECT_FALSE(set.config->upstreams[0].tls.verify);
+  EXPECT_EQ(set.config->upstreams[0].tls.ca_file, "/ca.pem");
+  EXPECT_EQ(set.config->upstreams[0].tls.server_name, "api");
+
+  EXPECT_EQ(errorOf(https + "    tls: {certificate: /c.pem}\n"),
+            "test.yaml:6:10: upstreams[0].tls: certificate and private_key go together (a client "
+            "certificate for mTLS)");
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "    tls: {verify: false}\n"),
+            "test.yaml:8:10: upstreams[0].tls: only an https:// upstream uses tls");
+}
+
 TEST(ConfigLoaderTest, WatchConfigIsOnByDefaultAndTakesABool) {
   auto on = loadConfigString(kListenerAndUpstream, "test.yaml");
   ASSERT_TRUE(on.ok());

@@ -125,6 +125,8 @@ upstreams:
     retries: {attempts: 0}
   - name: auth
     url: https://[2001:db8::7]
+    tls: {verify: false, ca_file: /ca/bundle.pem, server_name: auth.internal,
+          certificate: /certs/client.crt, private_key: /certs/client.key}
 context:
   request_id: {header: X-Req, preserve_incoming: false, generate: uuid7}
   correlation_id: {header: x-corr}

@@ -477,12 +477,16 @@ class EchoUpstream:
     until `release` is set (or 60 s); `?status=N` answers N.
     """
 
-    def __init__(self):
+    def __init__(self, tls_context=None):
         self.requests = []          # every request received, in arrival order
         self.release = threading.Event()
         self._cond = threading.Condition()
         self.server = _ThreadingServer(("127.0.0.1", 0), _Handler)
         self.server.owner = self
+        self.scheme = "http"
+        if tls_context is not None:  # an https:// upstream; handshakes happen at accept
+            self.server.socket = tls_context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="echo-upstream", daemon=True)
@@ -490,7 +494,7 @@ class EchoUpstream:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def record(self, rec):
         with self._cond:
@@ -520,8 +524,8 @@ def header_values(record, name):
     return [v for k, v in record["headers"] if k == name.lower()]
 
 
-def start_echo_upstream(test):
-    upstream = EchoUpstream()
+def start_echo_upstream(test, tls_context=None):
+    upstream = EchoUpstream(tls_context)
     test.addCleanup(upstream.stop)
     return upstream
 
