@@ -4,6 +4,7 @@ Deployment a Pod that `podman kube play` can run.
     manifests.py render DIR                  -> the kustomization in DIR rendered (stdout)
     manifests.py check RENDERED [--native]   -> checks the rendered base (or an overlay)
     manifests.py config RENDERED             -> the ConfigMap's viscount.yaml (stdout)
+    manifests.py facts RENDERED              -> "LISTEN_PORT ADMIN_PORT DRAIN_SECONDS" of it
     manifests.py pod RENDERED --name N --image OLD=NEW... --publish PORT=HOSTPORT...
                                              -> ConfigMap + Pod for podman (stdout)
 
@@ -116,6 +117,14 @@ def containers(spec):
     return viscount[0], app[0]
 
 
+def facts(docs):
+    """(listener port, admin address, drain_timeout in seconds) of the ConfigMap's config."""
+    config = yaml.safe_load(viscount_config(docs))
+    admin = config.get("admin", {}).get("address", "127.0.0.1:15000")
+    return (port_of(config["listeners"][0]["address"]), str(admin),
+            seconds(config.get("drain_timeout", "20s")))
+
+
 def check(docs, native):
     """The rules the README promises; each miss is one line, all reported together."""
     problems = []
@@ -124,10 +133,7 @@ def check(docs, native):
         if not condition:
             problems.append(message)
 
-    config = yaml.safe_load(viscount_config(docs))
-    drain = seconds(config.get("drain_timeout", "20s"))
-    listen_port = port_of(config["listeners"][0]["address"])
-    admin = config.get("admin", {}).get("address", "127.0.0.1:15000")
+    listen_port, admin, drain = facts(docs)
     admin_port = port_of(admin)
     expect(not str(admin).startswith("127."), "admin must listen beyond loopback for probes")
 
@@ -248,7 +254,7 @@ def pairs(values, convert):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["render", "check", "config", "pod"])
+    parser.add_argument("command", choices=["render", "check", "config", "facts", "pod"])
     parser.add_argument("path")
     parser.add_argument("--native", action="store_true")
     parser.add_argument("--name", default="viscount-test")
@@ -264,6 +270,9 @@ def main():
         check(docs, args.native)
     elif args.command == "config":
         sys.stdout.write(viscount_config(docs))
+    elif args.command == "facts":
+        listen_port, admin, drain = facts(docs)
+        print(listen_port, port_of(admin), f"{drain:g}")
     else:
         sys.stdout.write(dump_all(pod(docs, args.name, pairs(args.image, str),
                                       pairs(args.publish, int))))
