@@ -244,7 +244,7 @@ podman kube down "$WORK/pod.yaml" >/dev/null 2>&1 || fail "podman kube down fail
 PLAYED=0
 echo "   removed in $((SECONDS - t0))s"
 
-human() { numfmt --to=si --suffix=B "$1"; }  # as `podman images` shows them
+human() { numfmt --to=si --round=nearest --format=%.1f --suffix=B "$1"; }  # as podman shows them
 echo "== summary"
 echo "   images: viscount $(human "$VISCOUNT_SIZE") (base debian:bookworm-slim $(human "$BASE_SIZE"):" \
   "viscount adds $(human $((VISCOUNT_SIZE - BASE_SIZE)))), demo app $(human "$APP_SIZE")"
