@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is needed (Debian bookworm, as root), builds twice
-# (optimised, and ASan+UBSan) and runs the whole suite in both builds.
+# (optimised, and ASan+UBSan) and runs the whole suite in both builds, plus the pod test
+# (container images and the Kubernetes pod under podman, tests/deploy/pod_test.sh).
 #   tests/run.sh              # everything
 #   VISCOUNT_SKIP_INSTALL=1 tests/run.sh   # skip apt-get (already installed)
+#   VISCOUNT_SKIP_POD_TEST=1 tests/run.sh  # skip the pod test (CI never does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,13 @@ echo "== optimised build"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j "$jobs"
 (cd build && ctest -j "$jobs" --timeout 300)
+
+echo "== pod test (container images, Kubernetes manifests, the pod under podman)"
+if [ "${VISCOUNT_SKIP_POD_TEST:-0}" = 1 ]; then
+  echo "skipped: VISCOUNT_SKIP_POD_TEST=1"
+else
+  tests/deploy/pod_test.sh
+fi
 
 echo "== benchmark smoke (seconds long: proves the script runs; its figures mean nothing)"
 VISCOUNT_SKIP_INSTALL=1 SMOKE=1 OUT=build/bench-smoke tests/bench/side_by_side.sh >build/bench-smoke.log 2>&1 ||

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything viscount needs to build, test and benchmark on Debian bookworm (as root).
+# Installs everything viscount needs to build, test and benchmark on Debian bookworm (as root),
+# and what the container image and pod test use (podman with runc, debootstrap for the base image).
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps.sh: run as root (it uses apt-get)" >&2
@@ -13,4 +14,5 @@ apt-get install -y -q --no-install-recommends \
   libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev \
   libgtest-dev libgmock-dev googletest libbenchmark-dev \
   curl nghttp2-client wrk nginx-light haproxy gnuplot-nox \
-  python3 python3-h2 python3-httpx python3-fastapi python3-uvicorn
+  python3 python3-h2 python3-httpx python3-fastapi python3-uvicorn python3-yaml \
+  podman runc catatonit netavark aardvark-dns iptables debootstrap
