@@ -34,7 +34,11 @@ void Http1ServerConnection::start(std::string_view preread) {
   const auto& listener = *worker_.snapshot()->listeners[listener_index_].config;
   parser_.setMaxHeadBytes(listener.limits.max_request_headers_size);
   // Until the first byte a new connection is idle; the header deadline starts with that byte.
-  timer_.arm(listener.timeouts.idle);
+  // Over TLS the first plaintext byte comes only after the handshake, so the handshake and the
+  // first request head share the header deadline from the accept (as nginx does): a client
+  // that stalls its handshake is not kept for the whole idle timeout.
+  timer_.arm(tls() != nullptr ? std::min(listener.timeouts.idle, listener.timeouts.request_headers)
+                              : listener.timeouts.idle);
   startEvents();
   if (!preread.empty()) {
     in_.append(preread);

@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import time
 import unittest
 
 import httpx
@@ -185,6 +186,22 @@ class TlsTest(unittest.TestCase):
         failed = proxy.wait_event("startup_failed")
         self.assertIn("does not match", failed["reason"])
         self.assertIn(self.path("server2.key"), failed["reason"])
+
+    def test_a_stalled_handshake_is_closed_at_the_header_deadline(self):
+        proxy = self.start(listeners=[{"name": "inbound", "address": "127.0.0.1:0",
+                                       "upstream": "app", "timeouts": {"request_headers": "1s"}}])
+        with socket.create_connection(("127.0.0.1", proxy.listener_port), timeout=5) as s:
+            s.sendall(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello, then nothing
+            started = time.monotonic()
+            s.settimeout(5)
+            try:
+                data = s.recv(4096)
+            except ConnectionResetError:
+                data = b""
+            self.assertEqual(data, b"")
+            elapsed = time.monotonic() - started
+        self.assertGreater(elapsed, 0.8)
+        self.assertLess(elapsed, 3, "the handshake was not bounded by request_headers")
 
     def test_cleartext_request_on_a_tls_port_reaches_nothing(self):
         proxy = self.start()
