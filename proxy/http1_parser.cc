@@ -219,12 +219,16 @@ int Http1Parser::onHeaderFieldCb(llhttp_t* p, const char* at, size_t len) {
 
 int Http1Parser::onHeaderValueCb(llhttp_t* p, const char* at, size_t len) {
   Http1Parser* me = self(p);
+  if (me->field_done_ || (me->in_trailers_ ? me->trailer_text_.empty() : me->fields_.empty())) {
+    // llhttp 8.1 accepts a line with nothing before its colon, and reports only its value: that
+    // value would otherwise extend the field before it, line break included.
+    me->failNameless();
+    return HPE_USER;
+  }
   if (me->in_trailers_) {
-    if (me->trailer_text_.empty()) return 0;
     me->trailer_text_.back().second.append(at, len);
     return 0;
   }
-  if (me->fields_.empty()) return 0;
   FieldSpan& f = me->fields_.back();
   const bool continues =
       f.value_started && f.value.len > 0 && at == me->base_ + f.value.off + f.value.len;
@@ -247,8 +251,22 @@ int Http1Parser::onHeaderValueCb(llhttp_t* p, const char* at, size_t len) {
 }
 
 int Http1Parser::onHeaderValueCompleteCb(llhttp_t* p) {
-  self(p)->field_done_ = true;
+  Http1Parser* me = self(p);
+  // A value with a name of no characters (the name callback may come with an empty span).
+  const bool nameless = me->in_trailers_
+                            ? !me->trailer_text_.empty() && me->trailer_text_.back().first.empty()
+                            : !me->fields_.empty() && me->fields_.back().name.len == 0;
+  if (nameless || (me->in_trailers_ ? me->trailer_text_.empty() : me->fields_.empty())) {
+    me->failNameless();
+    return HPE_USER;
+  }
+  me->field_done_ = true;
   return 0;
+}
+
+void Http1Parser::failNameless() {
+  fail(kind_ == Kind::kRequest ? ErrorCode::kBadRequest : ErrorCode::kUpstreamProtocolError,
+       "header line without a field name");
 }
 
 int Http1Parser::onHeadersCompleteCb(llhttp_t* p) {

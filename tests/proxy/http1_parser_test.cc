@@ -417,6 +417,15 @@ std::vector<Rejection> requestRejections() {
        "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue; a=b\r\n\r\n",
        ErrorCode::kExpectationFailed},
       {"space_before_colon", "GET / HTTP/1.1\r\nHost : h\r\n\r\n", ErrorCode::kBadRequest},
+      // A nameless line would otherwise be read as more of the header before it, CRLF included.
+      {"empty_field_name", "GET / HTTP/1.1\r\nHost: h\r\n: b\r\n\r\n", ErrorCode::kBadRequest},
+      {"empty_field_name_first", "GET / HTTP/1.1\r\n: b\r\nHost: h\r\n\r\n",
+       ErrorCode::kBadRequest},
+      {"empty_field_name_empty_value", "GET / HTTP/1.1\r\nHost: h\r\n:\r\n\r\n",
+       ErrorCode::kBadRequest},
+      {"empty_trailer_name",
+       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n: b\r\n\r\n",
+       ErrorCode::kBadRequest},
   };
 }
 
@@ -734,6 +743,8 @@ std::vector<Rejection> responseRejections() {
        ErrorCode::kUpstreamProtocolError},
       {"garbage", "SSH-2.0-OpenSSH_9.2\r\n", ErrorCode::kUpstreamProtocolError},
       {"two_content_lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+       ErrorCode::kUpstreamProtocolError},
+      {"empty_field_name", "HTTP/1.1 200 OK\r\nX-A: a\r\n: b\r\nContent-Length: 0\r\n\r\n",
        ErrorCode::kUpstreamProtocolError},
   };
 }
