@@ -163,9 +163,7 @@ Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t
   if (in_headers_ && started_) {
     head_bytes_ = offset + len;
     if (head_bytes_ > max_head_bytes_) {
-      fail(
-          kind_ == Kind::kRequest ? ErrorCode::kHeadersTooLarge : ErrorCode::kUpstreamProtocolError,
-          "header section too large");
+      failOversizedHead();
       base_ = nullptr;
       return {Status::kError, done};
     }
@@ -290,8 +288,7 @@ int Http1Parser::headersComplete() {
   }
   head_bytes_ = end + 4;
   if (head_bytes_ > max_head_bytes_) {
-    fail(kind_ == Kind::kRequest ? ErrorCode::kHeadersTooLarge : ErrorCode::kUpstreamProtocolError,
-         "header section too large");
+    failOversizedHead();
     return -1;
   }
 
@@ -303,6 +300,21 @@ int Http1Parser::headersComplete() {
   if (!handler_.onHeadersComplete(head)) return -1;
   // Returning 1 tells llhttp that no body follows; checkResponseHead decided that already.
   return kind_ == Kind::kResponse && (parser_.flags & F_SKIPBODY) != 0 ? 1 : 0;
+}
+
+void Http1Parser::failOversizedHead() {
+  if (kind_ == Kind::kResponse) {
+    fail(ErrorCode::kUpstreamProtocolError, "header section too large");
+    return;
+  }
+  // The request line alone does not fit (it has not even ended, or its target is that long):
+  // 414, as nginx answers; otherwise the header fields are to blame: 431.
+  constexpr size_t kVersionAndCrlf = sizeof(" HTTP/1.1\r\n") - 1;
+  if (scan_lines_ == 0 || url_.off + url_.len + kVersionAndCrlf > max_head_bytes_) {
+    fail(ErrorCode::kUriTooLong, "request line too long");
+  } else {
+    fail(ErrorCode::kHeadersTooLarge, "header section too large");
+  }
 }
 
 bool Http1Parser::checkRequestHead(Http1Head& head) {

@@ -4,7 +4,7 @@
 // does not make, which matter for request smuggling between us and the upstream: obs-fold,
 // Transfer-Encoding other than exactly "chunked", HTTP/1.0 with Transfer-Encoding, versions other
 // than 1.0/1.1, missing or repeated Host, CONNECT, lines without a field name, and the
-// header-section size limit.
+// header-section size limit (414 when the request line alone is too long).
 //
 // Zero copy: header names and values are kept as offsets into the caller's input buffer, which
 // must not consume bytes of the current message before onHeadersComplete (it may grow or compact;
@@ -119,6 +119,7 @@ class Http1Parser {
 
   int headersComplete();
   void failNameless();
+  void failOversizedHead();
   // Request heads only: every line ends in CRLF (no bare CR or LF) and no header line starts
   // with whitespace (obs-fold), checked on the raw bytes because llhttp 8.1 lets some through.
   // Scans [scan_pos_, end) up to the empty line that ends the head.

@@ -505,6 +505,24 @@ TEST_F(ParserTest, UnfinishedHeadOverTheLimit) {
   EXPECT_EQ(request_parser_.error(), ErrorCode::kHeadersTooLarge);
 }
 
+TEST_F(ParserTest, RequestLineOverTheLimitIsUriTooLong) {
+  request_parser_.setMaxHeadBytes(64);
+  const std::string req = "GET /" + std::string(100, 'p') + " HTTP/1.1\r\nHost: h\r\n\r\n";
+  EXPECT_EQ(feed(request_parser_, req).status, Status::kError);
+  EXPECT_EQ(request_parser_.error(), ErrorCode::kUriTooLong);
+}
+
+TEST_F(ParserTest, UnfinishedRequestLineOverTheLimitIsUriTooLong) {
+  // The line has not ended when the limit is passed: nothing else can be to blame.
+  request_parser_.setMaxHeadBytes(64);
+  std::string buf = "GET /" + std::string(40, 'p');
+  ASSERT_EQ(feed(request_parser_, buf).status, Status::kOk);
+  const size_t had = buf.size();
+  buf += std::string(40, 'p');
+  EXPECT_EQ(request_parser_.execute(buf.data(), had, buf.size() - had).status, Status::kError);
+  EXPECT_EQ(request_parser_.error(), ErrorCode::kUriTooLong);
+}
+
 TEST_F(ParserTest, HeadLimitDoesNotCountTheBody) {
   request_parser_.setMaxHeadBytes(128);
   const std::string req =
