@@ -63,6 +63,7 @@ struct ListenerConfig {
   struct Limits {
     uint64_t max_connections = 10000;
     uint64_t max_request_headers_size = 60 * kKiB;
+    uint32_t max_request_headers_count = 100;    // fields in the head (and in trailers)
     uint64_t max_request_body_size = 10 * kMiB;  // 0 = unlimited
     bool operator==(const Limits&) const = default;
   } limits;

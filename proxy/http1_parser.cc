@@ -209,7 +209,12 @@ int Http1Parser::onHeaderFieldCb(llhttp_t* p, const char* at, size_t len) {
     me->field_done_ = false;
     return 0;
   }
-  if (me->field_done_ || me->fields_.empty()) me->fields_.emplace_back();
+  if (me->field_done_ || me->fields_.empty()) {
+    // Every field costs memory and work in each filter whatever its size: a count limit, not
+    // only the byte limit (which a head of empty fields would fill with thousands of them).
+    if (me->fields_.size() >= me->max_fields_) return me->failTooMany("header fields");
+    me->fields_.emplace_back();
+  }
   me->field_done_ = false;
   me->extend(me->fields_.back().name, at, len);
   return 0;
@@ -260,6 +265,12 @@ int Http1Parser::onHeaderValueCompleteCb(llhttp_t* p) {
   }
   me->field_done_ = true;
   return 0;
+}
+
+int Http1Parser::failTooMany(std::string_view what) {
+  fail(kind_ == Kind::kRequest ? ErrorCode::kHeadersTooLarge : ErrorCode::kUpstreamProtocolError,
+       "too many " + std::string(what));
+  return HPE_USER;
 }
 
 void Http1Parser::failNameless() {

@@ -3,8 +3,8 @@
 // HTTP/1.x message parsing: llhttp (strict build, no lenient flags) plus the checks llhttp 8.1
 // does not make, which matter for request smuggling between us and the upstream: obs-fold,
 // Transfer-Encoding other than exactly "chunked", HTTP/1.0 with Transfer-Encoding, versions other
-// than 1.0/1.1, missing or repeated Host, CONNECT, lines without a field name, and the
-// header-section size limit (414 when the request line alone is too long).
+// than 1.0/1.1, missing or repeated Host, CONNECT, lines without a field name, and limits on the
+// header section (bytes and fields; 414 when the request line alone is too long).
 //
 // Zero copy: header names and values are kept as offsets into the caller's input buffer, which
 // must not consume bytes of the current message before onHeadersComplete (it may grow or compact;
@@ -66,6 +66,8 @@ class Http1Parser {
   Http1Parser& operator=(const Http1Parser&) = delete;
 
   void setMaxHeadBytes(uint64_t n) { max_head_bytes_ = n; }
+  // Header fields in a head.
+  void setMaxFields(size_t n) { max_fields_ = n; }
   // Responses only: the request was HEAD, so the response has no body whatever it says.
   void setResponseToHead(bool head) { response_to_head_ = head; }
 
@@ -119,6 +121,7 @@ class Http1Parser {
 
   int headersComplete();
   void failNameless();
+  int failTooMany(std::string_view what);
   void failOversizedHead();
   // Request heads only: every line ends in CRLF (no bare CR or LF) and no header line starts
   // with whitespace (obs-fold), checked on the raw bytes because llhttp 8.1 lets some through.
@@ -142,6 +145,7 @@ class Http1Parser {
   Kind kind_;
   Http1ParserHandler& handler_;
   uint64_t max_head_bytes_ = 64 * 1024;
+  size_t max_fields_ = SIZE_MAX;
   bool response_to_head_ = false;
 
   const char* base_ = nullptr;  // valid during execute()

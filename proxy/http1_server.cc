@@ -33,6 +33,7 @@ Http1ServerConnection::~Http1ServerConnection() = default;
 void Http1ServerConnection::start(std::string_view preread) {
   const auto& listener = *worker_.snapshot()->listeners[listener_index_].config;
   parser_.setMaxHeadBytes(listener.limits.max_request_headers_size);
+  parser_.setMaxFields(listener.limits.max_request_headers_count);
   // Until the first byte a new connection is idle; the header deadline starts with that byte.
   timer_.arm(listener.timeouts.idle);
   startEvents();

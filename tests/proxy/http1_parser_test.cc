@@ -523,6 +523,23 @@ TEST_F(ParserTest, UnfinishedRequestLineOverTheLimitIsUriTooLong) {
   EXPECT_EQ(request_parser_.error(), ErrorCode::kUriTooLong);
 }
 
+TEST_F(ParserTest, FieldCountLimitCountsHost) {
+  request_parser_.setMaxFields(3);
+  const std::string fits = "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB:\r\n\r\n";
+  ASSERT_EQ(feed(request_parser_, fits).status, Status::kOk) << request_parser_.errorReason();
+  request_parser_.reset();
+  const std::string over = "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB:\r\nC:\r\n\r\n";
+  EXPECT_EQ(feed(request_parser_, over).status, Status::kError);
+  EXPECT_EQ(request_parser_.error(), ErrorCode::kHeadersTooLarge);
+}
+
+TEST_F(ParserTest, FieldCountLimitDoesNotWaitForTheEndOfTheHead) {
+  request_parser_.setMaxFields(2);
+  const std::string unfinished = "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC";
+  EXPECT_EQ(feed(request_parser_, unfinished).status, Status::kError);
+  EXPECT_EQ(request_parser_.error(), ErrorCode::kHeadersTooLarge);
+}
+
 TEST_F(ParserTest, HeadLimitDoesNotCountTheBody) {
   request_parser_.setMaxHeadBytes(128);
   const std::string req =
