@@ -46,6 +46,7 @@ void Http1Parser::reset() {
   url_ = {};
   fields_.clear();
   trailer_text_.clear();
+  trailer_bytes_ = 0;
   headers_.clear();
   response_to_head_ = false;
   error_ = ErrorCode::kNone;
@@ -204,10 +205,13 @@ int Http1Parser::onUrlCb(llhttp_t* p, const char* at, size_t len) {
 int Http1Parser::onHeaderFieldCb(llhttp_t* p, const char* at, size_t len) {
   Http1Parser* me = self(p);
   if (me->in_trailers_) {
-    if (me->field_done_ || me->trailer_text_.empty()) me->trailer_text_.emplace_back();
+    if (me->field_done_ || me->trailer_text_.empty()) {
+      if (me->trailer_text_.size() >= me->max_fields_) return me->failTooMany("trailer fields");
+      me->trailer_text_.emplace_back();
+    }
     me->trailer_text_.back().first.append(at, len);
     me->field_done_ = false;
-    return 0;
+    return me->countTrailerBytes(len);
   }
   if (me->field_done_ || me->fields_.empty()) {
     // Every field costs memory and work in each filter whatever its size: a count limit, not
@@ -230,7 +234,7 @@ int Http1Parser::onHeaderValueCb(llhttp_t* p, const char* at, size_t len) {
   }
   if (me->in_trailers_) {
     me->trailer_text_.back().second.append(at, len);
-    return 0;
+    return me->countTrailerBytes(len);
   }
   FieldSpan& f = me->fields_.back();
   const bool continues =
@@ -270,6 +274,16 @@ int Http1Parser::onHeaderValueCompleteCb(llhttp_t* p) {
 int Http1Parser::failTooMany(std::string_view what) {
   fail(kind_ == Kind::kRequest ? ErrorCode::kHeadersTooLarge : ErrorCode::kUpstreamProtocolError,
        "too many " + std::string(what));
+  return HPE_USER;
+}
+
+int Http1Parser::countTrailerBytes(size_t len) {
+  // Trailers are copied until the message ends, and come after the head's deadline and size
+  // check: without their own bound a client could send them forever.
+  trailer_bytes_ += len;
+  if (trailer_bytes_ <= max_head_bytes_) return 0;
+  fail(kind_ == Kind::kRequest ? ErrorCode::kHeadersTooLarge : ErrorCode::kUpstreamProtocolError,
+       "trailer section too large");
   return HPE_USER;
 }
 
@@ -462,6 +476,7 @@ int Http1Parser::onMessageCompleteCb(llhttp_t* p) {
     me->trailer_text_.clear();
     me->handler_.onTrailers(trailers);
   }
+  me->trailer_bytes_ = 0;
   const bool pause = me->handler_.onMessageComplete();
   me->in_headers_ = true;
   me->in_trailers_ = false;

@@ -540,6 +540,38 @@ TEST_F(ParserTest, FieldCountLimitDoesNotWaitForTheEndOfTheHead) {
   EXPECT_EQ(request_parser_.error(), ErrorCode::kHeadersTooLarge);
 }
 
+TEST_F(ParserTest, TrailersAreBoundedLikeTheHead) {
+  // Trailers arrive after the head's checks; without a bound of their own they could grow
+  // without end.
+  request_parser_.setMaxHeadBytes(128);
+  const std::string big =
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "0\r\nX-T: " +
+      std::string(200, 't') + "\r\n\r\n";
+  EXPECT_EQ(feed(request_parser_, big).status, Status::kError);
+  EXPECT_EQ(request_parser_.error(), ErrorCode::kHeadersTooLarge);
+  EXPECT_FALSE(recorder_.messages.at(0).complete);
+
+  Recorder rec;
+  Http1Parser parser(Kind::kRequest, rec);
+  parser.setMaxFields(4);
+  std::string many = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n";
+  for (int i = 0; i < 5; ++i)
+    many += "X-T" + std::to_string(i) + ": t\r\n";
+  many += "\r\n";
+  EXPECT_EQ(parser.execute(many.data(), 0, many.size()).status, Status::kError);
+  EXPECT_EQ(parser.error(), ErrorCode::kHeadersTooLarge);
+}
+
+TEST_F(ParserTest, ResponseTrailersAreBoundedToo) {
+  response_parser_.setMaxHeadBytes(128);
+  const std::string resp =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: " + std::string(200, 't') +
+      "\r\n\r\n";
+  EXPECT_EQ(feed(response_parser_, resp).status, Status::kError);
+  EXPECT_EQ(response_parser_.error(), ErrorCode::kUpstreamProtocolError);
+}
+
 TEST_F(ParserTest, HeadLimitDoesNotCountTheBody) {
   request_parser_.setMaxHeadBytes(128);
   const std::string req =
