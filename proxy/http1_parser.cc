@@ -404,6 +404,10 @@ bool Http1Parser::checkRequestHead(Http1Head& head) {
     fail(ErrorCode::kBadRequest, "HTTP/1.1 request without Host");
     return false;
   }
+  if (!isValidAuthority(head.host)) {
+    fail(ErrorCode::kBadRequest, "invalid Host");
+    return false;
+  }
   if (transfer_encodings > 0 && parser_.http_minor == 0) {
     fail(ErrorCode::kBadRequest, "Transfer-Encoding in an HTTP/1.0 request");
     return false;

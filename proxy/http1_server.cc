@@ -159,9 +159,9 @@ bool Http1ServerConnection::onHeadersComplete(Http1Head& h) {
       // "http://host?x" has an empty path: keep the query but we need a leading '/'.
       head.target = head.headers.keep("/" + std::string(head.target));
     }
-    if (head.authority.empty()) {
+    if (head.authority.empty() || !isValidAuthority(head.authority)) {
       *h.headers = std::move(head.headers);
-      parser_.fail(ErrorCode::kBadRequest, "absolute-form target without a host");
+      parser_.fail(ErrorCode::kBadRequest, "absolute-form target without a valid host");
       return false;
     }
   } else if (head.target.front() != '/' && head.target != "*") {

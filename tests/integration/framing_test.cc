@@ -284,6 +284,9 @@ std::vector<BadRequest> badRequests() {
       {"ControlByteMethod", "\x01GET / HTTP/1.1\r\nHost: a\r\n\r\n"},
       {"AsteriskFormGet", "GET * HTTP/1.1\r\nHost: a\r\n\r\n"},
       {"AuthorityFormGet", "GET example.com:80 HTTP/1.1\r\nHost: a\r\n\r\n"},
+      {"AbsoluteFormWithUserinfo", "GET http://evil@good/ HTTP/1.1\r\nHost: good\r\n\r\n"},
+      {"AbsoluteFormWithoutHost", "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n"},
+      {"HostWithSlash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"},
       // Header section over max_request_headers_size (4 KiB here).
       {"OversizedHeaderValue",
        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(6000, 'v') + "\r\n\r\n",
@@ -296,9 +299,7 @@ std::vector<BadRequest> badRequests() {
          return s + "\r\n";
        }(),
        {431}},
-      {"OversizedTarget",
-       "GET /" + std::string(8000, 'p') + " HTTP/1.1\r\nHost: a\r\n\r\n",
-       {414}},
+      {"OversizedTarget", "GET /" + std::string(8000, 'p') + " HTTP/1.1\r\nHost: a\r\n\r\n", {414}},
   };
 }
 

@@ -71,6 +71,18 @@ TEST_F(ParserTest, RequestLineHostAndHeadersInOrder) {
   EXPECT_EQ(request_parser_.error(), ErrorCode::kNone);
 }
 
+TEST_F(ParserTest, HostFormsThatAreAccepted) {
+  for (const std::string host : {"example.com", "example.com:8080", "127.0.0.1:80", "[::1]",
+                                 "[::1]:8080", "under_score.example", "a%2Db", "a:", ""}) {
+    Recorder rec;
+    Http1Parser parser(Kind::kRequest, rec);
+    const std::string req = "GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
+    ASSERT_EQ(parser.execute(req.data(), 0, req.size()).status, Status::kOk)
+        << host << ": " << parser.errorReason();
+    EXPECT_EQ(rec.messages.at(0).host, host);
+  }
+}
+
 TEST_F(ParserTest, HeaderValuesAreTrimmedOfOptionalWhitespace) {
   const std::string req =
       "GET / HTTP/1.1\r\nHost:   h  \r\nX-Spaced: \t inner  value \t\r\nX-Tight:v\r\n\r\n";
@@ -417,6 +429,17 @@ std::vector<Rejection> requestRejections() {
        "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue; a=b\r\n\r\n",
        ErrorCode::kExpectationFailed},
       {"space_before_colon", "GET / HTTP/1.1\r\nHost : h\r\n\r\n", ErrorCode::kBadRequest},
+      // Host is uri-host [":" port]: nothing the upstream could read as more than a host.
+      {"host_with_space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", ErrorCode::kBadRequest},
+      {"host_with_slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", ErrorCode::kBadRequest},
+      {"host_with_userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", ErrorCode::kBadRequest},
+      {"host_list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", ErrorCode::kBadRequest},
+      {"host_port_not_digits", "GET / HTTP/1.1\r\nHost: a:8o\r\n\r\n", ErrorCode::kBadRequest},
+      {"host_port_too_long", "GET / HTTP/1.1\r\nHost: a:123456\r\n\r\n", ErrorCode::kBadRequest},
+      {"host_two_colons", "GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", ErrorCode::kBadRequest},
+      {"host_bad_percent", "GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", ErrorCode::kBadRequest},
+      {"host_unclosed_ipv6", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", ErrorCode::kBadRequest},
+      {"host_high_bytes", "GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n", ErrorCode::kBadRequest},
       // A nameless line would otherwise be read as more of the header before it, CRLF included.
       {"empty_field_name", "GET / HTTP/1.1\r\nHost: h\r\n: b\r\n\r\n", ErrorCode::kBadRequest},
       {"empty_field_name_first", "GET / HTTP/1.1\r\n: b\r\nHost: h\r\n\r\n",
