@@ -39,6 +39,9 @@ struct UpstreamUrl {
   std::string host;  // hostname or IP literal (no brackets)
   uint16_t port = 80;
   std::string text;  // as written in the config, normalised (no trailing slash)
+
+  // "host:port" ("[::1]:8000" for IPv6), the Host sent for a request that named none.
+  std::string authority() const;
   bool operator==(const UpstreamUrl&) const = default;
 };
 

@@ -333,6 +333,25 @@ TEST_F(FramingTest, AbsoluteFormBecomesOriginFormWithItsHost) {
   EXPECT_EQ(reqs[0].count("host"), 1u);
 }
 
+TEST_F(FramingTest, RequestWithoutHostGetsTheUpstreamsAuthority) {
+  // HTTP/1.0 may omit Host and an empty one is valid, but the HTTP/1.1 request sent upstream
+  // must carry one.
+  for (const std::string request :
+       {"GET /ten HTTP/1.0\r\n\r\n", "GET /empty HTTP/1.1\r\nHost:\r\n\r\n"}) {
+    SCOPED_TRACE(printable(request));
+    const size_t before = upstream_.requestCount();
+    RawConnection c(proxy_->port());
+    ASSERT_TRUE(c.send(request));
+    auto r = c.readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    auto reqs = upstream_.requests();
+    ASSERT_EQ(reqs.size(), before + 1);
+    EXPECT_EQ(reqs.back().count("host"), 1u);
+    EXPECT_EQ(reqs.back().header("host"), "127.0.0.1:" + std::to_string(upstream_.port()));
+  }
+}
+
 TEST_F(FramingTest, HeadJustUnderTheLimitIsAccepted) {
   // The 431 cases above are about size alone: 3 KiB of headers under a 4 KiB limit pass.
   auto r = httpRequest(proxy_->port(), "GET", "/fits", {{"X-Big", std::string(3000, 'v')}});
