@@ -153,6 +153,8 @@ void ContextFilter::onRequestHeaders(RequestHead& head, RequestContext& ctx, boo
     if (f.removed) continue;
     switch (names_.find(f.name)) {
       case kOther:
+        // "X_User_Id" is not ours, but many servers would read it as if it were.
+        if (names_.findLookalike(f.name) != kOther) f.removed = true;
         continue;
       case kRequestId:
         request_id.see(f.value);

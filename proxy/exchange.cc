@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "filters/header_name_table.h"
 #include "filters/header_sanitizer.h"
 #include "proxy/worker.h"
 #include "telemetry/access_log.h"
@@ -132,6 +133,9 @@ void Exchange::takeDeadline(RequestHead& head) {
     }
   }
   head.headers.remove(name);
+  for (HeaderField& f : head.headers.fields()) {
+    if (isUnderscoreLookalike(f.name, name)) f.removed = true;
+  }
 }
 
 void Exchange::onSlotGranted() {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -242,6 +243,26 @@ TEST_F(ContextFilterTest, UserIdStrippedFromUntrustedPeers) {
   RequestContext ctx = run(r, kUntrusted);
   EXPECT_FALSE(ctx.user_id);
   EXPECT_THAT(sent(r, "x-user-id"), IsEmpty());
+}
+
+TEST_F(ContextFilterTest, UnderscoreLookalikesOfOurHeadersAreRemoved) {
+  // A CGI-style server reads X_User_Id as X-User-Id: from any peer, such a copy would be a
+  // second, unchecked value of a header the proxy decides.
+  for (bool trusted : {kTrusted, kUntrusted}) {
+    TestRequest r({{"X_User_Id", "admin"},
+                   {"x_request_id", "evil"},
+                   {"X-Correlation_Id", "evil"},
+                   {"x-user-id", "alice"},
+                   {"x_unrelated", "kept"}});
+    RequestContext ctx = run(r, trusted);
+    EXPECT_THAT(sent(r, "x_user_id"), IsEmpty());
+    EXPECT_THAT(sent(r, "x_request_id"), IsEmpty());
+    EXPECT_THAT(sent(r, "x-correlation_id"), IsEmpty());
+    EXPECT_THAT(sent(r, "x_unrelated"), ElementsAre("kept"));
+    EXPECT_NE(ctx.request_id, "evil");
+    EXPECT_NE(ctx.correlation_id, "evil");
+    EXPECT_EQ(ctx.user_id, trusted ? std::optional<std::string>("alice") : std::nullopt);
+  }
 }
 
 TEST_F(ContextFilterTest, UserIdStrippedWhenAmbiguousOrMalformed) {
