@@ -334,6 +334,18 @@ TEST_F(ContextFilterTest, InvalidTraceparentStartsANewTraceAndDropsTracestate) {
   }
 }
 
+TEST_F(ContextFilterTest, InvalidOrOverlongTracestateIsNeverSentAsItCame) {
+  TestRequest bad({{"traceparent", kTraceparent}, {"tracestate", "a=1,Not Valid"}});
+  RequestContext ctx = run(bad, kUntrusted);
+  EXPECT_EQ(ctx.trace_id, kTrace);  // the trace continues without it
+  EXPECT_THAT(sent(bad, "tracestate"), IsEmpty());
+
+  TestRequest big(
+      {{"traceparent", kTraceparent}, {"tracestate", "a=1," + std::string(10000, ' ') + "b=2"}});
+  run(big, kUntrusted);
+  EXPECT_THAT(sent(big, "tracestate"), ElementsAre("a=1,b=2"));
+}
+
 TEST_F(ContextFilterTest, IdenticalTraceparentCopiesAreContinued) {
   TestRequest r({{"traceparent", kTraceparent}, {"Traceparent", kTraceparent}});
   RequestContext ctx = run(r, kUntrusted);
