@@ -412,6 +412,10 @@ bool Http1Parser::checkRequestHead(Http1Head& head) {
     fail(ErrorCode::kBadRequest, "Transfer-Encoding in an HTTP/1.0 request");
     return false;
   }
+  if (transfer_encodings > 1) {
+    fail(ErrorCode::kBadRequest, "chunked applied more than once");
+    return false;
+  }
   if ((parser_.flags & F_CHUNKED) != 0) {
     head.chunked = true;
   } else if ((parser_.flags & F_CONTENT_LENGTH) != 0) {
@@ -434,6 +438,7 @@ bool Http1Parser::checkResponseHead(Http1Head& head) {
     return false;
   }
   head.status = status;
+  size_t transfer_encodings = 0;
   for (const auto& f : fields_) {
     std::string_view name = view(f.name);
     std::string_view value = trimOws(view(f.value));
@@ -444,6 +449,11 @@ bool Http1Parser::checkResponseHead(Http1Head& head) {
       headers_.fields().back().removed = true;
       if (!equalsIgnoreCase(value, "chunked")) {
         fail(ErrorCode::kUpstreamProtocolError, "Transfer-Encoding other than chunked");
+        return false;
+      }
+      // RFC 9112 section 6.1: never applied twice. llhttp 8.1 refuses this in a request only.
+      if (++transfer_encodings > 1) {
+        fail(ErrorCode::kUpstreamProtocolError, "chunked applied more than once");
         return false;
       }
     }

@@ -395,6 +395,10 @@ std::vector<Rejection> requestRejections() {
        ErrorCode::kBadRequest},
       {"te_identity", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\n\r\n",
        ErrorCode::kBadRequest},
+      {"te_chunked_twice",
+       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n0\r\n\r\n",
+       ErrorCode::kBadRequest},
       {"te_chunked_then_gzip",
        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
        "gzip\r\n\r\n",
@@ -835,6 +839,10 @@ std::vector<Rejection> responseRejections() {
       {"two_content_lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
        ErrorCode::kUpstreamProtocolError},
       {"empty_field_name", "HTTP/1.1 200 OK\r\nX-A: a\r\n: b\r\nContent-Length: 0\r\n\r\n",
+       ErrorCode::kUpstreamProtocolError},
+      {"chunked_twice",
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "0\r\n\r\n",
        ErrorCode::kUpstreamProtocolError},
   };
 }
