@@ -58,6 +58,10 @@ std::string SocketAddress::text() const {
   return host + ":" + std::to_string(port);
 }
 
+std::string UpstreamUrl::authority() const {
+  return SocketAddress{host, port}.text();
+}
+
 const UpstreamConfig* Config::findUpstream(const std::string& name) const {
   for (const auto& upstream : upstreams) {
     if (upstream.name == name) return &upstream;

@@ -39,6 +39,9 @@ struct UpstreamUrl {
   std::string host;  // hostname or IP literal (no brackets)
   uint16_t port = 80;
   std::string text;  // as written in the config, normalised (no trailing slash)
+
+  // "host:port" ("[::1]:8000" for IPv6), the Host sent for a request that named none.
+  std::string authority() const;
   bool operator==(const UpstreamUrl&) const = default;
 };
 
@@ -63,6 +66,7 @@ struct ListenerConfig {
   struct Limits {
     uint64_t max_connections = 10000;
     uint64_t max_request_headers_size = 60 * kKiB;
+    uint32_t max_request_headers_count = 100;    // fields in the head (and in trailers)
     uint64_t max_request_body_size = 10 * kMiB;  // 0 = unlimited
     bool operator==(const Limits&) const = default;
   } limits;

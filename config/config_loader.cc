@@ -249,11 +249,14 @@ class ConfigParser {
       timeouts.readDuration("request_headers", listener.timeouts.request_headers, Duration(1));
       timeouts.readDuration("idle", listener.timeouts.idle, Duration(1));
 
-      const YamlMap limits = map.child(
-          "limits", {"max_connections", "max_request_headers_size", "max_request_body_size"});
+      const YamlMap limits =
+          map.child("limits", {"max_connections", "max_request_headers_size",
+                               "max_request_headers_count", "max_request_body_size"});
       limits.readUnsigned("max_connections", listener.limits.max_connections, 1,
                           std::numeric_limits<uint32_t>::max());
       limits.readSize("max_request_headers_size", listener.limits.max_request_headers_size, 1);
+      limits.readUnsigned("max_request_headers_count", listener.limits.max_request_headers_count, 1,
+                          65535);
       limits.readSize("max_request_body_size", listener.limits.max_request_body_size);
 
       config.listeners.push_back(std::move(listener));

@@ -58,6 +58,7 @@ class TreeBuilder {
     node["timeouts"]["idle"] = formatDuration(listener.timeouts.idle);
     node["limits"]["max_connections"] = listener.limits.max_connections;
     node["limits"]["max_request_headers_size"] = size(listener.limits.max_request_headers_size);
+    node["limits"]["max_request_headers_count"] = listener.limits.max_request_headers_count;
     node["limits"]["max_request_body_size"] = size(listener.limits.max_request_body_size);
     return node;
   }

@@ -153,6 +153,8 @@ void ContextFilter::onRequestHeaders(RequestHead& head, RequestContext& ctx, boo
     if (f.removed) continue;
     switch (names_.find(f.name)) {
       case kOther:
+        // "X_User_Id" is not ours, but many servers would read it as if it were.
+        if (names_.findLookalike(f.name) != kOther) f.removed = true;
         continue;
       case kRequestId:
         request_id.see(f.value);
@@ -241,11 +243,18 @@ void ContextFilter::onRequestHeaders(RequestHead& head, RequestContext& ctx, boo
   if (ctx.user_id) headers.add(user_id_header_, *ctx.user_id);
   if (config_.trace_context) {
     headers.add(kTraceparentHeader, ctx.traceparent);
-    // A tracestate without the traceparent it belongs to means nothing, so a new trace drops it.
-    if (continued && !tracestate.empty()) {
-      headers.add(kTracestateHeader, tracestate_joined.empty()
-                                         ? tracestate
-                                         : headers.keep(std::move(tracestate_joined)));
+    // A tracestate without the traceparent it belongs to means nothing, so a new trace drops it;
+    // so does an invalid one, and an overlong one is shortened.
+    std::string shortened;
+    const std::string_view given = tracestate_joined.empty() ? tracestate : tracestate_joined;
+    if (continued && !tracestate.empty() && checkTracestate(given, &shortened)) {
+      if (!shortened.empty()) {
+        headers.add(kTracestateHeader, headers.keep(std::move(shortened)));
+      } else {
+        headers.add(kTracestateHeader, tracestate_joined.empty()
+                                           ? tracestate
+                                           : headers.keep(std::move(tracestate_joined)));
+      }
     }
   }
 }

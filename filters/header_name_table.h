@@ -26,6 +26,19 @@ inline bool equalsLowercase(std::string_view name, std::string_view lower) {
   return true;
 }
 
+// CGI and WSGI servers (and frameworks that read their environ) turn "X-User-Id" and
+// "X_User_Id" into the same HTTP_X_USER_ID: a header whose name matches `lower` once '_' is
+// read as '-' would be taken upstream for the one the proxy decided on. Only names that contain
+// '_' can be such look-alikes.
+inline bool isUnderscoreLookalike(std::string_view name, std::string_view lower) {
+  if (name.size() != lower.size() || name.find('_') == std::string_view::npos) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i] == '_' ? '-' : asciiLower(name[i]);
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
+
 class HeaderNameTable {
  public:
   static constexpr size_t kMaxNames = 16;
@@ -44,6 +57,18 @@ class HeaderNameTable {
     names_[size_] = lowercase_name;
     by_length_[bucket(lowercase_name.size())] |= static_cast<uint16_t>(1u << size_);
     return static_cast<int>(size_++);
+  }
+
+  // Index of the name `name` is an underscore look-alike of, or kNotFound.
+  int findLookalike(std::string_view name) const {
+    if (name.find('_') == std::string_view::npos) return kNotFound;
+    unsigned candidates = by_length_[bucket(name.size())];
+    while (candidates != 0) {
+      int i = std::countr_zero(candidates);
+      if (isUnderscoreLookalike(name, names_[static_cast<size_t>(i)])) return i;
+      candidates &= candidates - 1;
+    }
+    return kNotFound;
   }
 
   // Index of `name` in insertion order, or kNotFound.

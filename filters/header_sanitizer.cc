@@ -38,7 +38,13 @@ void removeHopByHop(HeaderList& headers) {
   for (size_t i = 0; i < fields.size(); ++i) {
     if (fields[i].removed) continue;
     int hop = kHopByHop.find(fields[i].name);
-    if (hop == HeaderNameTable::kNotFound) continue;
+    if (hop == HeaderNameTable::kNotFound) {
+      // "Transfer_Encoding" would join the framing the proxy sends in a CGI-style environ.
+      if (kHopByHop.findLookalike(fields[i].name) != HeaderNameTable::kNotFound) {
+        fields[i].removed = true;
+      }
+      continue;
+    }
     if (hop == kConnection) removeConnectionListed(headers, fields[i].value);
     fields[i].removed = true;
   }
@@ -78,6 +84,9 @@ void setForwardedHeaders(RequestHead& head, std::string_view client_ip, bool tru
       f.removed = true;
       ++proto_count;
       proto = trimOws(f.value);
+    } else if (isUnderscoreLookalike(f.name, "x-forwarded-for") ||
+               isUnderscoreLookalike(f.name, "x-forwarded-proto")) {
+      f.removed = true;  // never believed, whoever sends it
     }
   }
   if (!chain.empty()) chain.append(", ");

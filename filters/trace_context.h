@@ -27,6 +27,18 @@ constexpr std::string_view kSampledFlags = "01";
 // version may carry more fields after a '-', which are ignored (we answer with version 00).
 std::optional<TraceParent> parseTraceparent(std::string_view value);
 
+// tracestate: at most 32 list members, each key=value as the spec defines them, no key twice.
+// A value longer than kMaxTracestateSize is sent shortened, as the spec advises: members over
+// kLongTracestateMember characters go first, then members from the end.
+constexpr size_t kMaxTracestateMembers = 32;
+constexpr size_t kMaxTracestateSize = 512;
+constexpr size_t kLongTracestateMember = 128;
+
+// False when `value` is not a valid tracestate (it is then dropped, never forwarded). When it is
+// valid but too long, `*shortened` receives the list to send instead; otherwise it is left empty
+// and `value` can be sent as it is.
+bool checkTracestate(std::string_view value, std::string* shortened);
+
 // "00-<trace_id>-<span_id>-<flags>"; the arguments must already be valid.
 void formatTraceparent(std::string_view trace_id, std::string_view span_id, std::string_view flags,
                        char out[kTraceparentSize]);

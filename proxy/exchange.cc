@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "filters/header_name_table.h"
 #include "filters/header_sanitizer.h"
 #include "proxy/worker.h"
 #include "telemetry/access_log.h"
@@ -88,6 +89,9 @@ void Exchange::onRequestHeaders(RequestHead& head) {
   sanitizeRequestHeaders(head);
   setForwardedHeaders(head, peer_.ip, peer_.trusted);
   takeDeadline(head);
+  // An HTTP/1.0 client may send no Host and any client an empty one, but an HTTP/1.1 request
+  // must carry a Host: like nginx's default, it then names the upstream itself.
+  if (head.authority.empty()) head.authority = upstream_runtime_.authority;
 
   const uint64_t body_limit = listener_.config->limits.max_request_body_size;
   if (body_limit != 0 && head.content_length && *head.content_length > body_limit) {
@@ -133,6 +137,9 @@ void Exchange::takeDeadline(RequestHead& head) {
     }
   }
   head.headers.remove(name);
+  for (HeaderField& f : head.headers.fields()) {
+    if (isUnderscoreLookalike(f.name, name)) f.removed = true;
+  }
 }
 
 void Exchange::onSlotGranted() {

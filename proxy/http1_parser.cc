@@ -46,6 +46,7 @@ void Http1Parser::reset() {
   url_ = {};
   fields_.clear();
   trailer_text_.clear();
+  trailer_bytes_ = 0;
   headers_.clear();
   response_to_head_ = false;
   error_ = ErrorCode::kNone;
@@ -163,9 +164,7 @@ Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t
   if (in_headers_ && started_) {
     head_bytes_ = offset + len;
     if (head_bytes_ > max_head_bytes_) {
-      fail(
-          kind_ == Kind::kRequest ? ErrorCode::kHeadersTooLarge : ErrorCode::kUpstreamProtocolError,
-          "header section too large");
+      failOversizedHead();
       base_ = nullptr;
       return {Status::kError, done};
     }
@@ -206,12 +205,20 @@ int Http1Parser::onUrlCb(llhttp_t* p, const char* at, size_t len) {
 int Http1Parser::onHeaderFieldCb(llhttp_t* p, const char* at, size_t len) {
   Http1Parser* me = self(p);
   if (me->in_trailers_) {
-    if (me->field_done_ || me->trailer_text_.empty()) me->trailer_text_.emplace_back();
+    if (me->field_done_ || me->trailer_text_.empty()) {
+      if (me->trailer_text_.size() >= me->max_fields_) return me->failTooMany("trailer fields");
+      me->trailer_text_.emplace_back();
+    }
     me->trailer_text_.back().first.append(at, len);
     me->field_done_ = false;
-    return 0;
+    return me->countTrailerBytes(len);
   }
-  if (me->field_done_ || me->fields_.empty()) me->fields_.emplace_back();
+  if (me->field_done_ || me->fields_.empty()) {
+    // Every field costs memory and work in each filter whatever its size: a count limit, not
+    // only the byte limit (which a head of empty fields would fill with thousands of them).
+    if (me->fields_.size() >= me->max_fields_) return me->failTooMany("header fields");
+    me->fields_.emplace_back();
+  }
   me->field_done_ = false;
   me->extend(me->fields_.back().name, at, len);
   return 0;
@@ -219,12 +226,16 @@ int Http1Parser::onHeaderFieldCb(llhttp_t* p, const char* at, size_t len) {
 
 int Http1Parser::onHeaderValueCb(llhttp_t* p, const char* at, size_t len) {
   Http1Parser* me = self(p);
-  if (me->in_trailers_) {
-    if (me->trailer_text_.empty()) return 0;
-    me->trailer_text_.back().second.append(at, len);
-    return 0;
+  if (me->field_done_ || (me->in_trailers_ ? me->trailer_text_.empty() : me->fields_.empty())) {
+    // llhttp 8.1 accepts a line with nothing before its colon, and reports only its value: that
+    // value would otherwise extend the field before it, line break included.
+    me->failNameless();
+    return HPE_USER;
   }
-  if (me->fields_.empty()) return 0;
+  if (me->in_trailers_) {
+    me->trailer_text_.back().second.append(at, len);
+    return me->countTrailerBytes(len);
+  }
   FieldSpan& f = me->fields_.back();
   const bool continues =
       f.value_started && f.value.len > 0 && at == me->base_ + f.value.off + f.value.len;
@@ -247,8 +258,38 @@ int Http1Parser::onHeaderValueCb(llhttp_t* p, const char* at, size_t len) {
 }
 
 int Http1Parser::onHeaderValueCompleteCb(llhttp_t* p) {
-  self(p)->field_done_ = true;
+  Http1Parser* me = self(p);
+  // A value with a name of no characters (the name callback may come with an empty span).
+  const bool nameless = me->in_trailers_
+                            ? !me->trailer_text_.empty() && me->trailer_text_.back().first.empty()
+                            : !me->fields_.empty() && me->fields_.back().name.len == 0;
+  if (nameless || (me->in_trailers_ ? me->trailer_text_.empty() : me->fields_.empty())) {
+    me->failNameless();
+    return HPE_USER;
+  }
+  me->field_done_ = true;
   return 0;
+}
+
+int Http1Parser::failTooMany(std::string_view what) {
+  fail(kind_ == Kind::kRequest ? ErrorCode::kHeadersTooLarge : ErrorCode::kUpstreamProtocolError,
+       "too many " + std::string(what));
+  return HPE_USER;
+}
+
+int Http1Parser::countTrailerBytes(size_t len) {
+  // Trailers are copied until the message ends, and come after the head's deadline and size
+  // check: without their own bound a client could send them forever.
+  trailer_bytes_ += len;
+  if (trailer_bytes_ <= max_head_bytes_) return 0;
+  fail(kind_ == Kind::kRequest ? ErrorCode::kHeadersTooLarge : ErrorCode::kUpstreamProtocolError,
+       "trailer section too large");
+  return HPE_USER;
+}
+
+void Http1Parser::failNameless() {
+  fail(kind_ == Kind::kRequest ? ErrorCode::kBadRequest : ErrorCode::kUpstreamProtocolError,
+       "header line without a field name");
 }
 
 int Http1Parser::onHeadersCompleteCb(llhttp_t* p) {
@@ -272,8 +313,7 @@ int Http1Parser::headersComplete() {
   }
   head_bytes_ = end + 4;
   if (head_bytes_ > max_head_bytes_) {
-    fail(kind_ == Kind::kRequest ? ErrorCode::kHeadersTooLarge : ErrorCode::kUpstreamProtocolError,
-         "header section too large");
+    failOversizedHead();
     return -1;
   }
 
@@ -285,6 +325,21 @@ int Http1Parser::headersComplete() {
   if (!handler_.onHeadersComplete(head)) return -1;
   // Returning 1 tells llhttp that no body follows; checkResponseHead decided that already.
   return kind_ == Kind::kResponse && (parser_.flags & F_SKIPBODY) != 0 ? 1 : 0;
+}
+
+void Http1Parser::failOversizedHead() {
+  if (kind_ == Kind::kResponse) {
+    fail(ErrorCode::kUpstreamProtocolError, "header section too large");
+    return;
+  }
+  // The request line alone does not fit (it has not even ended, or its target is that long):
+  // 414, as nginx answers; otherwise the header fields are to blame: 431.
+  constexpr size_t kVersionAndCrlf = sizeof(" HTTP/1.1\r\n") - 1;
+  if (scan_lines_ == 0 || url_.off + url_.len + kVersionAndCrlf > max_head_bytes_) {
+    fail(ErrorCode::kUriTooLong, "request line too long");
+  } else {
+    fail(ErrorCode::kHeadersTooLarge, "header section too large");
+  }
 }
 
 bool Http1Parser::checkRequestHead(Http1Head& head) {
@@ -349,8 +404,16 @@ bool Http1Parser::checkRequestHead(Http1Head& head) {
     fail(ErrorCode::kBadRequest, "HTTP/1.1 request without Host");
     return false;
   }
+  if (!isValidAuthority(head.host)) {
+    fail(ErrorCode::kBadRequest, "invalid Host");
+    return false;
+  }
   if (transfer_encodings > 0 && parser_.http_minor == 0) {
     fail(ErrorCode::kBadRequest, "Transfer-Encoding in an HTTP/1.0 request");
+    return false;
+  }
+  if (transfer_encodings > 1) {
+    fail(ErrorCode::kBadRequest, "chunked applied more than once");
     return false;
   }
   if ((parser_.flags & F_CHUNKED) != 0) {
@@ -375,6 +438,7 @@ bool Http1Parser::checkResponseHead(Http1Head& head) {
     return false;
   }
   head.status = status;
+  size_t transfer_encodings = 0;
   for (const auto& f : fields_) {
     std::string_view name = view(f.name);
     std::string_view value = trimOws(view(f.value));
@@ -385,6 +449,11 @@ bool Http1Parser::checkResponseHead(Http1Head& head) {
       headers_.fields().back().removed = true;
       if (!equalsIgnoreCase(value, "chunked")) {
         fail(ErrorCode::kUpstreamProtocolError, "Transfer-Encoding other than chunked");
+        return false;
+      }
+      // RFC 9112 section 6.1: never applied twice. llhttp 8.1 refuses this in a request only.
+      if (++transfer_encodings > 1) {
+        fail(ErrorCode::kUpstreamProtocolError, "chunked applied more than once");
         return false;
       }
     }
@@ -421,6 +490,7 @@ int Http1Parser::onMessageCompleteCb(llhttp_t* p) {
     me->trailer_text_.clear();
     me->handler_.onTrailers(trailers);
   }
+  me->trailer_bytes_ = 0;
   const bool pause = me->handler_.onMessageComplete();
   me->in_headers_ = true;
   me->in_trailers_ = false;

@@ -3,7 +3,8 @@
 // HTTP/1.x message parsing: llhttp (strict build, no lenient flags) plus the checks llhttp 8.1
 // does not make, which matter for request smuggling between us and the upstream: obs-fold,
 // Transfer-Encoding other than exactly "chunked", HTTP/1.0 with Transfer-Encoding, versions other
-// than 1.0/1.1, missing or repeated Host, CONNECT, and the header-section size limit.
+// than 1.0/1.1, missing or repeated Host, CONNECT, lines without a field name, and limits on the
+// header section (bytes and fields; 414 when the request line alone is too long) and trailers.
 //
 // Zero copy: header names and values are kept as offsets into the caller's input buffer, which
 // must not consume bytes of the current message before onHeadersComplete (it may grow or compact;
@@ -64,7 +65,10 @@ class Http1Parser {
   Http1Parser(const Http1Parser&) = delete;
   Http1Parser& operator=(const Http1Parser&) = delete;
 
+  // Also bounds the trailer section of a chunked body.
   void setMaxHeadBytes(uint64_t n) { max_head_bytes_ = n; }
+  // Header fields in a head, and trailer fields after a body.
+  void setMaxFields(size_t n) { max_fields_ = n; }
   // Responses only: the request was HEAD, so the response has no body whatever it says.
   void setResponseToHead(bool head) { response_to_head_ = head; }
 
@@ -117,6 +121,10 @@ class Http1Parser {
   static const llhttp_settings_t* settings();
 
   int headersComplete();
+  void failNameless();
+  int failTooMany(std::string_view what);
+  int countTrailerBytes(size_t len);
+  void failOversizedHead();
   // Request heads only: every line ends in CRLF (no bare CR or LF) and no header line starts
   // with whitespace (obs-fold), checked on the raw bytes because llhttp 8.1 lets some through.
   // Scans [scan_pos_, end) up to the empty line that ends the head.
@@ -139,6 +147,7 @@ class Http1Parser {
   Kind kind_;
   Http1ParserHandler& handler_;
   uint64_t max_head_bytes_ = 64 * 1024;
+  size_t max_fields_ = SIZE_MAX;
   bool response_to_head_ = false;
 
   const char* base_ = nullptr;  // valid during execute()
@@ -155,6 +164,7 @@ class Http1Parser {
   Span url_;
   std::vector<FieldSpan> fields_;
   std::vector<std::pair<std::string, std::string>> trailer_text_;
+  uint64_t trailer_bytes_ = 0;
   HeaderList headers_;
 
   ErrorCode error_ = ErrorCode::kNone;

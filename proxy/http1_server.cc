@@ -33,6 +33,7 @@ Http1ServerConnection::~Http1ServerConnection() = default;
 void Http1ServerConnection::start(std::string_view preread) {
   const auto& listener = *worker_.snapshot()->listeners[listener_index_].config;
   parser_.setMaxHeadBytes(listener.limits.max_request_headers_size);
+  parser_.setMaxFields(listener.limits.max_request_headers_count);
   // Until the first byte a new connection is idle; the header deadline starts with that byte.
   // Over TLS the first plaintext byte comes only after the handshake, so the handshake and the
   // first request head share the header deadline from the accept (as nginx does): a client
@@ -162,9 +163,9 @@ bool Http1ServerConnection::onHeadersComplete(Http1Head& h) {
       // "http://host?x" has an empty path: keep the query but we need a leading '/'.
       head.target = head.headers.keep("/" + std::string(head.target));
     }
-    if (head.authority.empty()) {
+    if (head.authority.empty() || !isValidAuthority(head.authority)) {
       *h.headers = std::move(head.headers);
-      parser_.fail(ErrorCode::kBadRequest, "absolute-form target without a host");
+      parser_.fail(ErrorCode::kBadRequest, "absolute-form target without a valid host");
       return false;
     }
   } else if (head.target.front() != '/' && head.target != "*") {

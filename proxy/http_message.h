@@ -73,6 +73,45 @@ class HeaderList {
   std::forward_list<std::string> owned_;
 };
 
+// RFC 9110 section 7.2: a Host value (or :authority) is uri-host [":" port], and userinfo is
+// not allowed. Anything else would reach the upstream's virtual hosting, URL building and logs
+// as the client wrote it. An empty value is valid: the target has no authority.
+inline bool isValidAuthority(std::string_view authority) {
+  auto hex = [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  };
+  // reg-name: unreserved, sub-delims and pct-encoded (RFC 3986 section 3.2.2).
+  auto reg_name = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
+  };
+  size_t i = 0;
+  const size_t n = authority.size();
+  if (n > 0 && authority[0] == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (i = 1; i < close; ++i) {
+      if (!hex(authority[i]) && authority[i] != ':' && authority[i] != '.') return false;
+    }
+    i = close + 1;
+  } else {
+    for (; i < n && authority[i] != ':'; ++i) {
+      if (authority[i] == '%') {
+        if (i + 2 >= n || !hex(authority[i + 1]) || !hex(authority[i + 2])) return false;
+        i += 2;
+      } else if (!reg_name(authority[i])) {
+        return false;
+      }
+    }
+  }
+  if (i == n) return true;
+  if (authority[i] != ':' || n - i - 1 > 5) return false;
+  for (++i; i < n; ++i) {
+    if (authority[i] < '0' || authority[i] > '9') return false;
+  }
+  return true;
+}
+
 struct RequestHead {
   std::string_view method;
   std::string_view target;     // origin-form path and query, or "*" for OPTIONS

@@ -79,6 +79,7 @@ void Worker::buildSnapshot(const ConfigRuntime& runtime) {
   for (const UpstreamConfig& u : config->upstreams) {
     auto rt = std::make_unique<UpstreamRuntime>();
     rt->config = &u;
+    rt->authority = u.url.authority();
     rt->metrics = &metrics_->upstream(u.name);
     std::vector<ResolvedAddress> addresses;
     if (auto it = runtime.upstream_addresses.find(u.name); it != runtime.upstream_addresses.end()) {

@@ -20,6 +20,7 @@ class UpstreamMetrics;
 
 struct UpstreamRuntime {
   const UpstreamConfig* config = nullptr;
+  std::string authority;  // config->url.authority(), kept for requests without a Host
   std::unique_ptr<RequestLimiter> limiter;
   std::unique_ptr<UpstreamPool> pool;
   UpstreamMetrics* metrics = nullptr;

@@ -108,6 +108,7 @@ listeners:
     limits:
       max_connections: 7
       max_request_headers_size: 1000
+      max_request_headers_count: 20
       max_request_body_size: 0
   - name: internal
     address: localhost:0
@@ -177,6 +178,7 @@ TEST(ConfigValuesTest, DefaultsMatchTheContract) {
   EXPECT_EQ(listener.timeouts.idle, minutes(5));
   EXPECT_EQ(listener.limits.max_connections, 10000u);
   EXPECT_EQ(listener.limits.max_request_headers_size, 60u * 1024);
+  EXPECT_EQ(listener.limits.max_request_headers_count, 100u);
   EXPECT_EQ(listener.limits.max_request_body_size, 10u * 1024 * 1024);
 
   const auto& upstream = config->upstreams.at(0);
@@ -302,6 +304,7 @@ TEST(ConfigValuesTest, NonDefaultValuesLand) {
   EXPECT_FALSE(pub.http2);
   EXPECT_EQ(pub.limits.max_request_body_size, 0u);
   EXPECT_EQ(pub.limits.max_request_headers_size, 1000u);
+  EXPECT_EQ(pub.limits.max_request_headers_count, 20u);
   EXPECT_EQ(config->listeners.at(1).address.text(), "127.0.0.1:0");
   EXPECT_EQ(config->listeners.at(1).limits.max_request_body_size, 1ull << 30);
   const auto& api = config->upstreams.at(0);
@@ -360,6 +363,7 @@ TEST(ConfigValuesTest, PrintedYamlFillsEveryDefault) {
                            "      idle: 5m\n",
                            "      max_connections: 10000\n",
                            "      max_request_headers_size: 60KiB\n",
+                           "      max_request_headers_count: 100\n",
                            "      max_request_body_size: 10MiB\n",
                            "    url: http://127.0.0.1:8000\n",
                            "      recycle: 1h\n",
@@ -469,6 +473,7 @@ TEST(ConfigValuesTest, JsonHasTheSchemaKeys) {
   EXPECT_EQ(listener["timeouts"]["idle"], "5m");
   // Sizes are byte counts in JSON, for tools; the YAML keeps the units people write.
   EXPECT_EQ(listener["limits"]["max_request_headers_size"], 61440);
+  EXPECT_EQ(listener["limits"]["max_request_headers_count"], 100);
   EXPECT_EQ(listener["limits"]["max_request_body_size"], 10485760);
   EXPECT_EQ(listener["limits"]["max_connections"], 10000);
   const auto& upstream = json["upstreams"].at(0);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -244,6 +245,26 @@ TEST_F(ContextFilterTest, UserIdStrippedFromUntrustedPeers) {
   EXPECT_THAT(sent(r, "x-user-id"), IsEmpty());
 }
 
+TEST_F(ContextFilterTest, UnderscoreLookalikesOfOurHeadersAreRemoved) {
+  // A CGI-style server reads X_User_Id as X-User-Id: from any peer, such a copy would be a
+  // second, unchecked value of a header the proxy decides.
+  for (bool trusted : {kTrusted, kUntrusted}) {
+    TestRequest r({{"X_User_Id", "admin"},
+                   {"x_request_id", "evil"},
+                   {"X-Correlation_Id", "evil"},
+                   {"x-user-id", "alice"},
+                   {"x_unrelated", "kept"}});
+    RequestContext ctx = run(r, trusted);
+    EXPECT_THAT(sent(r, "x_user_id"), IsEmpty());
+    EXPECT_THAT(sent(r, "x_request_id"), IsEmpty());
+    EXPECT_THAT(sent(r, "x-correlation_id"), IsEmpty());
+    EXPECT_THAT(sent(r, "x_unrelated"), ElementsAre("kept"));
+    EXPECT_NE(ctx.request_id, "evil");
+    EXPECT_NE(ctx.correlation_id, "evil");
+    EXPECT_EQ(ctx.user_id, trusted ? std::optional<std::string>("alice") : std::nullopt);
+  }
+}
+
 TEST_F(ContextFilterTest, UserIdStrippedWhenAmbiguousOrMalformed) {
   for (auto values : std::vector<std::vector<std::string>>{
            {"alice", "bob"}, {"has space"}, {""}, {"a\r\nb"}, {std::string(257, 'u')}}) {
@@ -311,6 +332,18 @@ TEST_F(ContextFilterTest, InvalidTraceparentStartsANewTraceAndDropsTracestate) {
     EXPECT_THAT(sent(r, "traceparent"), ElementsAre(ctx.traceparent));
     EXPECT_THAT(sent(r, "tracestate"), IsEmpty());
   }
+}
+
+TEST_F(ContextFilterTest, InvalidOrOverlongTracestateIsNeverSentAsItCame) {
+  TestRequest bad({{"traceparent", kTraceparent}, {"tracestate", "a=1,Not Valid"}});
+  RequestContext ctx = run(bad, kUntrusted);
+  EXPECT_EQ(ctx.trace_id, kTrace);  // the trace continues without it
+  EXPECT_THAT(sent(bad, "tracestate"), IsEmpty());
+
+  TestRequest big(
+      {{"traceparent", kTraceparent}, {"tracestate", "a=1," + std::string(10000, ' ') + "b=2"}});
+  run(big, kUntrusted);
+  EXPECT_THAT(sent(big, "tracestate"), ElementsAre("a=1,b=2"));
 }
 
 TEST_F(ContextFilterTest, IdenticalTraceparentCopiesAreContinued) {

@@ -108,6 +108,22 @@ TEST(HeaderSanitizerTest, AlreadyRemovedConnectionHeaderIsIgnored) {
   EXPECT_THAT(liveNames(r.head.headers), ElementsAre("x-keep"));
 }
 
+TEST(HeaderSanitizerTest, UnderscoreLookalikesOfHopByHopHeadersAreRemoved) {
+  TestRequest r({{"Transfer_Encoding", "chunked"}, {"keep_alive", "1"}, {"x_app", "1"}});
+  sanitizeRequestHeaders(r.head);
+  EXPECT_THAT(liveNames(r.head.headers), ElementsAre("x_app"));
+}
+
+TEST(ForwardedHeadersTest, UnderscoreLookalikesAreNeverBelieved) {
+  for (bool trusted : {true, false}) {
+    TestRequest r({{"X_Forwarded_For", "1.1.1.1"}, {"x_forwarded_proto", "https"}});
+    setForwardedHeaders(r.head, "10.0.0.7", trusted);
+    EXPECT_THAT(liveNames(r.head.headers), ElementsAre("x-forwarded-for", "x-forwarded-proto"));
+    EXPECT_THAT(valuesOf(r.head.headers, "x-forwarded-for"), ElementsAre("10.0.0.7"));
+    EXPECT_THAT(valuesOf(r.head.headers, "x-forwarded-proto"), ElementsAre("http"));
+  }
+}
+
 TEST(ForwardedHeadersTest, UntrustedPeerGetsOnlyItsOwnAddress) {
   TestRequest r({{"x-forwarded-for", "1.1.1.1"},
                  {"X-Forwarded-For", "2.2.2.2, 3.3.3.3"},

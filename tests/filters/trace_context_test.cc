@@ -4,6 +4,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace viscount {
 namespace {
@@ -111,6 +112,54 @@ TEST(TraceContextTest, FormattedValueParsesBack) {
   EXPECT_EQ(parsed->trace_id, kTrace);
   EXPECT_EQ(parsed->parent_id, kParent);
   EXPECT_EQ(parsed->flags, "03");
+}
+
+// ---- tracestate ------------------------------------------------------------------------------
+
+TEST(TracestateTest, ValidListsAreSentAsTheyCame) {
+  for (const std::string& value : std::vector<std::string>{
+           "congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", "a=1 , b=2,,c=3",
+           "tenant1@sys=x", "k_-*/9=v v", std::string(256, 'k') + "=v"}) {
+    std::string shortened = "stale";
+    EXPECT_TRUE(checkTracestate(value, &shortened)) << value;
+    EXPECT_EQ(shortened, "") << value;
+  }
+}
+
+TEST(TracestateTest, InvalidListsAreDropped) {
+  std::string many;
+  for (int i = 0; i < 33; ++i)
+    many += (i ? ",k" : "k") + std::to_string(i) + "=v";
+  for (const std::string& value : std::vector<std::string>{
+           "novalue", "=v", "Upper=v", "1digit=v", "k=", "k=a=b", "k=\x01", "k=caf\xc3\xa9",
+           "a=1,a=2", "@sys=v", "t@=v", "t@Sys=v", "t@abcdefghijklmno=v",
+           std::string(257, 'k') + "=v", "k=" + std::string(257, 'v'), many}) {
+    std::string shortened;
+    EXPECT_FALSE(checkTracestate(value, &shortened)) << value;
+  }
+}
+
+TEST(TracestateTest, OverlongListsAreShortenedLongMembersFirst) {
+  // A 204-character member and 20 of 29 characters: 804 characters in all.
+  std::string value;
+  std::vector<std::string> members;
+  for (int i = 0; i < 20; ++i) {
+    std::string key = "k" + std::to_string(i);
+    members.push_back(key + "=" + std::string(29 - key.size(), 'v'));
+    value += (i ? "," : "") + members.back();
+  }
+  value = "big=" + std::string(200, 'b') + "," + value;
+  std::string shortened;
+  ASSERT_TRUE(checkTracestate(value, &shortened));
+  EXPECT_LE(shortened.size(), kMaxTracestateSize);
+  EXPECT_EQ(shortened.find("big="), std::string::npos) << "the long member goes first";
+  EXPECT_EQ(shortened.rfind(members[0], 0), 0u) << "the first members are kept";
+  EXPECT_EQ(shortened.find(members[19]), std::string::npos) << "the last ones go";
+
+  // Whitespace alone can make a valid list too long: it is sent without it.
+  const std::string spaced = "a=1," + std::string(600, ' ') + "b=2";
+  ASSERT_TRUE(checkTracestate(spaced, &shortened));
+  EXPECT_EQ(shortened, "a=1,b=2");
 }
 
 }  // namespace

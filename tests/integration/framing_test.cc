@@ -284,6 +284,9 @@ std::vector<BadRequest> badRequests() {
       {"ControlByteMethod", "\x01GET / HTTP/1.1\r\nHost: a\r\n\r\n"},
       {"AsteriskFormGet", "GET * HTTP/1.1\r\nHost: a\r\n\r\n"},
       {"AuthorityFormGet", "GET example.com:80 HTTP/1.1\r\nHost: a\r\n\r\n"},
+      {"AbsoluteFormWithUserinfo", "GET http://evil@good/ HTTP/1.1\r\nHost: good\r\n\r\n"},
+      {"AbsoluteFormWithoutHost", "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n"},
+      {"HostWithSlash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"},
       // Header section over max_request_headers_size (4 KiB here).
       {"OversizedHeaderValue",
        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(6000, 'v') + "\r\n\r\n",
@@ -296,9 +299,7 @@ std::vector<BadRequest> badRequests() {
          return s + "\r\n";
        }(),
        {431}},
-      {"OversizedTarget",
-       "GET /" + std::string(8000, 'p') + " HTTP/1.1\r\nHost: a\r\n\r\n",
-       {414, 431}},
+      {"OversizedTarget", "GET /" + std::string(8000, 'p') + " HTTP/1.1\r\nHost: a\r\n\r\n", {414}},
   };
 }
 
@@ -330,6 +331,25 @@ TEST_F(FramingTest, AbsoluteFormBecomesOriginFormWithItsHost) {
   EXPECT_EQ(reqs[0].target, "/x?q=1");
   EXPECT_EQ(reqs[0].header("host"), "other");
   EXPECT_EQ(reqs[0].count("host"), 1u);
+}
+
+TEST_F(FramingTest, RequestWithoutHostGetsTheUpstreamsAuthority) {
+  // HTTP/1.0 may omit Host and an empty one is valid, but the HTTP/1.1 request sent upstream
+  // must carry one.
+  for (const std::string request :
+       {"GET /ten HTTP/1.0\r\n\r\n", "GET /empty HTTP/1.1\r\nHost:\r\n\r\n"}) {
+    SCOPED_TRACE(printable(request));
+    const size_t before = upstream_.requestCount();
+    RawConnection c(proxy_->port());
+    ASSERT_TRUE(c.send(request));
+    auto r = c.readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    auto reqs = upstream_.requests();
+    ASSERT_EQ(reqs.size(), before + 1);
+    EXPECT_EQ(reqs.back().count("host"), 1u);
+    EXPECT_EQ(reqs.back().header("host"), "127.0.0.1:" + std::to_string(upstream_.port()));
+  }
 }
 
 TEST_F(FramingTest, HeadJustUnderTheLimitIsAccepted) {
