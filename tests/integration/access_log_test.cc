@@ -144,11 +144,6 @@ std::string addressOf(uint16_t port) {
   return "127.0.0.1:" + std::to_string(port);
 }
 
-uint16_t deadPort() {
-  TestUpstream gone;
-  return gone.port();  // closed when `gone` goes away
-}
-
 // A local error reply: the proxy answered, the upstream was never involved.
 void expectLocalError(const json& l, int status, const std::string& error,
                       const HttpResponse* response) {
@@ -386,7 +381,8 @@ TEST(AccessLog, BodyTooLargeGetsOneLine) {
 // ---- upstream failures ---------------------------------------------------------------------
 
 TEST(AccessLog, UpstreamRefused) {
-  const uint16_t port = deadPort();
+  RefusingPort dead;
+  const uint16_t port = dead.port();
   ProxyUnderTest proxy(defaultConfig(port));
   auto r = httpRequest(proxy.port(), "GET", "/refused", {{"x-request-id", "refused"}});
   ASSERT_TRUE(r);

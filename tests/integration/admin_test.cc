@@ -133,12 +133,8 @@ TEST(Admin, MetricsCountRequestsByCode) {
 }
 
 TEST(Admin, MetricsCountProxyErrors) {
-  uint16_t dead_port = 0;
-  {
-    TestUpstream gone;
-    dead_port = gone.port();
-  }
-  ProxyUnderTest proxy(defaultConfig(dead_port));
+  RefusingPort dead;
+  ProxyUnderTest proxy(defaultConfig(dead.port()));
   for (int i = 0; i < 2; ++i) {
     auto r = httpRequest(proxy.port(), "GET", "/down");
     ASSERT_TRUE(r);

@@ -518,11 +518,8 @@ TEST(Context, CustomHeaderNames) {
 // ---- responses -----------------------------------------------------------------------------
 
 TEST(Context, IdsEchoedOnProxyErrorResponse) {
-  uint16_t dead_port = 0;
-  {
-    TestUpstream gone;
-    dead_port = gone.port();
-  }
+  RefusingPort dead;
+  const uint16_t dead_port = dead.port();
   ProxyUnderTest proxy(defaultConfig(dead_port));
   auto r = httpRequest(proxy.port(), "GET", "/down",
                        {{"x-request-id", "err-id-1"}, {"x-correlation-id", "err-corr-1"}});
@@ -564,11 +561,8 @@ TEST(Context, IdsEchoedOnProxyErrorResponse) {
 }
 
 TEST(Context, EchoInResponseOffOmitsIds) {
-  uint16_t dead_port = 0;
-  {
-    TestUpstream gone;
-    dead_port = gone.port();
-  }
+  RefusingPort dead;
+  const uint16_t dead_port = dead.port();
   TestUpstream upstream;
   const std::string yaml = withPort(R"(workers: 2
 listeners:

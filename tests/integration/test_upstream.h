@@ -137,6 +137,22 @@ class TestUpstream {
 // listening socket with backlog 0 whose accept queue is filled by connections that are never
 // accepted, so the kernel drops every further SYN. The constructor checks that a connect really
 // hangs and throws if it does not.
+// A port that refuses connections (bound, never listening) and stays reserved while the object
+// lives: unlike the port of a stopped server, no test running alongside can be handed it.
+class RefusingPort {
+ public:
+  RefusingPort();
+  RefusingPort(const RefusingPort&) = delete;
+  RefusingPort& operator=(const RefusingPort&) = delete;
+  ~RefusingPort();
+
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
 class HangingConnectPort {
  public:
   HangingConnectPort();
