@@ -49,6 +49,9 @@ struct TlsServerConfig {
   std::string certificate;
   std::string private_key;
   std::string client_ca;  // empty: no client certificate required
+  // The trusted user id is the verified client certificate's subject CN (needs client_ca);
+  // x-user-id headers are then ignored from every client.
+  bool user_id_from_certificate = false;
   bool operator==(const TlsServerConfig&) const = default;
 };
 

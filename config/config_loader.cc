@@ -242,7 +242,9 @@ class ConfigParser {
       marks.upstream = map.valueMark("upstream");
       map.readBool("http2", listener.http2);
       if (map.has("tls")) {
-        parseTls(map.child("tls", {"certificate", "private_key", "client_ca"}), listener);
+        parseTls(map.child("tls",
+                           {"certificate", "private_key", "client_ca", "user_id_from_certificate"}),
+                 listener);
       }
 
       const YamlMap timeouts = map.child("timeouts", {"request_headers", "idle"});
@@ -274,6 +276,11 @@ class ConfigParser {
     tls.readString("certificate", config.certificate);
     tls.readString("private_key", config.private_key);
     if (const std::string* client_ca = tls.scalar("client_ca")) config.client_ca = *client_ca;
+    tls.readBool("user_id_from_certificate", config.user_id_from_certificate);
+    if (config.user_id_from_certificate && config.client_ca.empty()) {
+      tls.error("user_id_from_certificate",
+                "needs client_ca: only a verified client certificate can name the user");
+    }
     listener.tls = std::move(config);
   }
 

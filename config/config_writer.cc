@@ -53,6 +53,7 @@ class TreeBuilder {
       node["tls"]["certificate"] = listener.tls->certificate;
       node["tls"]["private_key"] = listener.tls->private_key;
       if (!listener.tls->client_ca.empty()) node["tls"]["client_ca"] = listener.tls->client_ca;
+      node["tls"]["user_id_from_certificate"] = listener.tls->user_id_from_certificate;
     }
     node["timeouts"]["request_headers"] = formatDuration(listener.timeouts.request_headers);
     node["timeouts"]["idle"] = formatDuration(listener.timeouts.idle);

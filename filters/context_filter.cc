@@ -133,7 +133,8 @@ void ContextFilter::startTrace(RequestContext& ctx, IdGenerator& ids) {
 }
 
 void ContextFilter::onRequestHeaders(RequestHead& head, RequestContext& ctx, bool trusted_peer,
-                                     IdGenerator& ids) const {
+                                     IdGenerator& ids,
+                                     std::optional<std::string_view> certificate_user) const {
   // A Connection token naming one of our headers (not "connection" itself).
   auto isOurs = [this](std::string_view token) {
     int slot = names_.find(token);
@@ -205,7 +206,13 @@ void ContextFilter::onRequestHeaders(RequestHead& head, RequestContext& ctx, boo
   } else {
     newId(ctx.correlation_id, ids);
   }
-  if (trusted_peer && user_id.acceptable(user_id_pattern_)) {
+  if (certificate_user) {
+    if (user_id_pattern_.matches(*certificate_user)) {
+      ctx.user_id = std::string(*certificate_user);
+    } else {
+      ctx.user_id.reset();
+    }
+  } else if (trusted_peer && user_id.acceptable(user_id_pattern_)) {
     ctx.user_id = std::string(user_id.value());
   } else {
     ctx.user_id.reset();

@@ -8,7 +8,9 @@
 // shared state; randomness comes from the calling worker's IdGenerator.
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "config/config.h"
 #include "filters/header_name_table.h"
@@ -29,8 +31,11 @@ class ContextFilter {
   // exactly one of each chosen header is appended. Appended names view this filter's strings and
   // values view `ctx`'s strings: both must outlive `head`, and `ctx`'s ids must not change while
   // `head` is in use.
-  void onRequestHeaders(RequestHead& head, RequestContext& ctx, bool trusted_peer,
-                        IdGenerator& ids) const;
+  // `certificate_user`: set when the listener takes the user id from verified client
+  // certificates (the subject's CN; empty when the client presented none). Then it is the only
+  // source: no header can set or keep a user id, from any peer.
+  void onRequestHeaders(RequestHead& head, RequestContext& ctx, bool trusted_peer, IdGenerator& ids,
+                        std::optional<std::string_view> certificate_user = std::nullopt) const;
 
   // For replies the proxy makes before or without the request phase (a 400 from the parser):
   // fills whichever ids are still empty, so the error and the access log line carry them.

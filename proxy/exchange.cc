@@ -85,7 +85,12 @@ void Exchange::onRequestHeaders(RequestHead& head) {
 
   // Context ids first (it also strips context-header names out of Connection, so sanitizing
   // cannot remove the ids it chose), then hop-by-hop sanitizing, then forwarding headers.
-  snapshot_->context_filter->onRequestHeaders(head, ctx_, peer_.trusted, worker_.ids());
+  std::optional<std::string> certificate_user;
+  if (const auto& tls = listener_.config->tls; tls && tls->user_id_from_certificate) {
+    certificate_user = peer_.tls_session != nullptr ? peer_.tls_session->peerCommonName() : "";
+  }
+  snapshot_->context_filter->onRequestHeaders(head, ctx_, peer_.trusted, worker_.ids(),
+                                              certificate_user);
   sanitizeRequestHeaders(head);
   setForwardedHeaders(head, peer_.ip, peer_.trusted);
   takeDeadline(head);

@@ -278,6 +278,22 @@ std::string_view TlsSession::alpn() const {
                          : std::string_view(reinterpret_cast<const char*>(data), len);
 }
 
+std::string TlsSession::peerCommonName() const {
+  if (!peerVerified()) return {};
+  X509_NAME* subject = X509_get_subject_name(SSL_get0_peer_certificate(ssl_));
+  const int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (at < 0) return {};
+  // A second CN makes the name ambiguous: no user rather than a guess.
+  if (X509_NAME_get_index_by_NID(subject, NID_commonName, at) >= 0) return {};
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
+  unsigned char* utf8 = nullptr;
+  const int length = ASN1_STRING_to_UTF8(&utf8, data);
+  if (length < 0) return {};
+  std::string name(reinterpret_cast<const char*>(utf8), static_cast<size_t>(length));
+  OPENSSL_free(utf8);
+  return name;
+}
+
 bool TlsSession::peerVerified() const {
   X509* peer = SSL_get0_peer_certificate(ssl_);
   return peer != nullptr && SSL_get_verify_result(ssl_) == X509_V_OK;

@@ -95,6 +95,8 @@ class TlsSession {
   std::string_view alpn() const;
   // The client presented a certificate that verified against client_ca.
   bool peerVerified() const;
+  // The verified peer certificate's subject CN; empty when there is none (or it has no CN).
+  std::string peerCommonName() const;
   // OpenSSL's reason for the last failure (for the event log).
   const std::string& lastError() const { return last_error_; }
 

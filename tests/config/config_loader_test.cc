@@ -97,6 +97,21 @@ upstreams:
             "test.yaml:8:10: upstreams[0].tls: only an https:// upstream uses tls");
 }
 
+TEST(ConfigLoaderTest, UserIdFromCertificateNeedsAClientCa) {
+  const std::string listener = R"(listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    upstream: app
+    tls: {certificate: /c.pem, private_key: /k.pem, user_id_from_certificate: true}
+upstreams:
+  - name: app
+    url: http://127.0.0.1:8000
+)";
+  EXPECT_EQ(errorOf(listener),
+            "test.yaml:5:79: listeners[0].tls.user_id_from_certificate: needs client_ca: only a "
+            "verified client certificate can name the user");
+}
+
 TEST(ConfigLoaderTest, WatchConfigIsOnByDefaultAndTakesABool) {
   auto on = loadConfigString(kListenerAndUpstream, "test.yaml");
   ASSERT_TRUE(on.ok());

@@ -142,6 +142,21 @@ class TlsTest(unittest.TestCase):
         self.assertNotIn(["mtls-mallory"], seen)
         self.assertTrue(proxy.running())
 
+    def test_user_id_from_the_client_certificate(self):
+        config = basic_config(self.upstream.url)
+        config["listeners"][0]["tls"] = {
+            "certificate": self.path("server.crt"), "private_key": self.path("server.key"),
+            "client_ca": self.path("client-ca.crt"), "user_id_from_certificate": True}
+        proxy = Viscount.with_config(self, config)
+        # curl connects from 127.0.0.1, a trusted source: its header would otherwise be kept.
+        r = self.curl(proxy.listener_port, "--cert", self.path("alice.crt"), "--key",
+                      self.path("alice.key"), "-H", "x-request-id: cert-user",
+                      "-H", "x-user-id: admin")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rec = self.upstream.wait_request(lambda q: "cert-user" in header_values(q, "x-request-id"))
+        self.assertEqual(header_values(rec, "x-user-id"), ["alice"])
+        self.assertEqual(proxy.wait_access_log_id("cert-user")["user_id"], "alice")
+
     def test_reload_serves_a_renewed_certificate_and_keeps_open_connections(self):
         live = os.path.join(tempfile.mkdtemp(dir=self.dir), "live")
         os.mkdir(live)

@@ -265,6 +265,30 @@ TEST_F(ContextFilterTest, UnderscoreLookalikesOfOurHeadersAreRemoved) {
   }
 }
 
+TEST_F(ContextFilterTest, CertificateUserIsTheOnlySourceWhenGiven) {
+  for (bool trusted : {kTrusted, kUntrusted}) {
+    // The certificate's name wins over any header, from any peer.
+    TestRequest r({{"x-user-id", "admin"}});
+    RequestContext ctx;
+    filter_->onRequestHeaders(r.head, ctx, trusted, ids_, std::string_view("alice"));
+    EXPECT_EQ(ctx.user_id, std::optional<std::string>("alice"));
+    EXPECT_THAT(sent(r, "x-user-id"), ElementsAre("alice"));
+
+    // No certificate name: no user, even from a trusted peer's header.
+    TestRequest none({{"x-user-id", "admin"}});
+    RequestContext ctx2;
+    filter_->onRequestHeaders(none.head, ctx2, trusted, ids_, std::string_view());
+    EXPECT_FALSE(ctx2.user_id);
+    EXPECT_THAT(sent(none, "x-user-id"), IsEmpty());
+
+    // A name the user id pattern refuses is no user either.
+    TestRequest odd;
+    RequestContext ctx3;
+    filter_->onRequestHeaders(odd.head, ctx3, trusted, ids_, std::string_view("two words"));
+    EXPECT_FALSE(ctx3.user_id);
+  }
+}
+
 TEST_F(ContextFilterTest, UserIdStrippedWhenAmbiguousOrMalformed) {
   for (auto values : std::vector<std::vector<std::string>>{
            {"alice", "bob"}, {"has space"}, {""}, {"a\r\nb"}, {std::string(257, 'u')}}) {
