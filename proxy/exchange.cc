@@ -141,9 +141,9 @@ void Exchange::takeDeadline(RequestHead& head) {
       }
     }
   }
-  head.headers.remove(name);
+  // Every copy goes, and its underscore look-alikes with it: one pass over the headers.
   for (HeaderField& f : head.headers.fields()) {
-    if (isUnderscoreLookalike(f.name, name)) f.removed = true;
+    if (equalsIgnoreCase(f.name, name) || isUnderscoreLookalike(f.name, name)) f.removed = true;
   }
 }
 

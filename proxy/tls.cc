@@ -11,8 +11,8 @@ namespace viscount {
 
 namespace {
 
-// ALPN ids we serve, in our order of preference (wire format: length-prefixed).
-constexpr unsigned char kServerProtocols[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+// The ALPN ids spoken on both sides, in order of preference (wire format: length-prefixed).
+constexpr unsigned char kAlpnProtocols[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
 // Drains OpenSSL's error queue into one readable line.
 std::string openSslErrors() {
@@ -29,8 +29,8 @@ std::string openSslErrors() {
 int selectAlpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
                unsigned int in_len, void*) {
   unsigned char* chosen = nullptr;
-  if (SSL_select_next_proto(&chosen, out_len, kServerProtocols, sizeof kServerProtocols, in,
-                            in_len) != OPENSSL_NPN_NEGOTIATED) {
+  if (SSL_select_next_proto(&chosen, out_len, kAlpnProtocols, sizeof kAlpnProtocols, in, in_len) !=
+      OPENSSL_NPN_NEGOTIATED) {
     // RFC 7301: the client insists on protocols we do not speak.
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   }
@@ -38,37 +38,52 @@ int selectAlpn(SSL*, const unsigned char** out, unsigned char* out_len, const un
   return SSL_TLSEXT_ERR_OK;
 }
 
-}  // namespace
-
-std::shared_ptr<TlsServerContext> TlsServerContext::create(const TlsServerConfig& config,
-                                                           std::string* error) {
+// What both sides share: TLS 1.2 at least, no renegotiation (a DoS lever), partial writes, a
+// write buffer that may move between retries, and no read/write buffers kept for idle
+// connections (about 34 KiB each otherwise). nullptr and `error` on failure.
+SSL_CTX* newContext(const SSL_METHOD* method, uint64_t extra_options, std::string* error) {
   ERR_clear_error();
-  std::shared_ptr<TlsServerContext> context(new TlsServerContext());
-  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  SSL_CTX* ctx = SSL_CTX_new(method);
   if (ctx == nullptr) {
     *error = "tls: " + openSslErrors();
     return nullptr;
   }
-  context->ctx_ = ctx;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  // No renegotiation (a DoS lever), and the server's cipher order for TLS 1.2.
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // Partial writes, a write buffer that may move between retries, and no read/write buffers
-  // kept for idle connections (about 34 KiB each otherwise).
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | extra_options);
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
-  if (SSL_CTX_use_certificate_chain_file(ctx, config.certificate.c_str()) != 1) {
-    *error = "tls certificate " + config.certificate + ": " + openSslErrors();
-    return nullptr;
+  return ctx;
+}
+
+// Loads a certificate chain and its private key; the error names the file at fault, and says so
+// when the key belongs to another certificate.
+bool useKeyPair(SSL_CTX* ctx, const std::string& certificate, const std::string& private_key,
+                std::string* error) {
+  if (SSL_CTX_use_certificate_chain_file(ctx, certificate.c_str()) != 1) {
+    *error = "tls certificate " + certificate + ": " + openSslErrors();
+    return false;
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx, config.private_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+  if (SSL_CTX_use_PrivateKey_file(ctx, private_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
       SSL_CTX_check_private_key(ctx) != 1) {
     const bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
-    *error = "tls private_key " + config.private_key +
-             (mismatch ? " does not match certificate " + config.certificate : std::string()) +
-             ": " + openSslErrors();
-    return nullptr;
+    *error = "tls private_key " + private_key +
+             (mismatch ? " does not match certificate " + certificate : std::string()) + ": " +
+             openSslErrors();
+    return false;
   }
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<TlsServerContext> TlsServerContext::create(const TlsServerConfig& config,
+                                                           std::string* error) {
+  // The server's cipher order for TLS 1.2.
+  SSL_CTX* ctx = newContext(TLS_server_method(), SSL_OP_CIPHER_SERVER_PREFERENCE, error);
+  if (ctx == nullptr) return nullptr;
+  std::shared_ptr<TlsServerContext> context(new TlsServerContext());
+  context->ctx_ = ctx;
+  if (!useKeyPair(ctx, config.certificate, config.private_key, error)) return nullptr;
   if (!config.client_ca.empty()) {
     if (SSL_CTX_load_verify_locations(ctx, config.client_ca.c_str(), nullptr) != 1) {
       *error = "tls client_ca " + config.client_ca + ": " + openSslErrors();
@@ -104,18 +119,10 @@ std::unique_ptr<TlsSession> TlsServerContext::newSession(int fd) const {
 
 std::shared_ptr<TlsClientContext> TlsClientContext::create(const UpstreamConfig& upstream,
                                                            std::string* error) {
-  ERR_clear_error();
+  SSL_CTX* ctx = newContext(TLS_client_method(), 0, error);
+  if (ctx == nullptr) return nullptr;
   std::shared_ptr<TlsClientContext> context(new TlsClientContext());
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (ctx == nullptr) {
-    *error = "tls: " + openSslErrors();
-    return nullptr;
-  }
   context->ctx_ = ctx;
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                            SSL_MODE_RELEASE_BUFFERS);
   const UpstreamConfig::Tls& tls = upstream.tls;
   context->verify_ = tls.verify;
   if (tls.verify) {
@@ -129,19 +136,10 @@ std::shared_ptr<TlsClientContext> TlsClientContext::create(const UpstreamConfig&
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   }
-  if (!tls.certificate.empty()) {
-    if (SSL_CTX_use_certificate_chain_file(ctx, tls.certificate.c_str()) != 1) {
-      *error = "tls certificate " + tls.certificate + ": " + openSslErrors();
-      return nullptr;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, tls.private_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-      *error = "tls private_key " + tls.private_key + ": " + openSslErrors();
-      return nullptr;
-    }
+  if (!tls.certificate.empty() && !useKeyPair(ctx, tls.certificate, tls.private_key, error)) {
+    return nullptr;
   }
-  static const unsigned char kClientProtocols[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-  SSL_CTX_set_alpn_protos(ctx, kClientProtocols, sizeof kClientProtocols);
+  SSL_CTX_set_alpn_protos(ctx, kAlpnProtocols, sizeof kAlpnProtocols);
   context->server_name_ = tls.server_name.empty() ? upstream.url.host : tls.server_name;
   context->name_is_ip_ =
       context->server_name_.find(':') != std::string::npos ||
