@@ -24,18 +24,7 @@ using test::Field;
 using test::Message;
 using test::Recorder;
 
-class ParserTest : public ::testing::Test {
- protected:
-  // Feeds `bytes` in one call, as a message starting at its first byte.
-  Http1Parser::Result feed(Http1Parser& parser, const std::string& bytes) {
-    recorder_.setInput(bytes.data(), bytes.size());
-    return parser.execute(bytes.data(), 0, bytes.size());
-  }
-
-  Recorder recorder_;
-  Http1Parser request_parser_{Kind::kRequest, recorder_};
-  Http1Parser response_parser_{Kind::kResponse, recorder_};
-};
+using ParserTest = test::ParserFixture;
 
 // ---- request heads -----------------------------------------------------------------------------
 

@@ -129,4 +129,18 @@ inline void PrintTo(const Message& m, std::ostream* os) {
       << " complete=" << m.complete << "}";
 }
 
+// A request parser and a response parser reporting to one Recorder.
+class ParserFixture : public ::testing::Test {
+ protected:
+  // Feeds `bytes` in one call, as a message starting at its first byte.
+  Http1Parser::Result feed(Http1Parser& parser, const std::string& bytes) {
+    recorder_.setInput(bytes.data(), bytes.size());
+    return parser.execute(bytes.data(), 0, bytes.size());
+  }
+
+  Recorder recorder_;
+  Http1Parser request_parser_{Http1Parser::Kind::kRequest, recorder_};
+  Http1Parser response_parser_{Http1Parser::Kind::kResponse, recorder_};
+};
+
 }  // namespace viscount::test
