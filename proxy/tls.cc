@@ -188,11 +188,11 @@ int TlsSession::handshake() {
   return -1;
 }
 
-bool TlsSession::idleAndOpen() {
+bool TlsSession::idleAndOpen(bool data_allowed) {
   ERR_clear_error();
   char byte;
   const int n = SSL_peek(ssl_, &byte, 1);
-  if (n > 0) return false;  // data on an idle connection: a response to nothing
+  if (n > 0) return data_allowed;  // HTTP/1: data on an idle connection answers nothing
   const int err = SSL_get_error(ssl_, n);
   ERR_clear_error();
   return err == SSL_ERROR_WANT_READ;

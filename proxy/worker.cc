@@ -85,10 +85,10 @@ void Worker::buildSnapshot(const ConfigRuntime& runtime) {
     if (auto it = runtime.upstream_addresses.find(u.name); it != runtime.upstream_addresses.end()) {
       addresses = it->second;
     }
-    UpstreamPool::Factory factory = [](UpstreamPool& pool, EventLoop& loop,
-                                       const ResolvedAddress& address) {
-      return std::unique_ptr<UpstreamConnection>(
-          std::make_unique<Http1ClientConnection>(pool, loop, address));
+    // The pool asks once a connection's transport is up.
+    UpstreamPool::Factory factory = [](UpstreamConnection& connection,
+                                       UpstreamProtocol) -> std::unique_ptr<UpstreamCodec> {
+      return std::make_unique<Http1ClientCodec>(connection);
     };
     const UpstreamSharedLimits& shared = runtime.upstream_limits.at(u.name);
     rt->limiter = std::make_unique<RequestLimiter>(loop_, shared.requests, index_, u.limits,
