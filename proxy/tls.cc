@@ -13,6 +13,9 @@ namespace {
 
 // The ALPN ids spoken on both sides, in order of preference (wire format: length-prefixed).
 constexpr unsigned char kAlpnProtocols[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+// Offered to https:// upstreams: HTTP/2 first; the pool picks the codec by the answer.
+constexpr unsigned char kUpstreamAlpnProtocols[] = {2,   'h', '2', 8,   'h', 't',
+                                                    't', 'p', '/', '1', '.', '1'};
 
 // Drains OpenSSL's error queue into one readable line.
 std::string openSslErrors() {
@@ -139,7 +142,7 @@ std::shared_ptr<TlsClientContext> TlsClientContext::create(const UpstreamConfig&
   if (!tls.certificate.empty() && !useKeyPair(ctx, tls.certificate, tls.private_key, error)) {
     return nullptr;
   }
-  SSL_CTX_set_alpn_protos(ctx, kAlpnProtocols, sizeof kAlpnProtocols);
+  SSL_CTX_set_alpn_protos(ctx, kUpstreamAlpnProtocols, sizeof kUpstreamAlpnProtocols);
   context->server_name_ = tls.server_name.empty() ? upstream.url.host : tls.server_name;
   context->name_is_ip_ =
       context->server_name_.find(':') != std::string::npos ||
