@@ -257,7 +257,8 @@ void Http1ServerConnection::onTimer(void* arg) {
     self->worker_.metrics().timedOut("request_headers");
     self->rejectRequest(ErrorCode::kRequestHeaderTimeout);
   } else if (self->phase_ == Phase::kIdle) {
-    self->worker_.metrics().timedOut("client_idle");
+    const bool handshaking = self->tls() != nullptr && !self->tls()->handshakeDone();
+    self->worker_.metrics().timedOut(handshaking ? "tls_handshake" : "client_idle");
     self->closeConnection();  // idle keep-alive, or never spoke
   } else if (self->phase_ == Phase::kClosing) {
     self->closeConnection();  // done lingering
@@ -267,6 +268,13 @@ void Http1ServerConnection::onTimer(void* arg) {
 // ---- client going away ---------------------------------------------------------------------
 
 void Http1ServerConnection::clientGone(ErrorCode code) {
+  // A TLS client that never finished its handshake (no common version or cipher, a rejected
+  // or missing client certificate, a plaintext client on a TLS port, a stall) made no request.
+  if (tls() != nullptr && !tls()->handshakeDone()) {
+    worker_.metrics().rejected("tls_handshake");
+    closeConnection();
+    return;
+  }
   if (exchange_ && !exchange_->completed()) {
     exchange_->onDownstreamReset(code);
   } else if (phase_ == Phase::kHeaders && !exchange_) {

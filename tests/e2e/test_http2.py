@@ -339,6 +339,19 @@ class Http2TlsTest(unittest.TestCase):
                  f"localhost:{proxy.listener_port}:127.0.0.1",
                  f"https://localhost:{proxy.listener_port}/curl")
         self.assertEqual(r.stdout, b"200 2", r.stderr)
+        # A plaintext client on the TLS port fails its handshake: counted, never a request.
+        with socket.create_connection(("127.0.0.1", proxy.listener_port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            try:
+                while s.recv(4096):
+                    pass
+            except ConnectionResetError:
+                pass
+        metrics = proxy.admin_get("/metrics")[2].decode()
+        self.assertIn('viscount_requests_by_protocol_total{protocol="HTTP/2"} 11', metrics)
+        self.assertIn('viscount_tls_requests_total{tls_version="TLSv1.3",'
+                      'client_cert_verified="false"} 11', metrics)
+        self.assertIn('viscount_rejected_total{reason="tls_handshake"} 1', metrics)
 
     def test_http2_off_offers_only_http11(self):
         proxy = self.start(http2=False)
