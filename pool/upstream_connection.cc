@@ -99,7 +99,13 @@ bool UpstreamConnection::stillOpen() {
 
 bool UpstreamConnection::socketIdleAndOpen(bool data_allowed) {
   if (!open()) return false;
-  if (TlsSession* session = tls()) return session->idleAndOpen(data_allowed);
+  if (TlsSession* session = tls()) {
+    if (!session->idleAndOpen(data_allowed)) return false;
+    // The peek may have moved a record into OpenSSL's buffer, where no socket edge will
+    // announce it: read it this turn.
+    if (session->hasBufferedInput()) readSoon();
+    return true;
+  }
   char byte;
   const ssize_t n = ::recv(fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n > 0) return data_allowed;

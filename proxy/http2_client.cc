@@ -23,6 +23,7 @@ Http2ClientStream::Http2ClientStream(Http2ClientCodec& codec, UpstreamStreamCall
     : codec_(codec), callbacks_(&callbacks), body_(&codec.connection_.loop().buffers()) {}
 
 void Http2ClientStream::sendHead(const UpstreamRequest& request, bool end_stream) {
+  if (closed_) return;
   h2::HeaderBlock& block = codec_.request_block_;
   block.clear();
   block.addLower(":method", request.method());
@@ -407,24 +408,28 @@ void Http2ClientCodec::failConnection(ErrorCode code, const std::string& detail)
     connection_.fail(code, detail);  // no stream started on it yet
     return;
   }
-  // The pool forgets the connection first, so that a retry goes elsewhere.
+  // The pool forgets the connection first, so that a retry goes elsewhere. Every stream is
+  // closed (its methods do nothing now) before any Exchange hears of it, and deleted after the
+  // last one has: an Exchange told later may still call its stream meanwhile.
   connection_.close();
-  struct Reset {
-    UpstreamStreamCallbacks* callbacks;
-    ErrorCode code;
-    bool sent;
-  };
-  std::vector<Reset> resets;
+  std::vector<Http2ClientStream*> all;
   for (auto* list : {&closed_, &streams_}) {
-    while (Http2ClientStream* s = list->popFront()) {
-      if (s->callbacks_)
-        resets.push_back({s->callbacks_, s->closed_ ? s->failure() : code, s->requestSent()});
-      delete s;
-    }
+    while (Http2ClientStream* s = list->popFront())
+      all.push_back(s);
   }
   active_ = 0;
-  for (const Reset& r : resets)
-    r.callbacks->onUpstreamReset(r.code, r.sent);
+  std::vector<ErrorCode> codes;
+  for (Http2ClientStream* s : all) {
+    codes.push_back(s->closed_ ? s->failure() : code);
+    s->closed_ = true;
+  }
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (UpstreamStreamCallbacks* cb = std::exchange(all[i]->callbacks_, nullptr)) {
+      cb->onUpstreamReset(codes[i], all[i]->requestSent());
+    }
+  }
+  for (Http2ClientStream* s : all)
+    delete s;
 }
 
 // ---- nghttp2 callbacks -------------------------------------------------------------------------
