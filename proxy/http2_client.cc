@@ -240,6 +240,7 @@ nghttp2_session_callbacks* Http2ClientCodec::makeCallbacks() {
   nghttp2_session_callbacks_set_on_frame_send_callback(c, &onFrameSend);
   nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(c, &onInvalidFrame);
   nghttp2_session_callbacks_set_on_stream_close_callback(c, &onStreamClose);
+  nghttp2_session_callbacks_set_error_callback2(c, &onError);
   return c;
 }
 
@@ -304,6 +305,7 @@ void Http2ClientCodec::onData() {
     in.clear();
     return;
   }
+  received_ = received_ || !in.empty();
   const ssize_t n =
       nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in.data()), in.size());
   in.clear();
@@ -318,13 +320,22 @@ void Http2ClientCodec::onData() {
 }
 
 void Http2ClientCodec::onPeerClosed() {
-  failConnection(ready_ ? ErrorCode::kUpstreamReset : ErrorCode::kUpstreamConnectFailed,
-                 "connection closed by the upstream");
+  transportLost("connection closed by the upstream");
 }
 
 void Http2ClientCodec::onSocketError(int err) {
-  failConnection(ready_ ? ErrorCode::kUpstreamReset : ErrorCode::kUpstreamConnectFailed,
-                 std::strerror(err));
+  transportLost(std::strerror(err));
+}
+
+void Http2ClientCodec::transportLost(const std::string& reason) {
+  // A peer that sent bytes but never its SETTINGS does not speak HTTP/2 (an HTTP/1 server
+  // answering the preface, say): that is so whether its close arrives with its answer or after.
+  if (!violation_.empty() || (!ready_ && received_)) {
+    failConnection(ErrorCode::kUpstreamProtocolError,
+                   violation_.empty() ? "the upstream did not answer in HTTP/2" : violation_);
+    return;
+  }
+  failConnection(ready_ ? ErrorCode::kUpstreamReset : ErrorCode::kUpstreamConnectFailed, reason);
 }
 
 void Http2ClientCodec::onOutputDrained() {
@@ -359,10 +370,13 @@ void Http2ClientCodec::afterSession() {
   if (failed_) return;
   if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
     // GOAWAY one way or the other and no stream left, or a connection error.
-    if (terminated_) {
-      failConnection(ErrorCode::kUpstreamProtocolError,
-                     ready_ ? "http/2 protocol error by the upstream"
-                            : "the upstream did not answer in HTTP/2");
+    if (terminated_ || !violation_.empty() || (!ready_ && received_)) {
+      std::string why = violation_;
+      if (why.empty()) {
+        why = ready_ ? "http/2 protocol error by the upstream"
+                     : "the upstream did not answer in HTTP/2";
+      }
+      failConnection(ErrorCode::kUpstreamProtocolError, why);
     } else {
       failConnection(ErrorCode::kUpstreamReset, "the upstream ended the HTTP/2 connection");
     }
@@ -531,6 +545,18 @@ int Http2ClientCodec::onInvalidFrame(nghttp2_session*, const nghttp2_frame* fram
   if (Http2ClientStream* s = codecOf(user_data).streamOf(frame->hd.stream_id)) {
     s->protocol_error_ = true;
   }
+  return 0;
+}
+
+int Http2ClientCodec::onError(nghttp2_session*, int, const char* message, size_t length,
+                              void* user_data) {
+  // Called for the peer's connection errors (e.g. no SETTINGS first: not an HTTP/2 server).
+  Http2ClientCodec& self = codecOf(user_data);
+  if (!self.violation_.empty()) return 0;
+  std::string_view text(message, length);
+  while (!text.empty() && (text.back() == '.' || text.back() == ' '))
+    text.remove_suffix(1);
+  self.violation_ = "http/2: " + std::string(text);
   return 0;
 }
 

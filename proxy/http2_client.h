@@ -141,6 +141,8 @@ class Http2ClientCodec final : public UpstreamCodec {
                             void* user_data);
   static int onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
                            void* user_data);
+  static int onError(nghttp2_session*, int lib_error_code, const char* message, size_t length,
+                     void* user_data);
 
   Http2ClientStream* streamOf(int32_t stream_id) const;
   // After nghttp2 returned: streams that ended, settings, GOAWAY, a finished session.
@@ -148,6 +150,9 @@ class Http2ClientCodec final : public UpstreamCodec {
   void finishStreams();
   // The connection cannot go on: every stream still open is reset with `code`.
   void failConnection(ErrorCode code, const std::string& detail);
+  // The socket closed or failed: a reset, a connect failure, or the end of a peer that broke
+  // the protocol (one that answered the preface with something else than SETTINGS).
+  void transportLost(const std::string& reason);
   bool acceptsStreams() const;
 
   nghttp2_session* session_ = nullptr;
@@ -162,7 +167,9 @@ class Http2ClientCodec final : public UpstreamCodec {
   bool settings_changed_ = false;             // a SETTINGS frame arrived since afterSession
   bool goaway_ = false;                       // the peer said GOAWAY: no new streams
   bool terminated_ = false;                   // we said GOAWAY for a connection error of the peer's
+  bool received_ = false;                     // the peer sent something
   bool failed_ = false;
+  std::string violation_;  // nghttp2's word on the peer's connection error, if any
   bool output_capped_ = false;
 };
 

@@ -267,6 +267,8 @@ class H2cUpstreamTest(unittest.TestCase):
         self.assertEqual(status, 502, body)
         self.assertEqual(json.loads(body)["error"], "upstream_protocol_error")
         self.assertFalse([r for r in upstream.requests if r["path"] == "/not-h2"])
+        event = proxy.wait_event("upstream_error", request_id=headers["x-request-id"])
+        self.assertIn("HTTP/2", event["detail"])
 
     def test_a_slow_client_gets_flow_control_not_buffering(self):
         upstream = start_h2_upstream(self)
