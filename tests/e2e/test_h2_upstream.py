@@ -133,6 +133,17 @@ class H2cUpstreamTest(unittest.TestCase):
         self.assertEqual((status, headers["content-length"], body), (200, "1000", b""))
         status, headers, body = http_get(self.proxy.listener_port, "/head-only")
         self.assertEqual((status, body), (204, b""))
+        # An HTTP/1.0 client gets a body of unknown length delimited by the close.
+        s = socket.create_connection(("127.0.0.1", self.proxy.listener_port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(b"GET /bytes?n=100000&cl=0 HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertNotIn(b"transfer-encoding", head.lower())
+        self.assertNotIn(b"content-length", head.lower())
+        self.assertTrue(body == pattern_bytes(100000), "HTTP/1.0 body differs")
 
     def test_trailers_cross_both_ways(self):
         upstream = start_h2_upstream(self)
@@ -249,7 +260,23 @@ class H2cUpstreamTest(unittest.TestCase):
         self.assertEqual(http_get(proxy.listener_port, "/after")[0], 200)
         self.assertEqual(len(upstream.connection_stats()), 1, "resets cost no connection")
 
-    def test_a_response_that_breaks_the_rules_is_a_502_protocol_error(self):
+    def test_a_client_that_leaves_cancels_only_its_stream(self):
+        upstream = start_h2_upstream(self)
+        proxy = self.start(upstream)
+        s = socket.create_connection(("127.0.0.1", proxy.listener_port), timeout=10)
+        s.sendall(f"GET /bytes?n={64 * MiB} HTTP/1.1\r\nHost: a\r\nx-request-id: leaver\r\n\r\n"
+                  .encode())
+        self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 200"))
+        s.close()
+        rec = upstream.wait_requests(lambda r: r["path"].startswith("/bytes"))[0]
+        wait_until(lambda: rec.get("reset_by_client") is not None, what="RST_STREAM upstream")
+        self.assertEqual(rec["reset_by_client"], 8)  # CANCEL
+        self.assertLess(rec["sent"], 64 * MiB)
+        self.assertEqual(proxy.wait_access_log_id("leaver")["error"], "client_disconnected")
+        self.assertEqual(http_get(proxy.listener_port, "/after")[0], 200)
+        self.assertEqual(len(upstream.connection_stats()), 1, "the connection outlived the stream")
+
+
         upstream = start_h2_upstream(self)
         proxy = self.start(upstream)
         status, headers, body = http_get(proxy.listener_port, "/malformed")
