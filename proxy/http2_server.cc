@@ -168,12 +168,13 @@ void Http2Stream::sendResponseHead(ResponseHead& head, bool end_stream) {
   if (closed_) return;
   response_submitted_ = true;
   bodiless_ = is_head_ || head.status == 204 || head.status == 304;
+  // 204 has no content-length; 304 and HEAD keep the upstream's (it describes the resource).
   std::optional<uint64_t> length = head.content_length;
-  if (head.status == 204 || (head.status == 304 && !length)) length.reset();
+  if (head.status == 204) length.reset();
   if (end_stream) {
     body_ended_ = true;
-    submitHeaders(head.status, head.headers, is_head_ ? length : std::optional<uint64_t>(0), true,
-                  false);
+    if (!bodiless_) length = 0;
+    submitHeaders(head.status, head.headers, length, true, false);
     return;
   }
   // The body goes through a data source (also when it turns out empty: HEAD, 204), so the end

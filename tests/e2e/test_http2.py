@@ -135,6 +135,17 @@ class Http2Test(unittest.TestCase):
         line = self.proxy.wait_access_log(lambda o: o["path"] == "/upload")
         self.assertEqual(line["bytes_in"], size)
 
+    def test_head_and_bodiless_statuses(self):
+        self.start()
+        c = self.client()
+        head = c.wait(c.request("HEAD", "/bytes?n=1000"))[0]
+        self.assertEqual((head.status, head.header("content-length"), bytes(head.data)),
+                         (200, "1000", b""))
+        no_content = c.get("/x?status=204")
+        self.assertEqual((no_content.status, no_content.header("content-length")), (204, None))
+        self.assertEqual(bytes(no_content.data), b"")
+        self.assertEqual(c.get("/x?status=404").status, 404)
+
     def test_a_slow_stream_times_out_alone(self):
         self.start(upstreams=[{"name": "app", "url": self.upstream.url,
                                "timeouts": {"request": "1s"}}])
