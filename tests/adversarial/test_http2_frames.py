@@ -83,6 +83,9 @@ CASES = [
     H2Case("preface_lowercase", PREFACE.lower() + settings(), Http1(400, 501, 505),
            handshake=False),
     H2Case("preface_cut_then_eof", PREFACE[:16], Closed(), handshake=False, half_close=True),
+    H2Case("preface_cut_then_stall", PREFACE[:20], Http1(408), handshake=False, timeout=10,
+           doc="a preface that stops half-way is a request head in the making: the header "
+               "deadline (3s here) bounds it like any slowloris, not the idle timeout"),
     H2Case("preface_then_eof", PREFACE, Closed(), handshake=False, half_close=True),
     H2Case("headers_before_settings", PREFACE + get(1), GoAway(PROTOCOL_ERROR), handshake=False,
            doc="the client's preface must continue with SETTINGS (RFC 9113 section 3.4)"),
