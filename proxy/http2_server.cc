@@ -115,7 +115,10 @@ void Http2Stream::buildTrailers(HeaderList& trailers) {
   for (const Field& f : fields_) {
     const std::string_view name = arenaView(f.name_off, f.name_len);
     if (name.front() == ':') continue;  // nghttp2 refuses them in trailers already
-    trailers.add(name, arenaView(f.value_off, f.value_len));
+    // Copied into the list: the Exchange keeps the trailers until its upstream connection is
+    // ready, long after the arena they were decoded into is cleared.
+    trailers.add(trailers.keep(std::string(name)),
+                 trailers.keep(std::string(arenaView(f.value_off, f.value_len))));
   }
 }
 

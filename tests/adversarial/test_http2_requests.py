@@ -274,7 +274,8 @@ class Http2RequestsNewUpstreamTest(ProxyTestCase):
 
 
 # The cases whose body or trailers arrive after the head, for the second path.
-HELD_BY_THE_PROXY = ("content_length", "pseudo_in_trailers", "expect", "body_", "get_with_body")
+HELD_BY_THE_PROXY = ("content_length", "trailers", "pseudo_in_trailers", "expect", "body_",
+                     "get_with_body")
 
 add_h2_cases(Http2RequestsTest, CASES)
 add_h2_cases(Http2RequestsNewUpstreamTest,
