@@ -182,10 +182,15 @@ CASES = [
            Status(1, 400)),
     # --- content-length against DATA (RFC 9113 section 8.1.1) -------------------------------
     bad("content_length_shorter_than_data", post(["3"], b"hello")),
+    bad("content_length_shorter_than_later_data", post(["5"], b"hello", b"world"),
+        doc="the first DATA frame matches the length exactly; the second overruns it. The "
+            "upstream may see the head and the body but never the whole body: the last byte "
+            "of a declared length waits for END_STREAM, where nghttp2 checks the total"),
     bad("content_length_longer_than_data", post(["10"], b"hello")),
     bad("content_length_longer_then_ended_later",
         [(post(["10"], b"hello", end=False), 0), (data(1, end=True), 0.5)],
         doc="the upstream had the head and half the body; the rest never comes"),
+    bad("content_length_zero_with_data", post(["0"], b"hello")),
     bad("content_length_twice_same", post(["5", "5"], b"hello")),
     bad("content_length_twice_different", post(["5", "6"], b"hello")),
     bad("content_length_list", post(["5, 5"], b"hello")),
