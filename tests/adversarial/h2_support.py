@@ -167,11 +167,6 @@ def get(sid, path="/", extra=(), end=True):
     return headers(sid, request_fields(path, extra=extra), end=end)
 
 
-def post(sid, body, path="/up", extra=()):
-    fields = request_fields(path, "POST", extra=[("content-length", str(len(body))), *extra])
-    return headers(sid, fields, end=False) + data(sid, body, end=True)
-
-
 # --- the client -----------------------------------------------------------------------------
 
 class StreamState:
@@ -208,7 +203,7 @@ class StreamState:
 class H2Conn:
     """One client connection, sending raw bytes and decoding the proxy's frames."""
 
-    def __init__(self, port, handshake=True, client_settings=(), ack=True):
+    def __init__(self, port, handshake=True, ack=True):
         self.sock = connect(port)
         self.decoder = hpack.Decoder()
         self.decoder.max_header_list_size = 1 << 20
@@ -226,8 +221,7 @@ class H2Conn:
         self.decode_error = None
         self._block = None       # (stream id, flags, bytes) of a header block in progress
         if handshake:
-            self.send(PREFACE + settings((INITIAL_WINDOW_SIZE, CLIENT_WINDOW), (ENABLE_PUSH, 0),
-                                         *client_settings)
+            self.send(PREFACE + settings((INITIAL_WINDOW_SIZE, CLIENT_WINDOW), (ENABLE_PUSH, 0))
                       + window_update(0, CLIENT_WINDOW))
             if not self.read_until(lambda: self.server_settings is not None):
                 raise AssertionError(f"no SETTINGS from the proxy: {self.frame_log}")
@@ -520,8 +514,8 @@ def _pieces(payload):
 
 
 def _highest_stream(payload):
-    """The highest client stream id the payload opens (to pick the next one)."""
-    highest = 0
+    """The highest client stream id the payload opens (-1 for none: the next one is then 1)."""
+    highest = -1
     for piece, _ in _pieces(payload):
         i = 0
         if piece.startswith(PREFACE):
@@ -575,7 +569,7 @@ def run_h2_case(test, case):
             test.fail("\n".join(failures))
         if not matched.closes:
             # The connection is still good: a new stream on it is served.
-            sid = _highest_stream(case.payload) + 2 if _highest_stream(case.payload) else 1
+            sid = _highest_stream(case.payload) + 2
             st = conn.request(sid, FOLLOW_UP)
             test.assertEqual(st.status, 200, f"the connection does not serve stream {sid}: {conn}")
     finally:
