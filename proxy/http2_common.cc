@@ -73,7 +73,7 @@ nghttp2_option* newSessionOptions(const SessionLimits& limits, bool server) {
   nghttp2_option_set_max_continuations(option, 8);
   if (server) {
     // Rapid reset: a burst of 200 stream resets, then 50 per second; beyond it the connection
-    // is closed with GOAWAY (ENHANCE_YOUR_CALM).
+    // is closed with GOAWAY (nghttp2 sends INTERNAL_ERROR).
     nghttp2_option_set_stream_reset_rate_limit(option, 200, 50);
     nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096);
   }
