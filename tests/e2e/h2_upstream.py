@@ -16,9 +16,10 @@ were open on its connection when it arrived) and answers by path:
     ?delay=MS      waits that long before answering (any path)
 
 `max_concurrent_streams` is advertised in SETTINGS (python-h2 refuses a stream beyond it with a
-connection error, so a client that ignores it fails loudly). `goaway_after=N`: the first
-connection says GOAWAY (last_stream_id = the N-th request's stream) when its N-th request
-arrives, answers the streams up to that one, ignores later ones and closes once they are done.
+connection error, so a client that ignores it fails loudly). `goaway_after=N, goaway_late=K`:
+when its (N+K)-th request arrives, the first connection says GOAWAY with last_stream_id = the
+N-th request's stream, so the K requests after it were sent and are never processed; it answers
+the streams up to the N-th, ignores the others and closes once it is done.
 """
 
 import asyncio
@@ -41,9 +42,10 @@ from viscount_process import DEFAULT_TIMEOUT, pattern_bytes
 
 class H2Upstream:
     def __init__(self, tls_context=None, max_concurrent_streams=100, goaway_after=None,
-                 window=1 << 20):
+                 goaway_late=0, window=1 << 20):
         self.max_concurrent_streams = max_concurrent_streams
         self.goaway_after = goaway_after
+        self.goaway_late = goaway_late
         self.window = window
         self.requests = []        # every request, in arrival order (dicts, updated live)
         self.connections = []     # per connection: {"id", "max_open", "requests", "alpn", "closed"}
@@ -150,6 +152,7 @@ class _Connection:
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: server.window,
         })
         self.streams = {}  # stream id -> request record
+        self.order = []    # stream ids in arrival order
         self.bodies = {}   # stream id -> bytearray
         self.done = {}     # stream id -> asyncio.Event (request ended)
         self.window_changed = asyncio.Condition()
@@ -175,6 +178,12 @@ class _Connection:
             await self.writer.drain()
             if self.goaway_last is not None and not self.pending_below_goaway():
                 return  # every stream it promised to answer is done: close
+
+    def ignore(self, rec):
+        # Above last_stream_id: never processed, never answered.
+        rec["ignored"] = True
+        rec["answered"] = True
+        self.server._updated()
 
     def pending_below_goaway(self):
         return any(sid <= self.goaway_last and not rec.get("answered")
@@ -219,6 +228,7 @@ class _Connection:
                "headers": [[k, v] for k, v in headers if not k.startswith(":")],
                "open_streams": self.conn.open_inbound_streams, "sent": 0}
         self.streams[sid] = rec
+        self.order.append(sid)
         self.bodies[sid] = bytearray()
         self.done[sid] = asyncio.Event()
         self.info["requests"] += 1
@@ -227,17 +237,19 @@ class _Connection:
             self.done[sid].set()
         server = self.server
         if (server.goaway_after is not None and not server._goaway_done
-                and self.info["requests"] == server.goaway_after):
+                and self.info["requests"] == server.goaway_after + server.goaway_late):
             # A graceful GOAWAY python-h2 cannot send itself (it would stop answering the streams
             # it still owes): the frame goes straight onto the wire, its state untouched.
             server._goaway_done = True
-            self.goaway_last = sid
+            self.goaway_last = self.order[server.goaway_after - 1]
             self.flush()
             self.writer.write(hyperframe.frame.GoAwayFrame(
-                stream_id=0, last_stream_id=sid, error_code=0).serialize())
+                stream_id=0, last_stream_id=self.goaway_last, error_code=0).serialize())
+            for other in self.streams.values():
+                if other["stream"] > self.goaway_last:
+                    self.ignore(other)
         if self.goaway_last is not None and sid > self.goaway_last:
-            rec["ignored"] = True  # above last_stream_id: never processed, never answered
-            rec["answered"] = True
+            self.ignore(rec)
         server._record(rec)
         if not rec.get("ignored"):
             task = asyncio.ensure_future(self.respond(sid))
@@ -258,6 +270,8 @@ class _Connection:
         self.server._updated()
         if delay:
             await asyncio.sleep(delay / 1000)
+        if rec.get("ignored"):
+            return
         try:
             await self.answer(sid, rec, url.path, query, body)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):

@@ -211,7 +211,7 @@ class H2cUpstreamTest(unittest.TestCase):
         self.assertEqual(max(c["max_open"] for c in connections), 5)
 
     def test_goaway_under_load_retries_what_the_upstream_never_processed(self):
-        upstream = start_h2_upstream(self, goaway_after=10)
+        upstream = start_h2_upstream(self, goaway_after=10, goaway_late=5)
         proxy = self.start(upstream, pool={"size": 10, "max_overflow": 0})
 
         def one(i):
@@ -224,7 +224,7 @@ class H2cUpstreamTest(unittest.TestCase):
         self.assertEqual([s for s, _ in results], [200] * 40)
         requests = upstream.snapshot()
         ignored = [r for r in requests if r.get("ignored")]
-        self.assertTrue(ignored, "no request arrived above the GOAWAY's last_stream_id")
+        self.assertGreaterEqual(len(ignored), 5, "requests above the GOAWAY's last_stream_id")
         first = upstream.connection_stats()[0]
         wait_until(lambda: upstream.connection_stats()[0]["closed"], what="GOAWAY'd close")
         self.assertTrue(first["requests"] >= 10)
