@@ -35,8 +35,8 @@ class Exchange final : public Deletable,
                        public UpstreamStreamCallbacks {
  public:
   Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRuntime& listener,
-           DownstreamStream& downstream, ExchangeOwner& owner, const PeerInfo& peer, MonoTime start,
-           WallTime start_wall);
+           DownstreamStream& downstream, ExchangeOwner& owner, const PeerInfo& peer,
+           const TlsSession* tls, MonoTime start, WallTime start_wall);
   ~Exchange() override;
 
   RequestContext& context() { return ctx_; }
@@ -101,6 +101,7 @@ class Exchange final : public Deletable,
   DownstreamStream& downstream_;
   ExchangeOwner& owner_;
   const PeerInfo& peer_;
+  const TlsSession* tls_;  // the client connection's, or null for cleartext
   RequestContext ctx_;
 
   UpstreamRequest request_;

@@ -80,7 +80,7 @@ Http1ServerConnection::Http1ServerConnection(Worker& worker, int fd, size_t list
                                              PeerInfo peer)
     : ClientConnection(worker.loop(), fd, listener_index),
       worker_(worker),
-      peer_(std::move(peer)),
+      peer_(peer),
       timer_(worker.loop().timers(), &Http1ServerConnection::onTimer, this) {}
 
 Http1ServerConnection::~Http1ServerConnection() {
@@ -151,8 +151,7 @@ bool Http1ServerConnection::switchToHttp2() {
   std::unique_ptr<TlsSession> tls;
   const int fd = releaseSocket(&tls);
   phase_ = Phase::kClosed;
-  auto* h2 =
-      new Http2ServerConnection(worker_, fd, listenerIndex(), std::move(peer_), std::move(tls));
+  auto* h2 = new Http2ServerConnection(worker_, fd, listenerIndex(), peer_, std::move(tls));
   worker_.replaceConnection(*this, *h2);
   h2->start(in_.view());
   in_.release();
@@ -229,7 +228,7 @@ Exchange& Http1ServerConnection::newExchange() {
     start_wall = std::chrono::system_clock::now();
   }
   exchange_ = std::make_unique<Exchange>(worker_, std::move(snapshot), listener, *this, *this,
-                                         peer_, start, start_wall);
+                                         peer_, tls(), start, start_wall);
   return *exchange_;
 }
 
@@ -249,7 +248,7 @@ bool Http1ServerConnection::onHeadersComplete(Http1Head& h) {
   head.method = h.method;
   head.target = h.target;
   head.authority = h.host;
-  head.scheme = peer_.tls ? "https" : "http";
+  head.scheme = tls() != nullptr ? "https" : "http";
   head.protocol = h.version_minor == 0 ? Protocol::kHttp10 : Protocol::kHttp11;
   head.headers = std::move(*h.headers);
   head.content_length = h.content_length;
