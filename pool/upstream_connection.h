@@ -18,7 +18,7 @@ namespace viscount {
 
 class UpstreamPool;
 
-class UpstreamConnection : public Deletable, public SocketConnection, public ListHook<> {
+class UpstreamConnection : public SocketConnection, public ListHook<> {
  public:
   enum class State { kConnecting, kIdle, kBusy, kClosed };
 

@@ -22,13 +22,6 @@ namespace viscount {
 
 class Worker;
 
-class ExchangeOwner {
- public:
-  virtual ~ExchangeOwner() = default;
-  // The exchange is finished (logged, upstream released); the owner may delete it (deferred).
-  virtual void onExchangeComplete() = 0;
-};
-
 class Exchange final : public Deletable,
                        public SlotWaiter,
                        public PoolCallbacks,

@@ -80,8 +80,8 @@ Http1ServerConnection::Http1ServerConnection(Worker& worker, int fd, size_t list
                                              PeerInfo peer)
     : ClientConnection(worker.loop(), fd, listener_index),
       worker_(worker),
-      peer_(peer),
-      timer_(worker.loop().timers(), &Http1ServerConnection::onTimer, this) {}
+      timer_(worker.loop().timers(), &Http1ServerConnection::onTimer, this),
+      peer_(peer) {}
 
 Http1ServerConnection::~Http1ServerConnection() {
   releaseReader();

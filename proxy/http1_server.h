@@ -46,9 +46,7 @@ class Http1ReaderPool {
   std::vector<Http1RequestReader*> free_;
 };
 
-class Http1ServerConnection final : public ClientConnection,
-                                    public DownstreamStream,
-                                    public ExchangeOwner {
+class Http1ServerConnection final : public ClientConnection, public DownstreamStream {
  public:
   Http1ServerConnection(Worker& worker, int fd, size_t listener_index, PeerInfo peer);
   ~Http1ServerConnection() override;
@@ -110,26 +108,27 @@ class Http1ServerConnection final : public ClientConnection,
   // handed to an HTTP/2 connection and this object is done.
   bool switchToHttp2();
 
+  // Ordered, and the flags packed, so that an idle connection wastes no padding.
   Worker& worker_;
-  PeerInfo peer_;
   Http1RequestReader* reader_ = nullptr;  // from worker_'s pool while a request is read
   std::unique_ptr<Exchange> exchange_;
   Timer timer_;
+  PeerInfo peer_;
   Phase phase_ = Phase::kIdle;
   BodyFraming framing_ = BodyFraming::kNone;
   uint8_t client_minor_ = 1;
-  bool keep_alive_ = true;    // the client allows reuse after this request
-  bool close_after_ = false;  // we close after this response
-  bool is_head_ = false;
-  bool request_done_ = false;
-  bool request_has_body_ = false;
-  bool response_started_ = false;
-  bool response_done_ = false;
-  bool dispatching_ = false;
-  bool close_pending_ = false;
-  bool draining_ = false;
-  bool lingering_ = false;
-  bool first_request_ = true;  // nothing parsed yet: the HTTP/2 preface may still come
+  bool keep_alive_ : 1 = true;    // the client allows reuse after this request
+  bool close_after_ : 1 = false;  // we close after this response
+  bool is_head_ : 1 = false;
+  bool request_done_ : 1 = false;
+  bool request_has_body_ : 1 = false;
+  bool response_started_ : 1 = false;
+  bool response_done_ : 1 = false;
+  bool dispatching_ : 1 = false;
+  bool close_pending_ : 1 = false;
+  bool draining_ : 1 = false;
+  bool lingering_ : 1 = false;
+  bool first_request_ : 1 = true;  // nothing parsed yet: the HTTP/2 preface may still come
 };
 
 }  // namespace viscount
