@@ -67,7 +67,7 @@ class UpstreamCodec {
   UpstreamConnection& connection_;
 };
 
-class UpstreamConnection final : public Deletable, public SocketConnection, public ListHook<> {
+class UpstreamConnection final : public SocketConnection, public ListHook<> {
  public:
   enum class State { kConnecting, kIdle, kBusy, kClosed };
 

@@ -10,8 +10,7 @@
 
 namespace viscount {
 
-class AdminConnection final : public Deletable,
-                              public SocketConnection,
+class AdminConnection final : public SocketConnection,
                               public ListHook<>,
                               private Http1ParserHandler {
  public:

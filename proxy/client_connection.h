@@ -14,9 +14,7 @@ namespace viscount {
 
 struct ConnectionListTag {};
 
-class ClientConnection : public Deletable,
-                         public SocketConnection,
-                         public ListHook<ConnectionListTag> {
+class ClientConnection : public SocketConnection, public ListHook<ConnectionListTag> {
  public:
   ClientConnection(EventLoop& loop, int fd, size_t listener_index)
       : SocketConnection(loop, fd), listener_index_(listener_index) {}

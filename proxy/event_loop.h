@@ -23,17 +23,18 @@ namespace viscount {
 
 struct FlushTag {};
 
-// Something with buffered output to write at the end of the current loop turn.
-class Flushable : public ListHook<FlushTag> {
- public:
-  virtual ~Flushable() = default;
-  virtual void flush() = 0;
-};
-
 // Base for objects deleted by the loop after the current callback returns.
 class Deletable {
  public:
   virtual ~Deletable() = default;
+};
+
+// Something with buffered output to write at the end of the current loop turn. Such objects
+// (connections) are also deleted by the loop, and extending Deletable gives them one vtable
+// pointer for both: thousands of idle connections each keep it.
+class Flushable : public Deletable, public ListHook<FlushTag> {
+ public:
+  virtual void flush() = 0;
 };
 
 class EventLoop {

@@ -28,7 +28,7 @@ void sanitizeTrailers(HeaderList& trailers) {
 
 Exchange::Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRuntime& listener,
                    DownstreamStream& downstream, ExchangeOwner& owner, const PeerInfo& peer,
-                   MonoTime start, WallTime start_wall)
+                   const TlsSession* tls, MonoTime start, WallTime start_wall)
     : worker_(worker),
       snapshot_(std::move(snapshot)),
       listener_(listener),
@@ -36,15 +36,17 @@ Exchange::Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRun
       downstream_(downstream),
       owner_(owner),
       peer_(peer),
+      tls_(tls),
       pending_body_(&worker.loop().buffers()),
       request_timer_(worker.loop().timers(), &Exchange::onRequestTimeout, this),
       wait_timer_(worker.loop().timers(), &Exchange::onWaitTimeout, this) {
   ctx_.start = start;
   ctx_.start_wall = start_wall;
-  ctx_.client_address = peer.address;
-  if (peer.tls_session != nullptr) {
-    ctx_.tls_version = peer.tls_session->version();
-    ctx_.client_cert_verified = peer.tls_session->peerVerified();
+  PeerAddress::TextBuffer text;
+  ctx_.client_address.assign(peer.address.text(text));
+  if (tls != nullptr) {
+    ctx_.tls_version = tls->version();
+    ctx_.client_cert_verified = tls->peerVerified();
   }
   ctx_.upstream = upstream_runtime_.config->name;
 }
@@ -87,12 +89,13 @@ void Exchange::onRequestHeaders(RequestHead& head) {
   // cannot remove the ids it chose), then hop-by-hop sanitizing, then forwarding headers.
   std::optional<std::string> certificate_user;
   if (const auto& tls = listener_.config->tls; tls && tls->user_id_from_certificate) {
-    certificate_user = peer_.tls_session != nullptr ? peer_.tls_session->peerCommonName() : "";
+    certificate_user = tls_ != nullptr ? tls_->peerCommonName() : "";
   }
   snapshot_->context_filter->onRequestHeaders(head, ctx_, peer_.trusted, worker_.ids(),
                                               certificate_user);
   sanitizeRequestHeaders(head);
-  setForwardedHeaders(head, peer_.ip, peer_.trusted);
+  PeerAddress::TextBuffer ip;
+  setForwardedHeaders(head, peer_.address.ip(ip), peer_.trusted);
   takeDeadline(head);
   // An HTTP/1.0 client may send no Host and any client an empty one, but an HTTP/1.1 request
   // must carry a Host: like nginx's default, it then names the upstream itself.

@@ -22,21 +22,14 @@ namespace viscount {
 
 class Worker;
 
-class ExchangeOwner {
- public:
-  virtual ~ExchangeOwner() = default;
-  // The exchange is finished (logged, upstream released); the owner may delete it (deferred).
-  virtual void onExchangeComplete() = 0;
-};
-
 class Exchange final : public Deletable,
                        public SlotWaiter,
                        public PoolCallbacks,
                        public UpstreamStreamCallbacks {
  public:
   Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRuntime& listener,
-           DownstreamStream& downstream, ExchangeOwner& owner, const PeerInfo& peer, MonoTime start,
-           WallTime start_wall);
+           DownstreamStream& downstream, ExchangeOwner& owner, const PeerInfo& peer,
+           const TlsSession* tls, MonoTime start, WallTime start_wall);
   ~Exchange() override;
 
   RequestContext& context() { return ctx_; }
@@ -101,6 +94,7 @@ class Exchange final : public Deletable,
   DownstreamStream& downstream_;
   ExchangeOwner& owner_;
   const PeerInfo& peer_;
+  const TlsSession* tls_;  // the client connection's, or null for cleartext
   RequestContext ctx_;
 
   UpstreamRequest request_;

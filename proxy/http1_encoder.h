@@ -16,7 +16,7 @@ std::string_view reasonPhrase(int status);
 // Request line and headers to an HTTP/1.1 upstream.
 void encodeRequestHead(Buffer& out, const UpstreamRequest& req);
 
-enum class BodyFraming { kNone, kContentLength, kChunked, kUntilClose };
+enum class BodyFraming : unsigned char { kNone, kContentLength, kChunked, kUntilClose };
 
 // Status line and headers to an HTTP/1.x client; `framing` says how the body that follows is
 // delimited, `connection_close` adds "connection: close" and `keep_alive_10` adds

@@ -55,6 +55,14 @@ void Http1Parser::reset() {
   resetScan();
 }
 
+void Http1Parser::trim() {
+  if (fields_.capacity() > kKeptFields) std::vector<FieldSpan>().swap(fields_);
+  if (headers_.fields().capacity() > kKeptFields)
+    std::vector<HeaderField>().swap(headers_.fields());
+  if (trailer_text_.capacity() > 0) decltype(trailer_text_)().swap(trailer_text_);
+  if (reason_.capacity() > std::string().capacity()) std::string().swap(reason_);
+}
+
 void Http1Parser::resume() {
   llhttp_resume(&parser_);
 }
@@ -480,8 +488,8 @@ int Http1Parser::onBodyCb(llhttp_t* p, const char* at, size_t len) {
 
 int Http1Parser::onMessageCompleteCb(llhttp_t* p) {
   Http1Parser* me = self(p);
+  HeaderList trailers;  // valid until onMessageComplete returns
   if (!me->trailer_text_.empty()) {
-    HeaderList trailers;
     for (auto& [name, value] : me->trailer_text_) {
       std::string_view n = trailers.keep(std::move(name));
       std::string_view v = trailers.keep(std::string(trimOws(value)));

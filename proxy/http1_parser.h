@@ -47,6 +47,7 @@ class Http1ParserHandler {
   // Return false to stop with the error already set via Http1Parser::fail().
   virtual bool onHeadersComplete(Http1Head& head) = 0;
   virtual void onBody(std::string_view data) = 0;
+  // Just before onMessageComplete; the list stays valid until that returns.
   virtual void onTrailers(HeaderList& trailers) { (void)trailers; }
   // Return true to pause after this message (the next one stays unparsed in the buffer).
   virtual bool onMessageComplete() = 0;
@@ -82,6 +83,9 @@ class Http1Parser {
   void resume();
   // Prepare for a new message on the same connection.
   void reset();
+  // Gives back the memory of header lists that grew beyond what a usual head needs (a parser
+  // kept for reuse then stays small; a usual one keeps its capacity and allocates nothing).
+  void trim();
 
   bool inHeaders() const { return in_headers_; }
   bool messageStarted() const { return started_; }
@@ -142,6 +146,7 @@ class Http1Parser {
   bool checkResponseHead(Http1Head& head);
   std::string_view view(Span s) const { return {base_ + s.off, s.len}; }
   void extend(Span& s, const char* at, size_t len);
+  static constexpr size_t kKeptFields = 32;  // what trim() leaves a parser
 
   llhttp_t parser_;
   Kind kind_;

@@ -22,20 +22,73 @@ bool startsWithIgnoreCase(std::string_view s, std::string_view prefix) {
 
 }  // namespace
 
+// What a connection needs only while it reads a request: the parser with its header spans, how
+// far it has read, and when the request began. The parser reports to the connection through it.
+class Http1RequestReader final : public Http1ParserHandler {
+ public:
+  Http1RequestReader() : parser(Http1Parser::Kind::kRequest, *this) {}
+
+  Http1ServerConnection* connection = nullptr;
+  Http1Parser parser;
+  size_t parsed = 0;  // bytes of the connection's input the parser has seen (of this head)
+  MonoTime start{};   // the request's first byte
+  WallTime start_wall{};
+
+ private:
+  void onMessageBegin() override { connection->onMessageBegin(); }
+  bool onHeadersComplete(Http1Head& head) override { return connection->onHeadersComplete(head); }
+  void onBody(std::string_view data) override { connection->onBody(data); }
+  // The parser's trailer list lives until its onMessageComplete returns.
+  void onTrailers(HeaderList& list) override { trailers_ = &list; }
+  bool onMessageComplete() override {
+    HeaderList* list = trailers_;
+    trailers_ = nullptr;
+    connection->onMessageComplete(list);
+    return true;  // pause: the next pipelined request waits for this response
+  }
+
+  HeaderList* trailers_ = nullptr;
+};
+
+Http1ReaderPool::~Http1ReaderPool() {
+  for (Http1RequestReader* r : free_)
+    delete r;
+}
+
+Http1RequestReader* Http1ReaderPool::take() {
+  if (free_.empty()) return new Http1RequestReader;
+  Http1RequestReader* r = free_.back();
+  free_.pop_back();
+  return r;
+}
+
+void Http1ReaderPool::give(Http1RequestReader* reader) {
+  if (free_.size() >= kMaxCached) {
+    delete reader;
+    return;
+  }
+  reader->connection = nullptr;
+  reader->parser.reset();
+  reader->parser.trim();
+  reader->parsed = 0;
+  reader->start = MonoTime{};
+  reader->start_wall = WallTime{};
+  free_.push_back(reader);
+}
+
 Http1ServerConnection::Http1ServerConnection(Worker& worker, int fd, size_t listener_index,
                                              PeerInfo peer)
     : ClientConnection(worker.loop(), fd, listener_index),
       worker_(worker),
-      peer_(std::move(peer)),
-      parser_(Http1Parser::Kind::kRequest, *this),
-      timer_(worker.loop().timers(), &Http1ServerConnection::onTimer, this) {}
+      timer_(worker.loop().timers(), &Http1ServerConnection::onTimer, this),
+      peer_(peer) {}
 
-Http1ServerConnection::~Http1ServerConnection() = default;
+Http1ServerConnection::~Http1ServerConnection() {
+  releaseReader();
+}
 
 void Http1ServerConnection::start(std::string_view preread) {
   const auto& listener = *worker_.snapshot()->listeners[listenerIndex()].config;
-  parser_.setMaxHeadBytes(listener.limits.max_request_headers_size);
-  parser_.setMaxFields(listener.limits.max_request_headers_count);
   // Until the first byte a new connection is idle; the header deadline starts with that byte.
   // Over TLS the first plaintext byte comes only after the handshake, so the handshake and the
   // first request head share the header deadline from the accept (as nginx does): a client
@@ -96,8 +149,6 @@ bool Http1ServerConnection::switchToHttp2() {
       // that stops inside the preface would otherwise be kept for the whole idle timeout.
       if (phase_ == Phase::kIdle) {
         phase_ = Phase::kHeaders;
-        request_start_ = Clock::now();
-        request_start_wall_ = std::chrono::system_clock::now();
         timer_.arm(worker_.snapshot()->listeners[listenerIndex()].config->timeouts.request_headers);
       }
       return true;
@@ -109,8 +160,7 @@ bool Http1ServerConnection::switchToHttp2() {
   std::unique_ptr<TlsSession> tls;
   const int fd = releaseSocket(&tls);
   phase_ = Phase::kClosed;
-  auto* h2 =
-      new Http2ServerConnection(worker_, fd, listenerIndex(), std::move(peer_), std::move(tls));
+  auto* h2 = new Http2ServerConnection(worker_, fd, listenerIndex(), peer_, std::move(tls));
   worker_.replaceConnection(*this, *h2);
   h2->start(in_.view());
   in_.release();
@@ -118,9 +168,21 @@ bool Http1ServerConnection::switchToHttp2() {
 }
 
 void Http1ServerConnection::parse() {
-  if (in_.size() == parsed_) return;
+  if (reader_ == nullptr) {
+    if (in_.empty()) return;
+    // A new request: its limits are the listener's in the current config.
+    const auto& limits = worker_.snapshot()->listeners[listenerIndex()].config->limits;
+    reader_ = worker_.http1Readers().take();
+    reader_->connection = this;
+    reader_->parser.setMaxHeadBytes(limits.max_request_headers_size);
+    reader_->parser.setMaxFields(limits.max_request_headers_count);
+  } else if (in_.size() == reader_->parsed) {
+    return;
+  }
+  Http1Parser& parser = reader_->parser;
   dispatching_ = true;
-  const Http1Parser::Result r = parser_.execute(in_.data(), parsed_, in_.size() - parsed_);
+  const Http1Parser::Result r =
+      parser.execute(in_.data(), reader_->parsed, in_.size() - reader_->parsed);
   dispatching_ = false;
   if (close_pending_) {
     closeConnection();
@@ -128,31 +190,39 @@ void Http1ServerConnection::parse() {
   }
   switch (r.status) {
     case Http1Parser::Status::kError:
-      rejectRequest(parser_.error() == ErrorCode::kNone ? ErrorCode::kBadRequest : parser_.error());
+      rejectRequest(parser.error() == ErrorCode::kNone ? ErrorCode::kBadRequest : parser.error());
       return;
     case Http1Parser::Status::kPaused:
-      // This request is complete; whatever follows is the next one, parsed when this one ends.
-      in_.consume(parsed_ + r.consumed);
-      parsed_ = 0;
+      // This request is complete; whatever follows is the next one, parsed (by a fresh reader,
+      // which is what a parser is between messages) when this one ends.
+      in_.consume(reader_->parsed + r.consumed);
+      releaseReader();
       return;
     case Http1Parser::Status::kOk:
-      if (parser_.inHeaders() && parser_.messageStarted()) {
-        parsed_ = in_.size();  // the head so far stays in place
+      if (parser.inHeaders() && parser.messageStarted()) {
+        reader_->parsed = in_.size();  // the head so far stays in place
       } else {
         in_.clear();
-        parsed_ = 0;
+        reader_->parsed = 0;
+        if (!parser.messageStarted()) releaseReader();  // only empty lines before a request
         if (!exchange_) in_.releaseIfEmpty();
       }
       return;
   }
 }
 
+void Http1ServerConnection::releaseReader() {
+  if (reader_ == nullptr) return;
+  worker_.http1Readers().give(reader_);
+  reader_ = nullptr;
+}
+
 void Http1ServerConnection::onMessageBegin() {
   first_request_ = false;
   phase_ = Phase::kHeaders;
   is_head_ = false;
-  request_start_ = Clock::now();
-  request_start_wall_ = std::chrono::system_clock::now();
+  reader_->start = Clock::now();
+  reader_->start_wall = std::chrono::system_clock::now();
   // The header deadline runs from the first byte and is not reset by later ones.
   timer_.arm(worker_.snapshot()->listeners[listenerIndex()].config->timeouts.request_headers);
 }
@@ -160,12 +230,14 @@ void Http1ServerConnection::onMessageBegin() {
 Exchange& Http1ServerConnection::newExchange() {
   WorkerSnapshotPtr snapshot = worker_.snapshot();  // the exchange keeps it alive
   const ListenerRuntime& listener = snapshot->listeners[listenerIndex()];
-  if (request_start_ == MonoTime{}) {
-    request_start_ = Clock::now();
-    request_start_wall_ = std::chrono::system_clock::now();
+  MonoTime start = reader_ != nullptr ? reader_->start : MonoTime{};
+  WallTime start_wall = reader_ != nullptr ? reader_->start_wall : WallTime{};
+  if (start == MonoTime{}) {
+    start = Clock::now();
+    start_wall = std::chrono::system_clock::now();
   }
   exchange_ = std::make_unique<Exchange>(worker_, std::move(snapshot), listener, *this, *this,
-                                         peer_, request_start_, request_start_wall_);
+                                         peer_, tls(), start, start_wall);
   return *exchange_;
 }
 
@@ -178,7 +250,6 @@ bool Http1ServerConnection::onHeadersComplete(Http1Head& h) {
   request_done_ = false;
   response_started_ = false;
   response_done_ = false;
-  has_trailers_ = false;
   close_after_ = false;
   request_has_body_ = h.chunked || (h.content_length && *h.content_length > 0);
 
@@ -186,7 +257,7 @@ bool Http1ServerConnection::onHeadersComplete(Http1Head& h) {
   head.method = h.method;
   head.target = h.target;
   head.authority = h.host;
-  head.scheme = peer_.tls ? "https" : "http";
+  head.scheme = tls() != nullptr ? "https" : "http";
   head.protocol = h.version_minor == 0 ? Protocol::kHttp10 : Protocol::kHttp11;
   head.headers = std::move(*h.headers);
   head.content_length = h.content_length;
@@ -208,12 +279,12 @@ bool Http1ServerConnection::onHeadersComplete(Http1Head& h) {
     }
     if (head.authority.empty() || !isValidAuthority(head.authority)) {
       *h.headers = std::move(head.headers);
-      parser_.fail(ErrorCode::kBadRequest, "absolute-form target without a valid host");
+      reader_->parser.fail(ErrorCode::kBadRequest, "absolute-form target without a valid host");
       return false;
     }
   } else if (head.target.front() != '/' && head.target != "*") {
     *h.headers = std::move(head.headers);
-    parser_.fail(ErrorCode::kBadRequest, "request target is not origin-form");
+    reader_->parser.fail(ErrorCode::kBadRequest, "request target is not origin-form");
     return false;
   }
 
@@ -227,23 +298,15 @@ void Http1ServerConnection::onBody(std::string_view data) {
   if (exchange_) exchange_->onRequestBody(data);
 }
 
-void Http1ServerConnection::onTrailers(HeaderList& trailers) {
-  trailers_ = std::move(trailers);
-  has_trailers_ = true;
-}
-
-bool Http1ServerConnection::onMessageComplete() {
+void Http1ServerConnection::onMessageComplete(HeaderList* trailers) {
   request_done_ = true;
   if (exchange_) {
-    if (has_trailers_) {
-      has_trailers_ = false;
-      exchange_->onRequestTrailers(trailers_);
-      trailers_.clear();
+    if (trailers != nullptr) {
+      exchange_->onRequestTrailers(*trailers);
     } else {
       exchange_->onRequestComplete();
     }
   }
-  return true;  // pause: the next pipelined request waits for this response
 }
 
 void Http1ServerConnection::rejectRequest(ErrorCode code) {
@@ -258,7 +321,9 @@ void Http1ServerConnection::rejectRequest(ErrorCode code) {
   request_has_body_ = false;
   Exchange& exchange = newExchange();
   // Log which request line was refused, when it got that far.
-  parser_.requestLine(in_.data(), &exchange.context().method, &exchange.context().path);
+  if (reader_ != nullptr) {
+    reader_->parser.requestLine(in_.data(), &exchange.context().method, &exchange.context().path);
+  }
   exchange.sendLocalReply(code);
 }
 
@@ -439,13 +504,12 @@ void Http1ServerConnection::startNextRequest() {
   response_started_ = false;
   response_done_ = false;
   is_head_ = false;
-  request_start_ = MonoTime{};
   if (draining_ || worker_.draining()) {
     closeConnection();
     return;
   }
   setReadDisabled(false);
-  parser_.resume();
+  if (reader_ != nullptr) reader_->parser.resume();  // (the reader went when the request ended)
   if (!in_.empty()) {
     parse();  // the next pipelined request
     if (phase_ != Phase::kIdle) return;
@@ -493,6 +557,7 @@ void Http1ServerConnection::closeConnection() {
   timer_.cancel();
   if (exchange_ && !exchange_->completed())
     exchange_->onDownstreamReset(ErrorCode::kClientDisconnected);
+  releaseReader();
   closeSocket();
   worker_.connectionClosed(*this);
 }

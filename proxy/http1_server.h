@@ -4,8 +4,13 @@
 // in the buffer until the one before has been answered), hands each to an Exchange, and encodes
 // the Exchange's response with framing rebuilt from real lengths. Enforces the listener's
 // header deadline (from the first byte: slowloris), idle keep-alive timeout and header size.
+//
+// An idle keep-alive connection is kept small: the parser and everything else that only a
+// request being read needs (Http1RequestReader) come from the worker's pool at a request's first
+// byte and go back once its end has been parsed; empty buffers hold no memory.
 
 #include <memory>
+#include <vector>
 
 #include "proxy/client_connection.h"
 #include "proxy/exchange.h"
@@ -20,11 +25,28 @@
 namespace viscount {
 
 class Worker;
+class Http1RequestReader;
 
-class Http1ServerConnection final : public ClientConnection,
-                                    public DownstreamStream,
-                                    public ExchangeOwner,
-                                    private Http1ParserHandler {
+// Request readers not in use: each worker keeps a few for the next request on any connection, so
+// reading a request allocates nothing and an idle connection holds no parser.
+class Http1ReaderPool {
+ public:
+  Http1ReaderPool() = default;
+  Http1ReaderPool(const Http1ReaderPool&) = delete;
+  Http1ReaderPool& operator=(const Http1ReaderPool&) = delete;
+  ~Http1ReaderPool();
+
+  Http1RequestReader* take();
+  // Resets the reader (and trims what grew) before keeping it.
+  void give(Http1RequestReader* reader);
+  size_t cached() const { return free_.size(); }
+
+ private:
+  static constexpr size_t kMaxCached = 128;
+  std::vector<Http1RequestReader*> free_;
+};
+
+class Http1ServerConnection final : public ClientConnection, public DownstreamStream {
  public:
   Http1ServerConnection(Worker& worker, int fd, size_t listener_index, PeerInfo peer);
   ~Http1ServerConnection() override;
@@ -60,14 +82,17 @@ class Http1ServerConnection final : public ClientConnection,
   void onOutputProgress() override;
   size_t readBudget() const override;
 
-  // Http1ParserHandler
-  void onMessageBegin() override;
-  bool onHeadersComplete(Http1Head& head) override;
-  void onBody(std::string_view data) override;
-  void onTrailers(HeaderList& trailers) override;
-  bool onMessageComplete() override;
+  // From the parser, through the reader.
+  friend class Http1RequestReader;
+  void onMessageBegin();
+  bool onHeadersComplete(Http1Head& head);
+  void onBody(std::string_view data);
+  // `trailers` is null when the request had none.
+  void onMessageComplete(HeaderList* trailers);
 
   void parse();
+  // The reader exists from a request's first byte until the parser has seen its end.
+  void releaseReader();
   Exchange& newExchange();
   void rejectRequest(ErrorCode code);
   void clientGone(ErrorCode code);
@@ -83,31 +108,27 @@ class Http1ServerConnection final : public ClientConnection,
   // handed to an HTTP/2 connection and this object is done.
   bool switchToHttp2();
 
+  // Ordered, and the flags packed, so that an idle connection wastes no padding.
   Worker& worker_;
-  PeerInfo peer_;
-  Http1Parser parser_;
+  Http1RequestReader* reader_ = nullptr;  // from worker_'s pool while a request is read
   std::unique_ptr<Exchange> exchange_;
   Timer timer_;
-  MonoTime request_start_{};
-  WallTime request_start_wall_{};
-  size_t parsed_ = 0;
+  PeerInfo peer_;
   Phase phase_ = Phase::kIdle;
   BodyFraming framing_ = BodyFraming::kNone;
   uint8_t client_minor_ = 1;
-  bool keep_alive_ = true;    // the client allows reuse after this request
-  bool close_after_ = false;  // we close after this response
-  bool is_head_ = false;
-  bool request_done_ = false;
-  bool request_has_body_ = false;
-  bool response_started_ = false;
-  bool response_done_ = false;
-  bool has_trailers_ = false;
-  bool dispatching_ = false;
-  bool close_pending_ = false;
-  bool draining_ = false;
-  bool lingering_ = false;
-  bool first_request_ = true;  // nothing parsed yet: the HTTP/2 preface may still come
-  HeaderList trailers_;
+  bool keep_alive_ : 1 = true;    // the client allows reuse after this request
+  bool close_after_ : 1 = false;  // we close after this response
+  bool is_head_ : 1 = false;
+  bool request_done_ : 1 = false;
+  bool request_has_body_ : 1 = false;
+  bool response_started_ : 1 = false;
+  bool response_done_ : 1 = false;
+  bool dispatching_ : 1 = false;
+  bool close_pending_ : 1 = false;
+  bool draining_ : 1 = false;
+  bool lingering_ : 1 = false;
+  bool first_request_ : 1 = true;  // nothing parsed yet: the HTTP/2 preface may still come
 };
 
 }  // namespace viscount

@@ -40,7 +40,7 @@ Exchange& Http2Stream::newExchange() {
   WorkerSnapshotPtr snapshot = worker.snapshot();
   const ListenerRuntime& listener = snapshot->listeners[connection_.listenerIndex()];
   exchange_ = std::make_unique<Exchange>(worker, std::move(snapshot), listener, *this, *this,
-                                         connection_.peer_, start_, start_wall_);
+                                         connection_.peer_, connection_.tls(), start_, start_wall_);
   ++connection_.active_streams_;
   return *exchange_;
 }
@@ -105,7 +105,7 @@ bool Http2Stream::buildRequestHead(RequestHead& head, ErrorCode* error) {
     *error = ErrorCode::kBadRequest;
     return false;
   }
-  head.scheme = connection_.peer_.tls ? "https" : "http";
+  head.scheme = connection_.tls() != nullptr ? "https" : "http";
   head.protocol = Protocol::kHttp2;
   head.keep_alive = true;
   return true;
@@ -313,7 +313,7 @@ Http2ServerConnection::Http2ServerConnection(Worker& worker, int fd, size_t list
                                              PeerInfo peer, std::unique_ptr<TlsSession> tls)
     : ClientConnection(worker.loop(), fd, listener_index),
       worker_(worker),
-      peer_(std::move(peer)),
+      peer_(peer),
       progress_timer_(worker.loop().timers(), &Http2ServerConnection::onProgressTimer, this),
       header_timer_(worker.loop().timers(), &Http2ServerConnection::onHeaderTimer, this) {
   if (tls) useTls(std::move(tls));

@@ -34,10 +34,7 @@ class Worker;
 class Http2ServerConnection;
 
 // One request stream: the Exchange's downstream side.
-class Http2Stream final : public Deletable,
-                          public DownstreamStream,
-                          public ExchangeOwner,
-                          public ListHook<> {
+class Http2Stream final : public Deletable, public DownstreamStream, public ListHook<> {
  public:
   Http2Stream(Http2ServerConnection& connection, int32_t id);
   ~Http2Stream() override;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 namespace viscount {
@@ -120,39 +121,61 @@ int connectResult(int fd) {
   return err;
 }
 
-std::string formatIp(const sockaddr* addr) {
-  char buf[INET6_ADDRSTRLEN] = {0};
+PeerAddress::PeerAddress(const sockaddr* addr) {
   if (addr->sa_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(addr)->sin_addr, buf, sizeof(buf));
-    return buf;
-  }
-  if (addr->sa_family == AF_INET6) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(addr);
+    family_ = AF_INET;
+    std::memcpy(bytes_, &v4->sin_addr, 4);
+    port_ = ntohs(v4->sin_port);
+  } else if (addr->sa_family == AF_INET6) {
     const auto* v6 = reinterpret_cast<const sockaddr_in6*>(addr);
+    port_ = ntohs(v6->sin6_port);
     if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
-      inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], buf, sizeof(buf));
-      return buf;
+      family_ = AF_INET;
+      std::memcpy(bytes_, &v6->sin6_addr.s6_addr[12], 4);
+    } else {
+      family_ = AF_INET6;
+      std::memcpy(bytes_, &v6->sin6_addr, 16);
     }
-    inet_ntop(AF_INET6, &v6->sin6_addr, buf, sizeof(buf));
-    return buf;
   }
-  return "unknown";
+}
+
+size_t PeerAddress::writeIp(char* out) const {
+  if (family_ == AF_INET) {
+    // Every request formats it: plain digits, not inet_ntop's printf.
+    char* p = out;
+    for (int i = 0; i < 4; ++i) {
+      if (i > 0) *p++ = '.';
+      p = std::to_chars(p, p + 3, static_cast<unsigned>(bytes_[i])).ptr;
+    }
+    return static_cast<size_t>(p - out);
+  }
+  char buf[INET6_ADDRSTRLEN] = {0};
+  inet_ntop(AF_INET6, bytes_, buf, sizeof(buf));
+  const size_t n = std::strlen(buf);
+  std::memcpy(out, buf, n);
+  return n;
+}
+
+std::string_view PeerAddress::ip(TextBuffer& buf) const {
+  if (family_ == 0) return "unknown";
+  return {buf, writeIp(buf)};
+}
+
+std::string_view PeerAddress::text(TextBuffer& buf) const {
+  if (family_ == 0) return "unknown";
+  char* p = buf;
+  if (family_ == AF_INET6) *p++ = '[';
+  p += writeIp(p);
+  if (family_ == AF_INET6) *p++ = ']';
+  *p++ = ':';
+  p = std::to_chars(p, buf + kMaxText, port_).ptr;
+  return {buf, static_cast<size_t>(p - buf)};
 }
 
 std::string formatPeer(const sockaddr* addr) {
-  return formatPeer(addr, formatIp(addr));
-}
-
-std::string formatPeer(const sockaddr* addr, const std::string& ip) {
-  if (addr->sa_family == AF_INET) {
-    return ip + ":" + std::to_string(ntohs(reinterpret_cast<const sockaddr_in*>(addr)->sin_port));
-  }
-  if (addr->sa_family == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(addr);
-    const std::string port = std::to_string(ntohs(v6->sin6_port));
-    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) return ip + ":" + port;
-    return "[" + ip + "]:" + port;
-  }
-  return "unknown";
+  PeerAddress::TextBuffer buf;
+  return std::string(PeerAddress(addr).text(buf));
 }
 
 }  // namespace viscount

@@ -6,7 +6,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.h"
@@ -36,8 +38,30 @@ int startConnect(const ResolvedAddress& address);
 // After a non-blocking connect reports writable: 0 when connected, else the errno.
 int connectResult(int fd);
 
-std::string formatPeer(const sockaddr* addr);  // "1.2.3.4:5678", "[::1]:5678"
-std::string formatIp(const sockaddr* addr);    // without the port; IPv4-mapped shown as IPv4
-std::string formatPeer(const sockaddr* addr, const std::string& ip);  // ip: formatIp(addr)
+// A peer's address as a connection keeps it for its whole life: 20 bytes, no heap; the text is
+// written when a request needs it. An IPv4-mapped IPv6 address is kept, and shown, as IPv4.
+class PeerAddress {
+ public:
+  // Room for the longest text, "[" IPv6 "]:" port.
+  static constexpr size_t kMaxText = 64;
+  using TextBuffer = char[kMaxText];
+
+  PeerAddress() = default;
+  explicit PeerAddress(const sockaddr* addr);
+
+  // "1.2.3.4", "::1"; "unknown" for another family. The view may point into `buf`.
+  std::string_view ip(TextBuffer& buf) const;
+  // "1.2.3.4:5678", "[::1]:5678"; "unknown" for another family.
+  std::string_view text(TextBuffer& buf) const;
+
+ private:
+  size_t writeIp(char* out) const;  // at most INET6_ADDRSTRLEN bytes, no terminator
+
+  uint8_t bytes_[16] = {};  // an IPv4 address in the first four
+  uint16_t port_ = 0;       // host order
+  uint8_t family_ = 0;      // AF_INET, AF_INET6, or 0 for another family
+};
+
+std::string formatPeer(const sockaddr* addr);  // PeerAddress(addr).text()
 
 }  // namespace viscount

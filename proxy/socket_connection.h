@@ -79,7 +79,6 @@ class SocketConnection : public Flushable {
   EventLoop& loop_;
   Buffer in_;
   Buffer out_;
-  bool connecting_ = false;
 
  private:
   static void onEvent(evutil_socket_t fd, short what, void* arg);
@@ -87,18 +86,22 @@ class SocketConnection : public Flushable {
   void readAvailable();
   void continueHandshake();
 
-  int fd_;
+  // Ordered to leave no padding: every idle connection has these.
   event event_{};
+  uint64_t bytes_written_ = 0;
+  std::unique_ptr<TlsSession> tls_;
+  int fd_;
   bool events_started_ = false;
   bool read_disabled_ = false;
   bool read_pending_ = false;   // the kernel may hold unread bytes (edge already consumed)
   bool write_blocked_ = false;  // waiting for EPOLLOUT
   bool peer_closed_ = false;    // EPOLLRDHUP seen: read until EOF
-  uint64_t bytes_written_ = 0;
-  std::unique_ptr<TlsSession> tls_;
   bool handshaking_ = false;
   bool read_wants_write_ = false;  // TLS: a read must wait for the socket to take output
   bool write_wants_read_ = false;  // TLS: a write must wait for input (e.g. a key update)
+
+ protected:
+  bool connecting_ = false;
 };
 
 }  // namespace viscount

@@ -15,10 +15,18 @@ namespace viscount {
 
 class UpstreamRequest;
 
-// Client side, driven by the Exchange.
-class DownstreamStream {
+// Whoever owns an Exchange (the downstream codec).
+class ExchangeOwner {
  public:
-  virtual ~DownstreamStream() = default;
+  virtual ~ExchangeOwner() = default;
+  // The exchange is finished (logged, upstream released); the owner may delete it (deferred).
+  virtual void onExchangeComplete() = 0;
+};
+
+// Client side, driven by the Exchange. The downstream side also owns its Exchange (an HTTP/1
+// connection, an HTTP/2 stream), so it is an ExchangeOwner too: one vtable pointer for both.
+class DownstreamStream : public ExchangeOwner {
+ public:
   // "100 Continue" for a client that sent Expect: 100-continue.
   virtual void sendContinue() = 0;
   // Other 1xx responses from the upstream (103 Early Hints, ...).

@@ -171,8 +171,7 @@ void Worker::acceptConnections(Listener& listener) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     PeerInfo info;
     const auto* sa = reinterpret_cast<const sockaddr*>(&peer);
-    info.ip = formatIp(sa);
-    info.address = formatPeer(sa, info.ip);
+    info.address = PeerAddress(sa);
     for (const Cidr& cidr : snapshot_->config->context.trusted_sources) {
       if (cidr.contains(sa)) {
         info.trusted = true;
@@ -188,10 +187,8 @@ void Worker::acceptConnections(Listener& listener) {
         metrics_->rejected("tls_setup");
         continue;
       }
-      info.tls = true;
-      info.tls_session = tls.get();
     }
-    auto* connection = new Http1ServerConnection(*this, fd, listener.index, std::move(info));
+    auto* connection = new Http1ServerConnection(*this, fd, listener.index, info);
     if (tls) connection->useTls(std::move(tls));
     connections_.pushBack(*connection);
     connection_count_.fetch_add(1, std::memory_order_relaxed);

@@ -84,6 +84,7 @@ class Worker {
 
   // --- worker thread ---
   EventLoop& loop() { return loop_; }
+  Http1ReaderPool& http1Readers() { return http1_readers_; }
   IdGenerator& ids() { return ids_; }
   AccessLogShard& accessLog() { return *access_log_; }
   MetricsShard& metrics() { return *metrics_; }
@@ -113,6 +114,7 @@ class Worker {
 
   size_t index_;
   WorkerServices services_;
+  Http1ReaderPool http1_readers_;  // before loop_: connections it deletes may still hold one
   EventLoop loop_;
   IdGenerator ids_;
   Timer log_retry_;

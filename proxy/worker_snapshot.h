@@ -12,6 +12,7 @@
 #include "filters/context_filter.h"
 #include "pool/request_limiter.h"
 #include "pool/upstream_pool.h"
+#include "proxy/socket.h"
 #include "proxy/tls.h"
 
 namespace viscount {
@@ -49,14 +50,11 @@ struct WorkerSnapshot {
 
 using WorkerSnapshotPtr = std::shared_ptr<WorkerSnapshot>;
 
-// Facts about the client connection a request arrived on.
+// Facts about the client connection a request arrived on, kept by the connection for its whole
+// life (so: compact). Whether it is TLS, and its session, the connection itself says.
 struct PeerInfo {
-  std::string address;  // "ip:port"
-  std::string ip;
-  bool trusted = false;
-  bool tls = false;
-  // The connection's TLS session (owned by the connection, which outlives its requests).
-  const TlsSession* tls_session = nullptr;
+  PeerAddress address;
+  bool trusted = false;  // the address is in context.trusted_sources
 };
 
 }  // namespace viscount

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -102,6 +103,65 @@ TEST(Http1Semantics, PipelinedRequestsAreAnsweredInOrder) {
   auto after = c.readResponse();
   ASSERT_TRUE(after);
   EXPECT_EQ(echoed(*after)["target"], "/after");
+}
+
+TEST(Http1Semantics, OneConnectionCarriesRequestsOfEveryShapeInTurn) {
+  // Between requests a connection gives its parser back to the worker's pool and takes a fresh
+  // one (or another connection's) for the next request: a head too large to keep (the pool
+  // trims it), trailers, empty lines, a head split over several reads and a small head after
+  // them must all come out as on a connection with a parser of its own. One worker: one pool.
+  TestUpstream upstream;
+  ProxyUnderTest proxy(singleUpstreamConfig(upstream.port(), 1));
+  RawConnection c(proxy.port());
+  RawConnection other(proxy.port());
+
+  Headers many;
+  for (int i = 0; i < 90; ++i)
+    many.push_back({"x-field-" + std::to_string(i), "value-" + std::to_string(i)});
+  ASSERT_TRUE(c.send(buildRequest("GET", "/many", many)));
+  auto r = c.readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(echoed(*r)["target"], "/many");
+
+  ASSERT_TRUE(
+      c.send("POST /trailers HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n"));
+  r = c.readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(echoed(*r)["target"], "/trailers");
+
+  // Another connection's request in between: the pool hands the same reader around.
+  ASSERT_TRUE(other.send(buildRequest("GET", "/other")));
+  r = other.readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(echoed(*r)["target"], "/other");
+
+  ASSERT_TRUE(c.send("\r\n"));  // an empty line before a request is ignored
+  std::this_thread::sleep_for(milliseconds(30));
+  for (const char* piece : {"GET /sp", "lit HTTP/1.1\r\nHo", "st: a\r\n\r\n"}) {
+    ASSERT_TRUE(c.send(piece));
+    std::this_thread::sleep_for(milliseconds(30));
+  }
+  r = c.readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(echoed(*r)["target"], "/split");
+
+  ASSERT_TRUE(c.send(buildRequest("GET", "/small")));
+  r = c.readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(echoed(*r)["target"], "/small");
+
+  auto reqs = upstream.requests();
+  ASSERT_EQ(reqs.size(), 5u);
+  EXPECT_EQ(reqs[0].header("x-field-0"), "value-0");
+  EXPECT_EQ(reqs[0].header("x-field-89"), "value-89");
+  EXPECT_EQ(reqs[1].body, "hello");
+  EXPECT_EQ(headerValue(reqs[1].trailers, "x-sum"), "42");
+  for (size_t i = 2; i < reqs.size(); ++i) {
+    EXPECT_EQ(reqs[i].count("x-field-0"), 0u) << reqs[i].target;
+    EXPECT_TRUE(reqs[i].trailers.empty()) << reqs[i].target;
+    EXPECT_EQ(reqs[i].header("x-forwarded-for"), "127.0.0.1") << reqs[i].target;
+  }
 }
 
 // ---- Connection and HTTP/1.0 -------------------------------------------------------------------
