@@ -215,9 +215,11 @@ admin: {{address: 127.0.0.1:0}}
 
 
 class Viscount:
-    def __init__(self, binary, config, out):
+    """The process under test: viscount (or, with --h2-mock, h2_mock_proxy.py)."""
+
+    def __init__(self, argv, out):
         self.stderr_path = os.path.join(out, "viscount.stderr.log")
-        self.proc = subprocess.Popen([binary, "--config", config], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=open(os.path.join(out, "viscount.stdout.log"), "wb"),
                                      stderr=open(self.stderr_path, "wb"))
         self.port = self.admin_port = None
@@ -291,7 +293,8 @@ def metric_sum(metrics, name, **labels):
 class Traffic:
     """The client threads. Each loops until `stop`, handing every result to the reconciler."""
 
-    def __init__(self, port, planner, reconciler, h2, seed):
+    def __init__(self, port, planner, reconciler, h2, seed, h1=True):
+        self.h1 = h1
         self.port = port
         self.planner = planner
         self.recon = reconciler
@@ -311,9 +314,11 @@ class Traffic:
             self.count += 1
 
     def start(self):
-        specs = [("h1-keepalive", self.h1_keepalive, TRUSTED_IP)] * 5
-        specs += [("h1-keepalive-untrusted", self.h1_keepalive, UNTRUSTED_IP)]
-        specs += [("h1-new-connection", self.h1_new_connection, TRUSTED_IP)] * 3
+        specs = []
+        if self.h1:
+            specs += [("h1-keepalive", self.h1_keepalive, TRUSTED_IP)] * 5
+            specs += [("h1-keepalive-untrusted", self.h1_keepalive, UNTRUSTED_IP)]
+            specs += [("h1-new-connection", self.h1_new_connection, TRUSTED_IP)] * 3
         if self.h2:
             specs += [("h2", self.h2_connections, TRUSTED_IP)] * 3
         for i, (name, target, source) in enumerate(specs):
@@ -382,23 +387,31 @@ class Traffic:
 
     def h2_connections(self, rng, source):
         while not self.stop.is_set():
+            # A batch of requests for one source; a connection dropped on purpose (or closed by
+            # viscount with GOAWAY) leaves the rest of the batch to a new connection.
             src = UNTRUSTED_IP if rng.random() < 0.25 else source
-            plans = [self.planner.make(rng, "HTTP/2", src) for _ in range(rng.randint(4, 60))]
+            plans = [self.planner.make(rng, "HTTP/2", src, aborts=("body", "wait", "response"))
+                     for _ in range(rng.randint(4, 60))]
             for plan in plans:
                 # Some aborts drop the whole connection instead of resetting one stream.
                 plan["abort_conn"] = plan["abort"] is not None and rng.random() < 0.3
-            try:
-                conn = clients.H2Connection(self.port, src, concurrency=rng.choice((2, 4, 8)))
-            except OSError as e:
-                for plan in plans:
-                    self._connect_failed(plan, e)
-                continue
-            unsent = conn.run(plans, self.done)
-            conn.close()
-            for plan in unsent:  # the connection ended first: these never left the client
-                result = clients.new_result(plan)
-                result["outcome"] = "unsent"
-                self.done(plan, result)
+            while plans:
+                try:
+                    conn = clients.H2Connection(self.port, src,
+                                                concurrency=rng.choice((2, 4, 8)))
+                except OSError as e:
+                    for plan in plans:
+                        self._connect_failed(plan, e)
+                    break
+                unsent = conn.run(plans, self.done)
+                conn.close()
+                if len(unsent) == len(plans) or self.stop.is_set():
+                    for plan in unsent:  # never left the client
+                        result = clients.new_result(plan)
+                        result["outcome"] = "unsent"
+                        self.done(plan, result)
+                    break
+                plans = unsent
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -461,9 +474,12 @@ def main():
                         help="largest allowed RSS growth after the warm-up, in percent")
     parser.add_argument("--rss-interval", type=float, default=2.0)
     parser.add_argument("--no-h2", action="store_true", help="HTTP/1 only, even if h2c answers")
+    parser.add_argument("--h2-mock", action="store_true",
+                        help="test the soak itself: HTTP/2 traffic against h2_mock_proxy.py "
+                             "instead of viscount")
     args = parser.parse_args()
 
-    if not os.access(args.binary, os.X_OK):
+    if not args.h2_mock and not os.access(args.binary, os.X_OK):
         sys.exit(f"soak: {args.binary} is not an executable (build it first)")
     os.makedirs(args.out, exist_ok=True)
     for name in ("access.log", "upstream-records.jsonl"):
@@ -476,11 +492,20 @@ def main():
 
     upstream, upstream_port = start_upstream(args.out)
     config = write_config(args.out, upstream_port)
-    viscount = Viscount(args.binary, config, args.out)
+    if args.h2_mock:
+        viscount = Viscount([PYTHON, os.path.join(HERE, "h2_mock_proxy.py"),
+                             "--upstream-port", str(upstream_port),
+                             "--access-log", os.path.join(args.out, "access.log"),
+                             "--request-timeout", str(REQUEST_TIMEOUT_S)], args.out)
+    else:
+        viscount = Viscount([args.binary, "--config", config], args.out)
     try:
         viscount.wait_started()
         h2_ok, h2_detail = clients.probe_h2c(viscount.port)
         use_h2 = h2_ok and not args.no_h2
+        if args.h2_mock:
+            say("soak: SELF-TEST of the soak's HTTP/2 side against h2_mock_proxy.py, "
+                "not viscount")
         say(f"soak: viscount pid {viscount.proc.pid} on 127.0.0.1:{viscount.port}, upstream on "
             f":{upstream_port}, {args.minutes:g} min, seed {seed}, output in {args.out}")
         if not h2_ok:
@@ -496,7 +521,7 @@ def main():
                                        REQUEST_TIMEOUT_S)
         planner = Planner(run_id=f"s{seed % 46656:03x}")
         sampler = RssSampler(viscount, args.rss_interval)
-        traffic = Traffic(viscount.port, planner, recon, use_h2, seed)
+        traffic = Traffic(viscount.port, planner, recon, use_h2, seed, h1=not args.h2_mock)
         sampler.start()
         traffic.start()
         t_end = sampler.t0 + duration
@@ -576,6 +601,8 @@ def build_report(args, seed, started, seconds, h2_ok, h2_detail, use_h2, alive, 
     dropped = metric_sum(metrics, "viscount_access_log_dropped_total")
     viscount_requests = metric_sum(metrics, "viscount_requests_total")
     rss = rss_figures(sampler.samples, seconds, args.rss_limit)
+    if args.h2_mock:
+        rss.update(ok=True, limit_pct="not checked: the mock's memory says nothing of viscount")
     total = sum(s["by_outcome"].values())
     # What the access log should hold: one line per request that reached viscount, where a head
     # cut off by the client has a line with no path, and the h2c probe one line when viscount
@@ -623,7 +650,8 @@ def build_report(args, seed, started, seconds, h2_ok, h2_detail, use_h2, alive, 
     return {
         "ok": all(c["ok"] for c in checks.values()),
         "checks": checks,
-        "run": {"binary": args.binary, "minutes": args.minutes, "seed": seed,
+        "run": {"binary": "h2_mock_proxy.py (self-test)" if args.h2_mock else args.binary,
+                "minutes": args.minutes, "seed": seed,
                 "started": started.isoformat(timespec="seconds"),
                 "traffic_seconds": round(seconds, 1), "out": args.out,
                 "http2": {"answered_h2c": h2_ok, "probe": h2_detail, "tested": use_h2},
@@ -649,6 +677,9 @@ def summary_text(report):
     out = []
     w = out.append
     w("=" * 78)
+    if r["binary"].startswith("h2_mock"):
+        w("SELF-TEST of the soak's HTTP/2 client against h2_mock_proxy.py: says nothing about "
+          "viscount")
     w(f"viscount soak: {r['traffic_seconds']}s of traffic, seed {r['seed']}, "
       f"{req['total']} requests ({req['per_second']}/s)")
     h2 = r["http2"]

@@ -23,6 +23,7 @@ import time
 import soak_common as common
 
 GRACE_SECONDS = 5.0
+ABORT_NOTICE_MS = 2000  # how much later than the client's abort its log line may end
 MAX_EXAMPLES = 25
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[47][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -193,10 +194,8 @@ class Reconciler:
         if outcome in ("response", "cut"):
             self._check_response(p, r, line, problem)
         elif outcome == "aborted":
-            if line is not None and line.get("error") not in CLIENT_GONE_ERRORS + (None,):
-                problem("abort", f"aborted request logged with error {line.get('error')!r}")
-            if line is not None and line.get("error") is None and not line.get("status"):
-                problem("abort", "aborted request logged with neither an error nor a status")
+            if line is not None:
+                self._check_abort(r, line, problem)
         elif outcome == "unsent":
             pass
         else:
@@ -208,6 +207,23 @@ class Reconciler:
             st.problem(category, token, "; ".join(m for c, m in problems if c == category)
                        + f" [{proto} {p['method']} f={p['fault']} outcome={outcome}"
                        f" status={r['status']}]")
+
+    def _check_abort(self, r, line, problem):
+        """An abort is logged as the client's doing, and noticed at once.
+
+        viscount may also have finished (or failed) the response before the abort reached it:
+        then the line has the status it sent and whatever error it had, but it must not be
+        longer than the client's own wait. A line that ends long after the client left means
+        the abort went unnoticed until something else (a timeout) ended the exchange.
+        """
+        waited_ms = (r["t1"] - r["t0"]) * 1000
+        took_ms = line.get("duration_ms") or 0
+        error = line.get("error")
+        if error not in CLIENT_GONE_ERRORS and not line.get("status"):
+            problem("abort", f"aborted request logged with error {error!r} and no status")
+        if took_ms > waited_ms + ABORT_NOTICE_MS:
+            problem("abort", f"abort noticed late: the log line ends {took_ms:.0f} ms after the "
+                    f"start, the client left after {waited_ms:.0f} ms (error {error!r})")
 
     def _check_log_count(self, p, r, lines, problem):
         st = self.stats
