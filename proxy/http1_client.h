@@ -36,6 +36,7 @@ class Http1ClientConnection final : public UpstreamConnection,
   void onOutputDrained() override;
   void onOutputProgress() override;
   size_t readBudget() const override;
+  bool awaitingInput() const override { return callbacks_ != nullptr && !response_done_; }
 
   // Http1ParserHandler
   bool onHeadersComplete(Http1Head& head) override;

@@ -64,6 +64,10 @@ size_t Http1ServerConnection::readBudget() const {
   return BufferCache::kBlockSize;
 }
 
+bool Http1ServerConnection::awaitingInput() const {
+  return phase_ == Phase::kHeaders || (phase_ == Phase::kActive && !request_done_);
+}
+
 // ---- reading -------------------------------------------------------------------------------
 
 void Http1ServerConnection::onData() {

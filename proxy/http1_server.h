@@ -65,6 +65,8 @@ class Http1ServerConnection final : public Deletable,
   void onOutputDrained() override;
   void onOutputProgress() override;
   size_t readBudget() const override;
+  // A request head or body still arriving (not: waiting for our response, the common case).
+  bool awaitingInput() const override;
 
   // Http1ParserHandler
   void onMessageBegin() override;
