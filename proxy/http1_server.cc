@@ -17,6 +17,16 @@ bool startsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && equalsIgnoreCase(s.substr(0, prefix.size()), prefix);
 }
 
+// The first request line in `in` (after the empty lines a client may send first) ends with
+// HTTP/1.0. Only asked about a request the parser refused once its request line was complete.
+bool requestLineIsHttp10(std::string_view in) {
+  while (in.substr(0, 2) == "\r\n")
+    in.remove_prefix(2);
+  const std::string_view line = in.substr(0, in.find("\r\n"));
+  constexpr std::string_view kVersion = " HTTP/1.0";
+  return line.size() > kVersion.size() && line.substr(line.size() - kVersion.size()) == kVersion;
+}
+
 }  // namespace
 
 Http1ServerConnection::Http1ServerConnection(Worker& worker, int fd, size_t listener_index,
@@ -218,8 +228,10 @@ void Http1ServerConnection::rejectRequest(ErrorCode code) {
   request_done_ = true;
   request_has_body_ = false;
   Exchange& exchange = newExchange();
-  // Log which request line was refused, when it got that far.
-  parser_.requestLine(in_.data(), &exchange.context().method, &exchange.context().path);
+  // Log which request line was refused, when it got that far, with its version.
+  RequestContext& ctx = exchange.context();
+  parser_.requestLine(in_.data(), &ctx.method, &ctx.path);
+  if (!ctx.method.empty() && requestLineIsHttp10(in_.view())) ctx.protocol = Protocol::kHttp10;
   exchange.sendLocalReply(code);
 }
 
