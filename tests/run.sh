@@ -30,6 +30,11 @@ VISCOUNT_SKIP_INSTALL=1 SMOKE=1 OUT=build/bench-smoke tests/bench/side_by_side.s
   { cat build/bench-smoke.log; exit 1; }
 tail -n 3 build/bench-smoke.log
 
+echo "== soak smoke (half a minute of faulty mixed traffic, then the audit: tests/soak/README.md)"
+tests/soak/soak.py --binary build/proxy/viscount --minutes 0.5 --out build/soak-smoke \
+  >build/soak-smoke.log 2>&1 || { cat build/soak-smoke.log; exit 1; }
+grep -E '^(viscount soak|HTTP/2|RESULT)' build/soak-smoke.log
+
 echo "== ASan + UBSan build"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVISCOUNT_SANITIZE=ON \
   -DVISCOUNT_BUILD_BENCH=OFF

@@ -13,6 +13,7 @@ Result `outcome`:
   aborted      the client gave up on purpose (plan["abort"])
   timeout      nothing for CLIENT_TIMEOUT seconds
   error        anything else (detail says what)
+  unsent       never reached viscount (its h2 connection ended first, or a GOAWAY refused it)
 """
 
 import hashlib
@@ -272,7 +273,7 @@ def h1_exchange(conn, plan, port):
                     return h1_finish(conn, plan, result, status, headers)
             abort_at = plan.get("abort_at", -1) if abort == "body" else -1
             for wire, n in h1_upload_pieces(plan):
-                if 0 <= abort_at <= result["sent"]:
+                if 0 <= abort_at < result["sent"] + n:  # this piece would pass the abort point
                     conn.close(reset=plan.get("abort_rst", False))
                     result["outcome"] = "aborted"
                     return result
@@ -561,9 +562,9 @@ class H2Connection:
             code = getattr(ev.error_code, "name", ev.error_code)
             for sid, st in list(self.streams.items()):
                 if ev.last_stream_id is not None and sid > ev.last_stream_id:
-                    # Never processed: the plan was not seen by viscount at all.
+                    # Never processed (RFC 9113 section 6.8): as if never sent.
                     st.result["wire"] = False
-                    self._end(st, "no_response", f"GOAWAY {code} above last stream")
+                    self._end(st, "unsent", f"GOAWAY {code} above its last stream")
             if code != "NO_ERROR":
                 self.dead = f"GOAWAY {code}"
             else:
