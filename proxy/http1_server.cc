@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include "proxy/http2_server.h"
 #include "proxy/worker.h"
 #include "telemetry/metrics.h"
 
@@ -10,6 +11,8 @@ namespace {
 
 // Bytes of later pipelined requests we hold while the current one is in flight.
 constexpr size_t kPipelineBudget = BufferCache::kBlockSize;
+// The HTTP/2 connection preface (RFC 9113 section 3.4): a client with prior knowledge.
+constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 // How long a closing connection keeps reading and discarding after our last response.
 constexpr std::chrono::milliseconds kLingerTimeout{2000};
 
@@ -31,9 +34,8 @@ bool requestLineIsHttp10(std::string_view in) {
 
 Http1ServerConnection::Http1ServerConnection(Worker& worker, int fd, size_t listener_index,
                                              PeerInfo peer)
-    : SocketConnection(worker.loop(), fd),
+    : ClientConnection(worker.loop(), fd, listener_index),
       worker_(worker),
-      listener_index_(listener_index),
       peer_(std::move(peer)),
       parser_(Http1Parser::Kind::kRequest, *this),
       timer_(worker.loop().timers(), &Http1ServerConnection::onTimer, this) {}
@@ -41,7 +43,7 @@ Http1ServerConnection::Http1ServerConnection(Worker& worker, int fd, size_t list
 Http1ServerConnection::~Http1ServerConnection() = default;
 
 void Http1ServerConnection::start(std::string_view preread) {
-  const auto& listener = *worker_.snapshot()->listeners[listener_index_].config;
+  const auto& listener = *worker_.snapshot()->listeners[listenerIndex()].config;
   parser_.setMaxHeadBytes(listener.limits.max_request_headers_size);
   parser_.setMaxFields(listener.limits.max_request_headers_count);
   // Until the first byte a new connection is idle; the header deadline starts with that byte.
@@ -66,7 +68,7 @@ size_t Http1ServerConnection::readBudget() const {
   if (phase_ == Phase::kIdle || phase_ == Phase::kHeaders) {
     // One block beyond the limit, so an oversized head is seen and answered with 431.
     const size_t limit = static_cast<size_t>(worker_.snapshot()
-                                                 ->listeners[listener_index_]
+                                                 ->listeners[listenerIndex()]
                                                  .config->limits.max_request_headers_size) +
                          BufferCache::kBlockSize;
     return in_.size() >= limit ? 0 : limit - in_.size();
@@ -86,7 +88,36 @@ void Http1ServerConnection::onData() {
     return;
   }
   if (exchange_ && request_done_) return;  // a pipelined request waits its turn
+  if (first_request_ && switchToHttp2()) return;
   parse();
+}
+
+bool Http1ServerConnection::switchToHttp2() {
+  if (!worker_.snapshot()->listeners[listenerIndex()].config->http2) {
+    first_request_ = false;
+    return false;
+  }
+  const bool alpn_h2 = tls() != nullptr && tls()->alpn() == "h2";
+  if (!alpn_h2) {
+    const size_t n = std::min(in_.size(), kHttp2Preface.size());
+    if (in_.view().substr(0, n) != kHttp2Preface.substr(0, n)) {
+      first_request_ = false;  // HTTP/1 from here on
+      return false;
+    }
+    if (n < kHttp2Preface.size()) return true;  // the rest of the preface decides
+  }
+  // The socket, its TLS session and what was read so far go to an HTTP/2 connection; this
+  // object is deleted at the end of the turn.
+  timer_.cancel();
+  std::unique_ptr<TlsSession> tls;
+  const int fd = releaseSocket(&tls);
+  phase_ = Phase::kClosed;
+  auto* h2 =
+      new Http2ServerConnection(worker_, fd, listenerIndex(), std::move(peer_), std::move(tls));
+  worker_.replaceConnection(*this, *h2);
+  h2->start(in_.view());
+  in_.release();
+  return true;
 }
 
 void Http1ServerConnection::parse() {
@@ -120,17 +151,18 @@ void Http1ServerConnection::parse() {
 }
 
 void Http1ServerConnection::onMessageBegin() {
+  first_request_ = false;
   phase_ = Phase::kHeaders;
   is_head_ = false;
   request_start_ = Clock::now();
   request_start_wall_ = std::chrono::system_clock::now();
   // The header deadline runs from the first byte and is not reset by later ones.
-  timer_.arm(worker_.snapshot()->listeners[listener_index_].config->timeouts.request_headers);
+  timer_.arm(worker_.snapshot()->listeners[listenerIndex()].config->timeouts.request_headers);
 }
 
 Exchange& Http1ServerConnection::newExchange() {
   WorkerSnapshotPtr snapshot = worker_.snapshot();  // the exchange keeps it alive
-  const ListenerRuntime& listener = snapshot->listeners[listener_index_];
+  const ListenerRuntime& listener = snapshot->listeners[listenerIndex()];
   if (request_start_ == MonoTime{}) {
     request_start_ = Clock::now();
     request_start_wall_ = std::chrono::system_clock::now();
@@ -241,7 +273,8 @@ void Http1ServerConnection::onTimer(void* arg) {
     self->worker_.metrics().timedOut("request_headers");
     self->rejectRequest(ErrorCode::kRequestHeaderTimeout);
   } else if (self->phase_ == Phase::kIdle) {
-    self->worker_.metrics().timedOut("client_idle");
+    const bool handshaking = self->tls() != nullptr && !self->tls()->handshakeDone();
+    self->worker_.metrics().timedOut(handshaking ? "tls_handshake" : "client_idle");
     self->closeConnection();  // idle keep-alive, or never spoke
   } else if (self->phase_ == Phase::kClosing) {
     self->closeConnection();  // done lingering
@@ -251,6 +284,13 @@ void Http1ServerConnection::onTimer(void* arg) {
 // ---- client going away ---------------------------------------------------------------------
 
 void Http1ServerConnection::clientGone(ErrorCode code) {
+  // A TLS client that never finished its handshake (no common version or cipher, a rejected
+  // or missing client certificate, a plaintext client on a TLS port, a stall) made no request.
+  if (tls() != nullptr && !tls()->handshakeDone()) {
+    worker_.metrics().rejected("tls_handshake");
+    closeConnection();
+    return;
+  }
   if (exchange_ && !exchange_->completed()) {
     exchange_->onDownstreamReset(code);
   } else if (phase_ == Phase::kHeaders && !exchange_) {
@@ -417,7 +457,7 @@ void Http1ServerConnection::startNextRequest() {
   }
   if (phase_ == Phase::kIdle) {
     in_.releaseIfEmpty();
-    timer_.arm(worker_.snapshot()->listeners[listener_index_].config->timeouts.idle);
+    timer_.arm(worker_.snapshot()->listeners[listenerIndex()].config->timeouts.idle);
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "proxy/client_connection.h"
 #include "proxy/exchange.h"
 #include "proxy/http1_encoder.h"
 #include "proxy/http1_parser.h"
@@ -19,13 +20,10 @@
 namespace viscount {
 
 class Worker;
-struct ConnectionListTag {};
 
-class Http1ServerConnection final : public Deletable,
-                                    public SocketConnection,
+class Http1ServerConnection final : public ClientConnection,
                                     public DownstreamStream,
                                     public ExchangeOwner,
-                                    public ListHook<ConnectionListTag>,
                                     private Http1ParserHandler {
  public:
   Http1ServerConnection(Worker& worker, int fd, size_t listener_index, PeerInfo peer);
@@ -33,14 +31,10 @@ class Http1ServerConnection final : public Deletable,
 
   // Starts reading. `preread` holds bytes already taken from the socket (protocol sniffing).
   void start(std::string_view preread = {});
-  // Drain: close now when idle, else after the current response.
-  void drain();
-  // Drain timeout: a request still waiting for its response gets 503 `draining` (the client may
-  // retry elsewhere); a response in progress is cut. The connection closes afterwards.
-  void abandon();
-  // Shutdown: close now, whatever is in flight.
-  void abort();
-  size_t listenerIndex() const { return listener_index_; }
+  // ClientConnection
+  void drain() override;
+  void abandon() override;
+  void abort() override;
 
   // DownstreamStream
   void sendContinue() override;
@@ -87,8 +81,11 @@ class Http1ServerConnection final : public Deletable,
 
   enum class Phase : unsigned char { kIdle, kHeaders, kActive, kClosing, kClosed };
 
+  // HTTP/2 on this socket (the connection preface, or ALPN "h2"): true when the socket was
+  // handed to an HTTP/2 connection and this object is done.
+  bool switchToHttp2();
+
   Worker& worker_;
-  size_t listener_index_;
   PeerInfo peer_;
   Http1Parser parser_;
   std::unique_ptr<Exchange> exchange_;
@@ -111,6 +108,7 @@ class Http1ServerConnection final : public Deletable,
   bool close_pending_ = false;
   bool draining_ = false;
   bool lingering_ = false;
+  bool first_request_ = true;  // nothing parsed yet: the HTTP/2 preface may still come
   HeaderList trailers_;
 };
 

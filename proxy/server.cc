@@ -54,7 +54,7 @@ ConfigRuntimePtr Server::prepareConfig(const ConfigPtr& config, std::string* err
     std::shared_ptr<const TlsServerContext> tls;
     if (l.tls) {
       std::string why;
-      tls = TlsServerContext::create(*l.tls, &why);
+      tls = TlsServerContext::create(*l.tls, l.http2, &why);
       if (!tls) {
         *error = "listener " + l.name + ": " + why;
         return nullptr;

@@ -37,6 +37,16 @@ void SocketConnection::closeSocket() {
   out_.release();
 }
 
+int SocketConnection::releaseSocket(std::unique_ptr<TlsSession>* tls) {
+  if (events_started_) event_del(&event_);
+  events_started_ = false;
+  leaveList();
+  *tls = std::move(tls_);
+  const int fd = fd_;
+  fd_ = -1;
+  return fd;
+}
+
 void SocketConnection::onEvent(evutil_socket_t, short what, void* arg) {
   static_cast<SocketConnection*>(arg)->handleEvent(what);
 }
@@ -99,6 +109,10 @@ void SocketConnection::continueHandshake() {
   } else {
     onTlsHandshakeDone(false, tls_->lastError());
   }
+}
+
+void SocketConnection::readSoon() {
+  if (events_started_ && !read_disabled_) event_active(&event_, EV_READ, 0);
 }
 
 void SocketConnection::setReadDisabled(bool disabled) {

@@ -43,10 +43,15 @@ class SocketConnection : public Flushable {
   void adoptFd(int fd) { fd_ = fd; }
   // Queue output and make sure it is written at the end of this turn.
   void scheduleWrite() { loop_.scheduleFlush(*this); }
+  // Look for input again in this turn (after a hand-over, whose read edge was spent).
+  void readSoon();
   // Stop or resume reading (backpressure). Resuming re-reads anything the kernel still holds.
   void setReadDisabled(bool disabled);
   // Closes the socket now; further events are not delivered. Idempotent.
   void closeSocket();
+  // Gives the open socket (and its TLS session) to another connection object: events stop here
+  // and nothing is closed. Unread input in in_ stays for the caller to pass on.
+  int releaseSocket(std::unique_ptr<TlsSession>* tls);
   // TLS client: runs the handshake on the connected socket before any data flows, then calls
   // onTlsHandshakeDone (maybe before this returns).
   void startTlsHandshake(std::unique_ptr<TlsSession> session);

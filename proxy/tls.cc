@@ -14,6 +14,9 @@ namespace {
 // The ALPN ids spoken on both sides, in order of preference (wire format: length-prefixed).
 constexpr unsigned char kAlpnProtocols[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
+// What a listener with HTTP/2 offers clients: h2 first.
+constexpr unsigned char kAlpnServerH2[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
 // Drains OpenSSL's error queue into one readable line.
 std::string openSslErrors() {
   std::string out;
@@ -26,10 +29,13 @@ std::string openSslErrors() {
   return out.empty() ? "unknown error" : out;
 }
 
+// `arg` is non-null for a listener that speaks HTTP/2.
 int selectAlpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
-               unsigned int in_len, void*) {
+               unsigned int in_len, void* arg) {
   unsigned char* chosen = nullptr;
-  if (SSL_select_next_proto(&chosen, out_len, kAlpnProtocols, sizeof kAlpnProtocols, in, in_len) !=
+  const unsigned char* ours = arg != nullptr ? kAlpnServerH2 : kAlpnProtocols;
+  const unsigned int ours_len = arg != nullptr ? sizeof kAlpnServerH2 : sizeof kAlpnProtocols;
+  if (SSL_select_next_proto(&chosen, out_len, ours, ours_len, in, in_len) !=
       OPENSSL_NPN_NEGOTIATED) {
     // RFC 7301: the client insists on protocols we do not speak.
     return SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -77,7 +83,7 @@ bool useKeyPair(SSL_CTX* ctx, const std::string& certificate, const std::string&
 }  // namespace
 
 std::shared_ptr<TlsServerContext> TlsServerContext::create(const TlsServerConfig& config,
-                                                           std::string* error) {
+                                                           bool http2, std::string* error) {
   // The server's cipher order for TLS 1.2.
   SSL_CTX* ctx = newContext(TLS_server_method(), SSL_OP_CIPHER_SERVER_PREFERENCE, error);
   if (ctx == nullptr) return nullptr;
@@ -98,7 +104,8 @@ std::shared_ptr<TlsServerContext> TlsServerContext::create(const TlsServerConfig
   static const unsigned char kSessionContext[] = "viscount";
   SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-  SSL_CTX_set_alpn_select_cb(ctx, &selectAlpn, nullptr);
+  static int h2_marker = 0;
+  SSL_CTX_set_alpn_select_cb(ctx, &selectAlpn, http2 ? &h2_marker : nullptr);
   return context;
 }
 

@@ -25,7 +25,8 @@ class TlsServerContext {
  public:
   // Loads the certificate chain, the private key and, for mTLS, the client CA file. nullptr and
   // `error` (naming the file and OpenSSL's reason) when any of them is unusable.
-  static std::shared_ptr<TlsServerContext> create(const TlsServerConfig& config,
+  // `http2` offers h2 before http/1.1 in ALPN.
+  static std::shared_ptr<TlsServerContext> create(const TlsServerConfig& config, bool http2,
                                                   std::string* error);
   TlsServerContext(const TlsServerContext&) = delete;
   TlsServerContext& operator=(const TlsServerContext&) = delete;

@@ -53,7 +53,7 @@ void Worker::join() {
 void Worker::run() {
   loop_.run();
   // Stopped: nothing may outlive the loop that its callbacks reference.
-  while (Http1ServerConnection* c = connections_.front()) {
+  while (ClientConnection* c = connections_.front()) {
     c->abort();
     if (connections_.front() == c) static_cast<ListHook<ConnectionListTag>&>(*c).leaveList();
   }
@@ -192,7 +192,13 @@ void Worker::acceptConnections(Listener& listener) {
   }
 }
 
-void Worker::connectionClosed(Http1ServerConnection& connection) {
+void Worker::replaceConnection(ClientConnection& old, ClientConnection& replacement) {
+  static_cast<ListHook<ConnectionListTag>&>(old).leaveList();
+  connections_.pushBack(replacement);
+  loop_.deferDelete(std::unique_ptr<Deletable>(&old));
+}
+
+void Worker::connectionClosed(ClientConnection& connection) {
   static_cast<ListHook<ConnectionListTag>&>(connection).leaveList();
   connection_count_.fetch_sub(1, std::memory_order_relaxed);
   const size_t index = connection.listenerIndex();
@@ -222,7 +228,7 @@ void Worker::beginDrain(std::function<void()> done) {
     draining_ = true;
     drained_ = std::move(done);
     closeListeners();
-    std::vector<Http1ServerConnection*> all;
+    std::vector<ClientConnection*> all;
     for (auto* c = connections_.front(); c; c = connections_.next(*c))
       all.push_back(c);
     for (auto* c : all)
@@ -245,7 +251,7 @@ void Worker::checkDrained() {
 
 void Worker::abandonInFlight() {
   loop_.post([this] {
-    std::vector<Http1ServerConnection*> all;
+    std::vector<ClientConnection*> all;
     for (auto* c = connections_.front(); c; c = connections_.next(*c))
       all.push_back(c);
     for (auto* c : all)
@@ -255,7 +261,7 @@ void Worker::abandonInFlight() {
 
 void Worker::shutdown() {
   loop_.post([this] {
-    std::vector<Http1ServerConnection*> all;
+    std::vector<ClientConnection*> all;
     for (auto* c = connections_.front(); c; c = connections_.next(*c))
       all.push_back(c);
     for (auto* c : all)

@@ -90,7 +90,9 @@ class Worker {
   EventLog& events() { return *services_.events; }
   const WorkerSnapshotPtr& snapshot() const { return snapshot_; }
   bool draining() const { return draining_; }
-  void connectionClosed(Http1ServerConnection& connection);
+  void connectionClosed(ClientConnection& connection);
+  // An HTTP/1 connection handed its socket to `replacement` (HTTP/2): same client, same counts.
+  void replaceConnection(ClientConnection& old, ClientConnection& replacement);
 
  private:
   struct Listener {
@@ -118,7 +120,7 @@ class Worker {
   MetricsShard* metrics_ = nullptr;
   WorkerSnapshotPtr snapshot_;
   std::vector<std::unique_ptr<Listener>> listeners_;
-  IntrusiveList<Http1ServerConnection, ConnectionListTag> connections_;
+  IntrusiveList<ClientConnection, ConnectionListTag> connections_;
   std::atomic<size_t> connection_count_{0};
   bool draining_ = false;
   std::function<void()> drained_;

@@ -67,6 +67,8 @@ std::string Metrics::renderPrometheus() const {
   std::map<std::string, uint64_t, std::less<>> timeouts;
   std::map<std::string, ListenerTotals, std::less<>> listeners;
   uint64_t access_log_dropped = 0;
+  std::array<uint64_t, 3> protocols{};
+  std::array<uint64_t, 4> tls_requests{};
   {
     std::lock_guard lock(registry_);
     for (const auto& shard : shards_) {
@@ -87,6 +89,10 @@ std::string Metrics::renderPrometheus() const {
         t.reused += up.reused_.value();
         t.retries += up.retries_.value();
       });
+      for (size_t i = 0; i < protocols.size(); ++i)
+        protocols[i] += shard->protocols_[i].value();
+      for (size_t i = 0; i < tls_requests.size(); ++i)
+        tls_requests[i] += shard->tls_requests_[i].value();
       shard->rejected_.forEach(
           [&](std::string_view reason, const Counter& c) { entry(rejected, reason) += c.value(); });
       shard->timeouts_.forEach(
@@ -114,6 +120,22 @@ std::string Metrics::renderPrometheus() const {
       const std::string code_text = std::to_string(code);
       text.sample("viscount_requests_total", {{"upstream", name}, {"code", code_text}}, n);
     }
+  }
+  text.family("viscount_requests_by_protocol_total", "counter",
+              "Requests completed, by the protocol the client spoke.");
+  for (size_t i = 0; i < protocols.size(); ++i) {
+    text.sample("viscount_requests_by_protocol_total",
+                {{"protocol", toString(static_cast<Protocol>(i))}}, protocols[i]);
+  }
+  text.family("viscount_tls_requests_total", "counter",
+              "Requests completed over TLS, by TLS version and whether the client certificate "
+              "was verified (mTLS).");
+  for (size_t i = 0; i < tls_requests.size(); ++i) {
+    if (tls_requests[i] == 0) continue;
+    text.sample("viscount_tls_requests_total",
+                {{"tls_version", i >= 2 ? "TLSv1.3" : "TLSv1.2"},
+                 {"client_cert_verified", (i & 1) != 0 ? "true" : "false"}},
+                tls_requests[i]);
   }
   text.family("viscount_request_errors_total", "counter",
               "Requests that ended in an error, by upstream and error code.");
@@ -203,6 +225,11 @@ void MetricsShard::requestCompleted(UpstreamMetrics& up, const RequestContext& c
   if (ctx.error != ErrorCode::kNone) {
     const size_t slot = std::min(static_cast<size_t>(ctx.error), kErrorCodeSlots - 1);
     up.errors_[slot].add();
+  }
+  protocols_[static_cast<size_t>(ctx.protocol)].add();
+  if (!ctx.tls_version.empty()) {
+    tls_requests_[(ctx.tls_version == "TLSv1.3" ? 2 : 0) + (ctx.client_cert_verified ? 1 : 0)]
+        .add();
   }
 }
 

@@ -59,8 +59,10 @@ class MetricsShard {
   UpstreamMetrics& upstream(std::string_view name) { return upstreams_.get(name, registry_); }
 
   // viscount_requests_total{upstream,code}, viscount_request_duration_seconds{upstream},
-  // viscount_upstream_request_duration_seconds{upstream} (when the upstream was reached) and
-  // viscount_request_errors_total{upstream,error} (when the request failed).
+  // viscount_upstream_request_duration_seconds{upstream} (when the upstream was reached),
+  // viscount_request_errors_total{upstream,error} (when the request failed),
+  // viscount_requests_by_protocol_total{protocol} and, over TLS,
+  // viscount_tls_requests_total{tls_version,client_cert_verified}.
   void requestCompleted(UpstreamMetrics& up, const RequestContext& ctx);
 
   // viscount_rejected_total{reason}
@@ -109,6 +111,8 @@ class MetricsShard {
   LabelledCells<Counter> rejected_;
   LabelledCells<Counter> timeouts_;
   LabelledCells<ListenerCells> listeners_;
+  std::array<Counter, 3> protocols_;     // by Protocol
+  std::array<Counter, 4> tls_requests_;  // [TLSv1.3?][client certificate verified?]
 };
 
 class Metrics {

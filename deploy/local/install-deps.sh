@@ -13,6 +13,6 @@ apt-get install -y -q --no-install-recommends \
   libevent-dev node-llhttp libnghttp2-dev libssl-dev openssl \
   libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev \
   libgtest-dev libgmock-dev googletest libbenchmark-dev \
-  curl nghttp2-client wrk nginx-light haproxy gnuplot-nox \
+  curl nghttp2-client nghttp2-proxy wrk nginx-light haproxy gnuplot-nox \
   python3 python3-h2 python3-httpx python3-fastapi python3-uvicorn python3-yaml \
   podman runc catatonit netavark aardvark-dns iptables debootstrap

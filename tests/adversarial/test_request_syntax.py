@@ -84,8 +84,8 @@ CASES = [
     Case("http_lowercase", get(version=b"http/1.1"), 400),
     Case("http_0_9_request_line", b"GET /\r\n\r\n", 400),
     Case("http_0_9_version", b"GET / HTTP/0.9\r\n\r\n", 400),
-    Case("h2_prior_knowledge_preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", {400, 505},
-         doc="HTTP/2 is not served yet: refused, never forwarded"),
+    Case("h2_preface_near_miss", b"PRI * HTTP/2.0\r\n\r\nXM\r\n\r\n", {400, 505},
+         doc="almost the HTTP/2 preface: HTTP/1 refuses it, never forwarded"),
     # --- methods ---------------------------------------------------------------------------
     Case("unknown_method", get(method=b"FROB"), 501),
     Case("lowercase_method", get(method=b"get"), 501),

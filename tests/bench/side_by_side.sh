@@ -8,7 +8,9 @@
 #   - RSS per idle keep-alive connection (IDLE_CONNS for all three; viscount also at 10,000)
 #     and idle RSS after start;
 #   - viscount's RSS growth while streaming a 1 GiB body to a slow (rate-limited) client;
-#   - viscount with 1 and with 2 workers.
+#   - viscount with 1 and with 2 workers;
+#   - HTTP/2 from clients: h2load -c16 -m16 (h2c) through viscount and through nghttpx (to the
+#     same HTTP/1.1 upstream), req/s and CPU microseconds per request, alternating rounds.
 # It writes OUT/results.md (the table) and OUT/results.png (the plot).
 #
 #   tests/bench/side_by_side.sh                 # installs wrk, nginx, haproxy, gnuplot if missing
@@ -34,14 +36,15 @@ conns=64
 
 if [ "$(id -u)" = 0 ] && [ "${VISCOUNT_SKIP_INSTALL:-0}" != 1 ]; then
   missing=()
-  for pair in wrk:wrk nginx:nginx-light haproxy:haproxy gnuplot:gnuplot-nox curl:curl; do
+  for pair in wrk:wrk nginx:nginx-light haproxy:haproxy gnuplot:gnuplot-nox curl:curl \
+    h2load:nghttp2-client nghttpx:nghttp2-proxy; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 fi
-for tool in wrk nginx haproxy taskset curl gnuplot; do
+for tool in wrk nginx haproxy taskset curl gnuplot h2load nghttpx; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 [ -x "$bin" ] || { echo "missing: $bin (build first: cmake --build build)" >&2; exit 1; }
@@ -223,6 +226,49 @@ if [ "$got" != $((stream_mib * 1048576)) ]; then
 fi
 kill "$stream_pid"
 
+# ---- HTTP/2 from clients: h2load vs nghttpx ---------------------------------------------------
+# nghttpx as the HTTP/2 peer (h2c front end, HTTP/1.1 to the same upstream, one worker, an access
+# log line per request); neither injects ids there, viscount still does.
+taskset -c 1 nghttpx --frontend='127.0.0.1,18083;no-tls' --backend='127.0.0.1,18080' --workers=1 \
+  --accesslog-file="$work/nghttpx.log" \
+  --accesslog-format='{"remote":"$remote_addr","request":"$request","status":$status,"bytes":$body_bytes_sent,"time":$request_time}' \
+  --errorlog-file="$work/nghttpx-error.log" --no-ocsp --conf=/dev/null 2>/dev/null &
+pids+=($!)
+nghttpx_master=$!
+wait_port 18083 || { cat "$work/nghttpx-error.log" >&2; exit 1; }
+nghttpx_pid=
+for _ in $(seq 100); do  # the master binds, then forks the worker that does the work
+  nghttpx_pid=$(pgrep -P "$nghttpx_master" | head -1 || true)
+  [ -n "$nghttpx_pid" ] && break
+  sleep 0.05
+done
+[ -n "$nghttpx_pid" ] || { echo "nghttpx started no worker" >&2; exit 1; }
+h2_seconds=${duration%s}
+h2run() {  # name port pid
+  local c0 c1 out
+  c0=$(awk '{print $14+$15}' "/proc/$3/stat")
+  out=$(taskset -c 0 h2load -t1 -c16 -m16 -D "$h2_seconds" "http://127.0.0.1:$2/x" 2>&1)
+  c1=$(awk '{print $14+$15}' "/proc/$3/stat")
+  echo "$out" | awk -v name="$1" -v c0="$c0" -v c1="$c1" -v t="$(getconf CLK_TCK)" '
+    /^finished in/ {rps=$4}
+    /^requests:/ {ok=$8}
+    /^status codes:/ {codes=$3}
+    END {printf "%s rps=%.0f succeeded=%d cpu_us_per_req=%.2f\n", name, rps, ok, (ok>0)?(c1-c0)/t*1e6/ok:0}'
+}
+echo "# HTTP/2: h2load -t1 -c16 -m16 -D $h2_seconds x $rounds rounds (h2c), alternating"
+for round in $(seq "$rounds"); do
+  for target in "viscount 18085 $viscount_pid" "nghttpx 18083 $nghttpx_pid"; do
+    set -- $target
+    echo "round $round $(h2run "$1" "$2" "$3")" | tee -a "$work/h2.txt"
+  done
+done
+for name in viscount nghttpx; do
+  grep " $name " "$work/h2.txt" | field rps | median >"$work/h2rps_$name"
+  grep " $name " "$work/h2.txt" | field cpu_us_per_req | median >"$work/h2cpu_$name"
+done
+h2rps() { cat "$work/h2rps_$1"; }
+h2cpu() { cat "$work/h2cpu_$1"; }
+
 # ---- 1 and 2 workers -----------------------------------------------------------------------
 viscount_config 18089 2 18099 18080 >"$work/viscount-2w.yaml"
 "$bin" --config "$work/viscount-2w.yaml" 2>/dev/null &
@@ -270,7 +316,13 @@ machine="$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc
   echo "| p99 added ≤ 100 µs at half of nginx's saturation | $p99_added µs | $([ "$p99_added" -lt 0 ] && echo 'inconclusive: direct p99 noisier' || verdict "$p99_added" 100 le) |"
   echo
   echo "Scaling: viscount with 1 worker $one_w req/s, with 2 workers $two_w req/s (2 cores shared with wrk)."
-  echo "HTTP/2 (h2load -m16 vs nghttpx): not measured until HTTP/2 lands."
+  echo
+  echo "HTTP/2 from clients (h2c, h2load -t1 -c16 -m16, $rounds rounds alternating, medians; HTTP/1.1 to the upstream):"
+  echo
+  echo "| | viscount | nghttpx | viscount / nghttpx |"
+  echo "|---|---|---|---|"
+  echo "| req/s (1 worker each) | $(h2rps viscount) | $(h2rps nghttpx) | $(ratio "$(h2rps viscount)" "$(h2rps nghttpx)") × |"
+  echo "| CPU µs per request | $(h2cpu viscount) | $(h2cpu nghttpx) | $(ratio "$(h2cpu viscount)" "$(h2cpu nghttpx)") × |"
 } >"$out/results.md"
 
 printf 'viscount %s %s\nnginx %s %s\nHAProxy %s %s\n' \
