@@ -100,6 +100,7 @@ class Http2Stream final : public Deletable,
   bool has_trailers_ = false;
   bool deferred_ = false;   // the data source is waiting for more body
   bool over_high_ = false;  // body_ went over the high watermark since the last writable call
+  bool reset_after_body_ = false;  // a cut response: RST_STREAM once body_ has gone out
   bool exchange_done_ = false;
   bool closed_ = false;  // nghttp2 closed the stream
 };
