@@ -430,9 +430,12 @@ class H2Connection:
                 return
             del self._out[:sent]
 
-    def _die(self, why):
+    def _die(self, why, reset=False):
         if self.dead is None:
             self.dead = why
+        if reset:
+            hard_close(self.sock)
+            return
         try:
             self.sock.close()
         except OSError:
@@ -488,7 +491,7 @@ class H2Connection:
     def _abort(self, s):
         """The plan's abort: reset this stream, or (abort_conn) drop the whole connection."""
         if s.plan.get("abort_conn"):
-            self._die("aborted by the client")
+            self._die("aborted by the client", reset=s.plan.get("abort_rst", False))
             return
         try:
             self.conn.reset_stream(s.sid, h2.errors.ErrorCodes.CANCEL)
