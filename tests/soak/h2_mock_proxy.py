@@ -219,7 +219,8 @@ class Stream:
 
     def exchange(self):
         deadline = self.t0 + self.c.mock.request_timeout
-        head = [f"{self.method} {self.path} HTTP/1.1", f"host: 127.0.0.1:{self.c.mock.upstream_port}",
+        head = [f"{self.method} {self.path} HTTP/1.1",
+                f"host: 127.0.0.1:{self.c.mock.upstream_port}",
                 f"x-request-id: {self.rid}", f"x-correlation-id: {self.cid}",
                 f"traceparent: 00-{self.trace}-{self.span}-01",
                 f"x-forwarded-for: {self.c.peer[0]}", "x-forwarded-proto: http"]

@@ -170,7 +170,7 @@ class Planner:
         return plan
 
 
-# --- the processes ---------------------------------------------------------------------------------
+# --- the processes --------------------------------------------------------------------------------
 
 def start_upstream(out):
     stderr = open(os.path.join(out, "upstream.stderr.log"), "wb")
@@ -186,8 +186,8 @@ def start_upstream(out):
 
 
 def write_config(out, upstream_port):
-    config = f"""# Written by tests/soak/soak.py: short timeouts so that every injected fault maps to a
-# status within seconds; a pool large enough that no request waits for a connection.
+    config = f"""# Written by tests/soak/soak.py: short timeouts so that every injected fault maps to
+# a status within seconds; a pool large enough that no request waits for a connection.
 workers: 2
 drain_timeout: {DRAIN_TIMEOUT_S}s
 listeners:
@@ -288,7 +288,7 @@ def metric_sum(metrics, name, **labels):
     return total
 
 
-# --- traffic ---------------------------------------------------------------------------------------
+# --- traffic --------------------------------------------------------------------------------------
 
 class Traffic:
     """The client threads. Each loops until `stop`, handing every result to the reconciler."""
@@ -414,7 +414,7 @@ class Traffic:
                 plans = unsent
 
 
-# --- the run ---------------------------------------------------------------------------------------
+# --- the run --------------------------------------------------------------------------------------
 
 class RssSampler(threading.Thread):
     def __init__(self, viscount, interval):

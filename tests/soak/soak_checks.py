@@ -334,8 +334,8 @@ class Reconciler:
                 # answer, not a proxy fault. Counted, not failed.
                 st.tolerated["504 after the full request timeout"] += 1
             else:
-                problem("status", f"got {got}, fault {fault} must give one of {sorted(want, key=str)}"
-                        f" ({r['detail']})".replace(" ()", ""))
+                problem("status", f"got {got}, fault {fault} must give one of "
+                        f"{sorted(want, key=str)} ({r['detail']})".replace(" ()", ""))
 
         # Bodies: every 2xx is checked end to end, and so is the upload the upstream received.
         if outcome == "response" and 200 <= status < 300 and from_upstream:
@@ -435,7 +435,8 @@ class Reconciler:
                 problem("upstream", f"upstream saw it {n} times")
         for rec in recs:
             if rec.get("forwarded_for") != [p["source"]]:
-                problem("upstream", f"x-forwarded-for {rec.get('forwarded_for')} from {p['source']}")
+                problem("upstream",
+                        f"x-forwarded-for {rec.get('forwarded_for')} from {p['source']}")
             if rec.get("body_complete") and p.get("upload_len") is not None and \
                     rec.get("upload_sha256") != p["upload_sha"]:
                 problem("checksum", f"upstream attempt {rec.get('attempt')} received "

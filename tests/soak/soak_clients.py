@@ -87,7 +87,7 @@ def connect(port, source_ip=None, timeout=CLIENT_TIMEOUT):
     return sock
 
 
-# --- HTTP/1.x --------------------------------------------------------------------------------------
+# --- HTTP/1.x -------------------------------------------------------------------------------------
 
 class H1Connection:
     """One client connection; `reusable` turns False when it may not carry another request."""
@@ -335,7 +335,8 @@ def h1_finish(conn, plan, result, status, headers):
         conn.close(reset=plan.get("abort_rst", False))
         result["outcome"] = "aborted"
         return result
-    finish_body(result, digest, bytes(body) if small[0] else b"", result["hdr"].get("content-type", ""))
+    finish_body(result, digest, bytes(body) if small[0] else b"",
+                result["hdr"].get("content-type", ""))
     result["outcome"] = "response"
     if plan.get("oversize") or plan.get("close") or (plan["upload"] is not None
                                                       and not result["upload_done"]):
@@ -343,7 +344,7 @@ def h1_finish(conn, plan, result, status, headers):
     return result
 
 
-# --- HTTP/2 ----------------------------------------------------------------------------------------
+# --- HTTP/2 ---------------------------------------------------------------------------------------
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 

@@ -35,21 +35,21 @@ def sha256_hex(data):
     return hashlib.sha256(data).hexdigest()
 
 
-# --- faults the upstream injects, chosen per request by the client ---------------------------------
+# --- faults the upstream injects, chosen per request by the client --------------------------------
 #
-# fault          what the upstream does (after reading the whole request)  what the client must see
-# ok             200, Content-Length body                                    200, body intact
-# chunked        200, chunked body in random-sized chunks                    200, body intact
-# delay          sleeps d ms (well under the request timeout), then ok       200, body intact
-# close          ok with `connection: close`, then closes                    200, body intact
-# e500           500 with a small body                                       that 500, passed through
-# reset_head     TCP RST before any response byte                            502 upstream_reset
-# garbage        a response that is not HTTP                                 502 upstream_protocol_error
-# stall_head     sleeps past viscount's request timeout before the head      504 upstream_timeout
-# reset_body     head, part of the body, then RST                            the response cut short
-# truncate       head (Content-Length), part of the body, then FIN           the response cut short
-# truncate_chunked  head (chunked), some chunks, FIN without the last one    the response cut short
-# stall_body     head, part of the body, then sleeps past the timeout        the response cut short
+# fault             the upstream, after reading the whole request       the client must see
+# ok                200, Content-Length body                            200, body intact
+# chunked           200, chunked body in random-sized chunks            200, body intact
+# delay             sleeps d ms (under the request timeout), then ok    200, body intact
+# close             ok with `connection: close`, then closes            200, body intact
+# e500              500 with a small body                               that 500, passed on
+# reset_head        TCP RST before any response byte                    502 upstream_reset
+# garbage           a response that is not HTTP                         502 upstream_protocol_error
+# stall_head        sleeps past the request timeout before the head     504 upstream_timeout
+# reset_body        head, part of the body, then RST                    the response cut short
+# truncate          head (Content-Length), part of the body, then FIN   the response cut short
+# truncate_chunked  head (chunked), some chunks, FIN, no last chunk     the response cut short
+# stall_body        head, part of the body, then past the timeout       the response cut short
 
 CLEAN_FAULTS = ("ok", "chunked", "delay", "close")
 CUT_FAULTS = ("reset_body", "truncate", "truncate_chunked", "stall_body")
