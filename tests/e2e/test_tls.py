@@ -179,6 +179,7 @@ class TlsTest(unittest.TestCase):
             proxy.wait_event("config_reloaded")
             # The open connection goes on with the session it negotiated.
             self.assertEqual(client.get("/after").status_code, 200)
+        proxy.wait_access_log(lambda o: o["path"] == "/after")  # lines are written async
         addresses = {line["client_address"] for line in proxy.access_log()
                      if line["path"] in ("/before", "/after")}
         self.assertEqual(len(addresses), 1, "the reload dropped the keep-alive connection")

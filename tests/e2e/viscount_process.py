@@ -462,6 +462,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _ThreadingServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The default backlog (5) drops connects when many requests arrive at once (HTTP/2 streams
+    # fan out to many pooled connections): they would time out as upstream_connect_timeout.
+    request_queue_size = 256
 
     def handle_error(self, request, client_address):
         # The proxy going away mid-response (drain timeout, forced exit) is expected in tests.
