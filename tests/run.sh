@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is needed (Debian bookworm, as root), builds twice
 # (optimised, and ASan+UBSan) and runs the whole suite in both builds, plus the pod test
-# (container images and the Kubernetes pod under podman, tests/deploy/pod_test.sh).
+# (container images and the Kubernetes pod under podman, tests/deploy/pod_test.sh), the
+# benchmark smoke and half a minute of the soak test (tests/soak/README.md).
 #   tests/run.sh              # everything
 #   VISCOUNT_SKIP_INSTALL=1 tests/run.sh   # skip apt-get (already installed)
 #   VISCOUNT_SKIP_POD_TEST=1 tests/run.sh  # skip the pod test (CI never does)
