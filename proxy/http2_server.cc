@@ -500,6 +500,17 @@ int Http2ServerConnection::onFrameRecv(nghttp2_session*, const nghttp2_frame* fr
         if (Http2Stream* s = c->stream(frame->hd.stream_id)) c->requestEnded(*s);
       }
       return 0;
+    case NGHTTP2_RST_STREAM: {
+      // Rapid reset: only a stream still open with us counts (nghttp2 closes it after this).
+      Http2Stream* s = c->stream(frame->hd.stream_id);
+      if (s != nullptr && !s->closed_ && !c->reset_budget_.spend(Clock::now()) &&
+          nghttp2_session_want_read(c->session_) != 0) {  // not terminating already
+        c->worker_.metrics().rejected("h2_rapid_reset");
+        nghttp2_session_terminate_session(c->session_, NGHTTP2_ENHANCE_YOUR_CALM);
+        c->scheduleWrite();
+      }
+      return 0;
+    }
     default:
       return 0;
   }

@@ -166,6 +166,7 @@ class Http2ServerConnection final : public ClientConnection {
   size_t active_streams_ = 0;  // streams whose exchange has not completed
   std::vector<Http2Stream*> writable_;
   h2::HeaderBlock block_;
+  h2::ResetBudget reset_budget_;
   Timer progress_timer_;  // idle connection, or a client that stopped reading
   Timer header_timer_;    // a header block split over frames that does not finish
   int in_session_ = 0;
