@@ -526,6 +526,7 @@ def main():
         traffic.start()
         t_end = sampler.t0 + duration
         next_report = time.monotonic() + 30
+        shown = {}  # problem examples printed so far, by category
         while time.monotonic() < t_end and viscount.proc.poll() is None:
             time.sleep(min(2.0, max(0.0, t_end - time.monotonic())))
             recon.poll()
@@ -534,6 +535,12 @@ def main():
                 rss = sampler.samples[-1][1] if sampler.samples else "?"
                 say(f"soak: {time.monotonic() - sampler.t0:6.0f}s  {traffic.count} requests  "
                     f"RSS {rss} kB  problems {dict(recon.stats.problems) or 0}", flush=True)
+                # The first few examples of each kind of problem as they appear: a long run
+                # can be looked into before it ends.
+                for category, examples in list(recon.stats.examples.items()):
+                    for example in examples[shown.get(category, 0):3]:
+                        say(f"soak:   {category}: {example}", flush=True)
+                    shown[category] = min(len(examples), 3)
         traffic_seconds = time.monotonic() - sampler.t0
         sampler.stop.set()
         sampler.join()

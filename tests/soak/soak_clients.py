@@ -415,6 +415,7 @@ class H2Connection:
         self.dead = None  # why the connection can no longer be used
         self.goaway_last = None
         self._out = bytearray()
+        self._in = bytearray()  # received bytes short of a whole frame
         self._flush()
 
     # --- socket ---
@@ -577,6 +578,29 @@ class H2Connection:
                 # finish. Reopen its state machine so they can; no new stream is started.
                 self.conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
 
+    def _receive(self, data):
+        """Feeds whole frames to h2 one at a time, each one's events handled before the next.
+
+        Fed in one piece, a GOAWAY followed by more frames makes python3-h2 raise on the first
+        of them, and the GOAWAY's own event (its error code, its last stream id) is lost.
+        """
+        self._in += data
+        while len(self._in) >= 9 and not self.dead:
+            end = 9 + int.from_bytes(self._in[:3], "big")
+            if len(self._in) < end:
+                return
+            frame = bytes(self._in[:end])
+            del self._in[:end]
+            try:
+                events = self.conn.receive_data(frame)
+            except h2.exceptions.ProtocolError as e:
+                self._die(f"protocol error: {e!r}")
+                return
+            for ev in events:
+                self._on_event(ev)
+                if self.dead:
+                    return
+
     # --- driver ---
 
     def run(self, plans, done):
@@ -615,15 +639,7 @@ class H2Connection:
             if not data:
                 self._die("closed by viscount")
                 break
-            try:
-                events = self.conn.receive_data(data)
-            except h2.exceptions.ProtocolError as e:
-                self._die(f"protocol error: {e!r}")
-                break
-            for ev in events:
-                self._on_event(ev)
-                if self.dead:
-                    break
+            self._receive(data)
         # Whatever is still open ends with the connection.
         aborted = self.dead == "aborted by the client"
         for s in list(self.streams.values()):
