@@ -129,6 +129,9 @@ class Http2ServerConnection final : public ClientConnection {
   void onOutputDrained() override;
   void onOutputProgress() override;
   size_t readBudget() const override;
+  // While any stream is in progress more frames are expected (WINDOW_UPDATE, DATA, RST_STREAM):
+  // a reset that came with the last of them must be seen (see SocketConnection).
+  bool awaitingInput() const override { return active_streams_ > 0; }
   void flush() override;
 
   // nghttp2 callbacks

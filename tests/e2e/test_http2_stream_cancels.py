@@ -1,14 +1,22 @@
 """HTTP/2 clients that cancel streams: a client cancelling downloads keeps its connection, while
-rapid reset (open a stream, reset it, over and over) still closes it with ENHANCE_YOUR_CALM.
+rapid reset (open a stream, reset it, over and over) still closes it with ENHANCE_YOUR_CALM; a
+client whose TCP reset arrives with its last frames has its streams ended at once.
 
-Found by the soak test (tests/soak): python-h2, and so httpx, answers every DATA frame that
-arrives after it cancelled a stream with a RST_STREAM of its own, dozens per cancelled download.
+Found by the soak test (tests/soak). python-h2, and so httpx, answers every DATA frame that
+arrives after it cancelled a stream with a RST_STREAM of its own, dozens per cancelled download:
 nghttp2's reset limit counted those too, and a connection that cancelled eight large downloads
-was closed with GOAWAY (INTERNAL_ERROR), failing every other stream on it.
+was closed with GOAWAY (INTERNAL_ERROR), failing every other stream on it. And a TCP reset read
+together with a last frame was not seen (as on HTTP/1, see peer_reset_test.cc): the stream
+waited for its window until the request timeout and was logged as upstream_timeout.
 """
 
+import socket
+import struct
+import time
 import unittest
 
+import h2.config
+import h2.connection
 import h2.errors
 import h2.settings
 
@@ -80,6 +88,33 @@ class Http2StreamCancelTest(unittest.TestCase):
         for i in range(cancels):
             line = self.proxy.wait_access_log_id(f"cancel-{i}")
             self.assertEqual((line["status"], line["error"]), (200, "client_disconnected"))
+
+    def test_a_tcp_reset_with_the_last_frames_ends_the_streams_at_once(self):
+        for i in range(10):
+            s = socket.create_connection(("127.0.0.1", self.proxy.listener_port), timeout=5)
+            self.addCleanup(s.close)
+            c = h2.connection.H2Connection(h2.config.H2Configuration(
+                client_side=True, header_encoding="utf-8"))
+            c.initiate_connection()
+            c.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":authority", "x"),
+                               (":path", "/bytes?n=4000000"), ("x-request-id", f"tcp-rst-{i}")],
+                           end_stream=True)
+            s.sendall(c.data_to_send())
+            # Take what the stream's window lets through, then it waits for a WINDOW_UPDATE.
+            s.settimeout(0.3)
+            try:
+                while s.recv(1 << 20):
+                    pass
+            except socket.timeout:
+                pass
+            # A frame that needs no answer (a connection WINDOW_UPDATE), and the reset with it.
+            s.sendall(b"\x00\x00\x04\x08\x00" + struct.pack(">II", 0, 1))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            sent = time.monotonic()
+            line = self.proxy.wait_access_log_id(f"tcp-rst-{i}")
+            self.assertEqual(line["error"], "client_disconnected", line)
+            self.assertLess(time.monotonic() - sent, 3, "noticed only by the request timeout")
 
     def test_rapid_reset_still_closes_the_connection(self):
         c = self.client()
