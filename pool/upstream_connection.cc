@@ -18,7 +18,10 @@ UpstreamConnection::UpstreamConnection(UpstreamPool& pool, EventLoop& loop,
       timer_(loop.timers(), &UpstreamConnection::onTimer, this),
       created_at_(Clock::now()) {}
 
-UpstreamConnection::~UpstreamConnection() = default;
+UpstreamConnection::~UpstreamConnection() {
+  // The codec's streams and session go before the socket they were written to.
+  codec_.reset();
+}
 
 void UpstreamConnection::connect() {
   const int fd = startConnect(address_);
@@ -51,18 +54,29 @@ void UpstreamConnection::onConnectWritable() {
     startTlsHandshake(std::move(session));
     return;
   }
-  timer_.cancel();
-  pool_.onConnected(*this);
+  transportReady();
 }
 
 void UpstreamConnection::onTlsHandshakeDone(bool ok, const std::string& reason) {
-  timer_.cancel();
   if (ok) {
-    pool_.onConnected(*this);
+    transportReady();
     return;
   }
+  timer_.cancel();
   closeSocket();
   pool_.onConnectFailed(*this, ErrorCode::kUpstreamConnectFailed, "tls: " + reason);
+}
+
+void UpstreamConnection::transportReady() {
+  // The connect timer keeps running: it also bounds the codec's greeting (HTTP/2 settings).
+  codec_ = pool_.makeCodec(*this, tls() ? tls()->alpn() : std::string_view());
+  codec_->start();
+}
+
+void UpstreamConnection::ready() {
+  if (state_ != State::kConnecting) return;
+  timer_.cancel();
+  pool_.onConnected(*this);
 }
 
 void UpstreamConnection::onTimer(void* arg) {
@@ -75,13 +89,27 @@ void UpstreamConnection::onTimer(void* arg) {
   }
 }
 
+UpstreamStream& UpstreamConnection::newStream(UpstreamStreamCallbacks& callbacks) {
+  return codec_->newStream(callbacks);
+}
+
 bool UpstreamConnection::stillOpen() {
+  return open() && codec_ && codec_->idleAndOpen();
+}
+
+bool UpstreamConnection::socketIdleAndOpen(bool data_allowed) {
   if (!open()) return false;
-  if (TlsSession* session = tls()) return session->idleAndOpen();
+  if (TlsSession* session = tls()) {
+    if (!session->idleAndOpen(data_allowed)) return false;
+    // The peek may have moved a record into OpenSSL's buffer, where no socket edge will
+    // announce it: read it this turn.
+    if (session->hasBufferedInput()) readSoon();
+    return true;
+  }
   char byte;
   const ssize_t n = ::recv(fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  // Nothing to read is the only healthy answer: EOF means the upstream closed it, and bytes on
-  // an idle HTTP/1 connection are a response to nothing.
+  if (n > 0) return data_allowed;
+  // Otherwise nothing to read is the only healthy answer: EOF means the upstream closed it.
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -91,13 +119,65 @@ void UpstreamConnection::close() {
   pool_.onClosed(*this);
 }
 
+void UpstreamConnection::fail(ErrorCode code, const std::string& detail) {
+  if (state_ != State::kConnecting) {
+    close();
+    return;
+  }
+  timer_.cancel();
+  closeSocket();
+  pool_.onConnectFailed(*this, code, detail);
+}
+
 void UpstreamConnection::streamDone(bool reusable) {
   ++requests_;
+  if (state_ == State::kClosed) return;
   pool_.onStreamDone(*this, reusable && open());
 }
 
-void UpstreamConnection::idleConnectionBroken() {
-  close();
+void UpstreamConnection::capacityChanged() {
+  if (state_ == State::kIdle || state_ == State::kBusy) pool_.onCapacityChanged(*this);
+}
+
+void UpstreamConnection::onData() {
+  if (codec_) {
+    codec_->onData();
+  } else {
+    in_.clear();  // nothing speaks before the transport is up
+  }
+}
+
+void UpstreamConnection::onPeerClosed() {
+  if (codec_) {
+    codec_->onPeerClosed();
+  } else {
+    fail(ErrorCode::kUpstreamConnectFailed, "connection closed by the upstream");
+  }
+}
+
+void UpstreamConnection::onSocketError(int err) {
+  if (codec_) {
+    codec_->onSocketError(err);
+  } else {
+    fail(ErrorCode::kUpstreamConnectFailed, std::strerror(err));
+  }
+}
+
+void UpstreamConnection::onOutputDrained() {
+  if (codec_) codec_->onOutputDrained();
+}
+
+void UpstreamConnection::onOutputProgress() {
+  if (codec_) codec_->onOutputProgress();
+}
+
+size_t UpstreamConnection::readBudget() const {
+  return codec_ ? codec_->readBudget() : BufferCache::kBlockSize;
+}
+
+void UpstreamConnection::flush() {
+  if (codec_ && open()) codec_->prepareOutput();
+  SocketConnection::flush();
 }
 
 }  // namespace viscount

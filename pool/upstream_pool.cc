@@ -1,5 +1,7 @@
 #include "pool/upstream_pool.h"
 
+#include <algorithm>
+
 #include "telemetry/metrics.h"
 
 namespace viscount {
@@ -30,16 +32,34 @@ UpstreamPool::UpstreamPool(EventLoop& loop, const UpstreamConfig& config,
       metrics_(metrics),
       upstream_metrics_(upstream_metrics) {
   joinLimit(std::move(connections), worker);
+  if (config_.url.scheme == UpstreamScheme::kH2c) streams_per_connection_ = kAssumedHttp2Streams;
 }
 
 UpstreamPool::~UpstreamPool() {
   // Waiters belong to exchanges that outlive nothing here; just forget them.
   while (popWaiter()) {
   }
-  for (auto* list : {&idle_, &busy_, &connecting_}) {
+  for (auto* list : {&idle_, &busy_, &sharing_, &connecting_}) {
     while (UpstreamConnection* c = list->front())
       destroy(*c);
   }
+}
+
+UpstreamProtocol UpstreamPool::protocolFor(std::string_view alpn) const {
+  switch (config_.url.scheme) {
+    case UpstreamScheme::kH2c:
+      return UpstreamProtocol::kHttp2;
+    case UpstreamScheme::kHttps:
+      return alpn == "h2" ? UpstreamProtocol::kHttp2 : UpstreamProtocol::kHttp1;
+    case UpstreamScheme::kHttp:
+      break;
+  }
+  return UpstreamProtocol::kHttp1;
+}
+
+std::unique_ptr<UpstreamCodec> UpstreamPool::makeCodec(UpstreamConnection& c,
+                                                       std::string_view alpn) {
+  return factory_(c, protocolFor(alpn));
 }
 
 void UpstreamPool::setState(UpstreamConnection& c, UpstreamConnection::State s) {
@@ -60,14 +80,30 @@ bool UpstreamPool::expired(const UpstreamConnection& c) const {
   return Clock::now() - c.createdAt() >= config_.pool.recycle;
 }
 
+size_t UpstreamPool::room(const UpstreamConnection& c) const {
+  if (c.retired_ || c.state_ == UpstreamConnection::State::kClosed) return 0;
+  return c.streamCapacity();
+}
+
 bool UpstreamPool::usable(UpstreamConnection& c) {
   if (!c.open()) return false;
   if (expired(c)) return false;
+  if (room(c) == 0) return false;
   if (config_.pool.pre_ping && !c.stillOpen()) return false;
   return true;
 }
 
 void UpstreamPool::acquire(PoolCallbacks& waiter) {
+  // Another stream on a connection that already carries some: nothing to open or wake.
+  while (UpstreamConnection* c = sharing_.front()) {
+    if (expired(*c) || room(*c) == 0) {
+      retire(*c);
+      continue;
+    }
+    if (metrics_ && upstream_metrics_) metrics_->upstreamConnectionReused(*upstream_metrics_);
+    giveTo(*c, waiter);
+    return;
+  }
   while (UpstreamConnection* c = idle_.popBack()) {
     if (!usable(*c)) {
       destroy(*c);
@@ -81,7 +117,6 @@ void UpstreamPool::acquire(PoolCallbacks& waiter) {
   countWaiter(+1);
   connectForWaiters();
 }
-
 void UpstreamPool::countWaiter(int delta) {
   waiting_count_ += delta;
   if (metrics_ && upstream_metrics_) metrics_->upstreamPoolWaiters(*upstream_metrics_, delta);
@@ -98,7 +133,7 @@ void UpstreamPool::cancel(PoolCallbacks& waiter) {
   if (!hook.inList()) return;
   hook.leaveList();
   countWaiter(-1);
-  if (waiting_count_ <= connecting_count_) setWaiting(false);
+  if (waiting_count_ <= connecting_count_ * streams_per_connection_) setWaiting(false);
 }
 
 void UpstreamPool::closeIdle() {
@@ -116,7 +151,7 @@ void UpstreamPool::connectForWaiters() {
   // A connect can fail at once and its waiter retry: the outer call keeps going.
   if (connecting_for_waiters_) return;
   connecting_for_waiters_ = true;
-  while (waiting_count_ > connecting_count_) {
+  while (waiting_count_ > connecting_count_ * streams_per_connection_) {
     if (addresses_.empty()) {
       popWaiter()->onPoolFailure(ErrorCode::kUpstreamConnectFailed, "upstream has no address", {});
       continue;
@@ -140,8 +175,8 @@ void UpstreamPool::connectForWaiters() {
 
 void UpstreamPool::startConnect() {
   const ResolvedAddress& address = addresses_[next_address_++ % addresses_.size()];
-  std::unique_ptr<UpstreamConnection> owned = factory_(*this, loop_, address);
-  UpstreamConnection& c = *owned.release();  // owned by the lists; deleted via deferDelete
+  // Owned by the lists; deleted via deferDelete. Its codec comes once the transport is up.
+  auto& c = *new UpstreamConnection(*this, loop_, address);
   ++opened_;
   setState(c, UpstreamConnection::State::kConnecting);
   connecting_.pushBack(c);
@@ -150,12 +185,31 @@ void UpstreamPool::startConnect() {
 
 void UpstreamPool::giveTo(UpstreamConnection& c, PoolCallbacks& waiter) {
   c.timer_.cancel();
-  setState(c, UpstreamConnection::State::kBusy);
+  if (c.state_ != UpstreamConnection::State::kBusy) {
+    setState(c, UpstreamConnection::State::kBusy);
+  }
+  static_cast<ListHook<>&>(c).leaveList();
   busy_.pushBack(c);
-  waiter.onPoolReady(c);
+  waiter.onPoolReady(c);  // starts its stream
+  if (c.state_ == UpstreamConnection::State::kBusy) place(c);
+}
+
+void UpstreamPool::place(UpstreamConnection& c) {
+  static_cast<ListHook<>&>(c).leaveList();
+  (room(c) > 0 ? sharing_ : busy_).pushBack(c);
+}
+
+void UpstreamPool::retire(UpstreamConnection& c) {
+  c.retired_ = true;
+  if (c.activeStreams() == 0) {
+    destroy(c);
+  } else {
+    place(c);
+  }
 }
 
 void UpstreamPool::makeIdle(UpstreamConnection& c) {
+  static_cast<ListHook<>&>(c).leaveList();
   setState(c, UpstreamConnection::State::kIdle);
   idle_.pushBack(c);
   c.timer_.arm(config_.pool.idle_timeout);
@@ -173,18 +227,31 @@ void UpstreamPool::destroy(UpstreamConnection& c) {
 }
 
 void UpstreamPool::handOut(UpstreamConnection& c) {
-  static_cast<ListHook<>&>(c).leaveList();
-  if (PoolCallbacks* w = popWaiter()) {
+  while (room(c) > 0) {
+    PoolCallbacks* w = popWaiter();
+    if (!w) break;
     giveTo(c, *w);
-  } else if (limit().inUse() > config_.pool.size || limit().contended()) {
-    // An overflow connection, or one another worker needs the room of: close it.
+    if (c.state_ == UpstreamConnection::State::kClosed) break;
+  }
+  if (c.state_ == UpstreamConnection::State::kClosed) {
+    // Failed while its streams started; destroy() already gave its place back.
+  } else if (c.activeStreams() > 0) {
+    place(c);
+  } else if (c.state_ == UpstreamConnection::State::kIdle) {
+    if (room(c) == 0) destroy(c);  // e.g. the peer said GOAWAY to an idle connection
+  } else if (room(c) == 0 || limit().inUse() > config_.pool.size || limit().contended()) {
+    // Unusable, an overflow connection, or one another worker needs the room of: close it.
     destroy(c);
   } else {
     makeIdle(c);
   }
+  // Waiters beyond what this connection could take need connections of their own.
+  if (waiting_count_ > 0) connectForWaiters();
 }
 
 void UpstreamPool::onConnected(UpstreamConnection& c) {
+  // What this connection carries is the best guess for the next ones to this upstream.
+  streams_per_connection_ = std::max<size_t>(1, room(c));
   handOut(c);
 }
 
@@ -200,11 +267,21 @@ void UpstreamPool::onConnectFailed(UpstreamConnection& c, ErrorCode code, std::s
 }
 
 void UpstreamPool::onStreamDone(UpstreamConnection& c, bool reusable) {
-  if (!reusable || expired(c)) {
-    destroy(c);
-    connectForWaiters();
+  if (!reusable || expired(c)) c.retired_ = true;
+  if (c.retired_) {
+    // Its other streams (HTTP/2) finish first; the last one closes it.
+    if (c.activeStreams() == 0) {
+      destroy(c);
+      connectForWaiters();
+    } else {
+      place(c);
+    }
     return;
   }
+  handOut(c);
+}
+
+void UpstreamPool::onCapacityChanged(UpstreamConnection& c) {
   handOut(c);
 }
 

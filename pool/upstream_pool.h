@@ -1,9 +1,12 @@
 #pragma once
 
 // Per worker, per upstream: the keep-alive connection pool. A request asks for a connection and
-// gets an idle one at once (most recently used first: it is the one least likely to have been
-// closed by the upstream), or waits while a new one connects. A connection goes back to the idle
-// list only when its last response ended cleanly; anything else closes it.
+// gets a stream on one: first on a busy HTTP/2 connection that has room for another stream (up
+// to the peer's SETTINGS_MAX_CONCURRENT_STREAMS), then on an idle connection (most recently used
+// first: it is the one least likely to have been closed by the upstream), or it waits while a
+// new one connects. A connection is idle when it carries no stream; it goes back to the idle
+// list only when its last stream ended cleanly; anything else closes it. An HTTP/1 connection
+// carries one stream at a time, so for it "room" simply means "idle".
 //
 // Owned by one worker; never touched from another thread.
 
@@ -26,7 +29,7 @@ class EventLog;
 
 struct PoolWaitTag {};
 
-// A request waiting for a connection.
+// A request waiting for a connection (a stream on one).
 class PoolCallbacks : public ListHook<PoolWaitTag> {
  public:
   virtual ~PoolCallbacks() = default;
@@ -41,8 +44,11 @@ class PoolCallbacks : public ListHook<PoolWaitTag> {
 // upstream has at most `size` connections and no worker waits for one; otherwise it closes.
 class UpstreamPool final : public LimitMember {
  public:
-  using Factory = std::function<std::unique_ptr<UpstreamConnection>(UpstreamPool&, EventLoop&,
-                                                                    const ResolvedAddress&)>;
+  // Makes the codec for a connection whose transport is up, speaking `protocol`.
+  using Factory =
+      std::function<std::unique_ptr<UpstreamCodec>(UpstreamConnection&, UpstreamProtocol)>;
+  // What an HTTP/2 connection is assumed to carry until its peer's settings say otherwise.
+  static constexpr size_t kAssumedHttp2Streams = 100;
 
   UpstreamPool(EventLoop& loop, const UpstreamConfig& config,
                std::vector<ResolvedAddress> addresses, Factory factory,
@@ -52,9 +58,9 @@ class UpstreamPool final : public LimitMember {
   UpstreamPool& operator=(const UpstreamPool&) = delete;
   ~UpstreamPool() override;
 
-  // Gets a connection for `waiter`: onPoolReady or onPoolFailure is called, possibly before
-  // acquire returns. With every allowed connection busy, the waiter waits until one comes free
-  // (the caller bounds the wait: pool.wait_timeout).
+  // Gets a connection with room for a stream for `waiter`: onPoolReady or onPoolFailure is
+  // called, possibly before acquire returns. With every allowed connection full, the waiter
+  // waits until one has room (the caller bounds the wait: pool.wait_timeout).
   void acquire(PoolCallbacks& waiter);
   // The waiter gave up (client left, timeout): it will not be called back.
   void cancel(PoolCallbacks& waiter);
@@ -65,8 +71,13 @@ class UpstreamPool final : public LimitMember {
   // https:// upstreams: new connections run a TLS handshake before they count as connected.
   void setTls(std::shared_ptr<const TlsClientContext> tls) { tls_ = std::move(tls); }
   const TlsClientContext* tls() const { return tls_.get(); }
+  // The protocol of a connection whose transport is up: the scheme's, or for https:// the one
+  // the TLS handshake agreed on (`alpn`), HTTP/1.1 when none was.
+  UpstreamProtocol protocolFor(std::string_view alpn) const;
   size_t idleCount() const { return idle_.size(); }
-  size_t busyCount() const { return busy_.size(); }
+  size_t busyCount() const { return busy_.size() + sharing_.size(); }
+  // Busy connections that still have room for more streams (HTTP/2).
+  size_t sharingCount() const { return sharing_.size(); }
   size_t connectingCount() const { return connecting_count_; }
   size_t waitingCount() const { return waiting_count_; }
   uint64_t connectionsOpened() const { return opened_; }
@@ -75,9 +86,11 @@ class UpstreamPool final : public LimitMember {
   std::shared_ptr<const TlsClientContext> tls_;
   friend class UpstreamConnection;
   // Connection state changes, called by UpstreamConnection.
+  std::unique_ptr<UpstreamCodec> makeCodec(UpstreamConnection& c, std::string_view alpn);
   void onConnected(UpstreamConnection& c);
   void onConnectFailed(UpstreamConnection& c, ErrorCode code, std::string_view detail);
   void onStreamDone(UpstreamConnection& c, bool reusable);
+  void onCapacityChanged(UpstreamConnection& c);
   void onClosed(UpstreamConnection& c);
   void onIdleTimeout(UpstreamConnection& c);
 
@@ -92,9 +105,15 @@ class UpstreamPool final : public LimitMember {
   void countWaiter(int delta);
   void giveTo(UpstreamConnection& c, PoolCallbacks& waiter);
   void makeIdle(UpstreamConnection& c);
-  // A connection that is free again (just connected, or its exchange ended): to the oldest
-  // waiter, else idle.
+  // A connection with room again (just connected, a stream ended, the peer allowed more):
+  // streams for the oldest waiters while it has room; then, without streams, idle or closed.
   void handOut(UpstreamConnection& c);
+  // A busy connection goes to sharing_ while it has room for another stream, else to busy_.
+  void place(UpstreamConnection& c);
+  // Streams the pool may still start on `c`.
+  size_t room(const UpstreamConnection& c) const;
+  // No new streams on `c`; it closes when its last stream ends.
+  void retire(UpstreamConnection& c);
   bool expired(const UpstreamConnection& c) const;  // older than pool.recycle
   void destroy(UpstreamConnection& c);
   void setState(UpstreamConnection& c, UpstreamConnection::State s);
@@ -109,11 +128,16 @@ class UpstreamPool final : public LimitMember {
   UpstreamMetrics* upstream_metrics_;
 
   IntrusiveList<UpstreamConnection> idle_;
-  IntrusiveList<UpstreamConnection> busy_;
+  IntrusiveList<UpstreamConnection> busy_;     // carrying streams, no room for more
+  IntrusiveList<UpstreamConnection> sharing_;  // carrying streams, room for more (HTTP/2)
   IntrusiveList<UpstreamConnection> connecting_;
   IntrusiveList<PoolCallbacks, PoolWaitTag> waiters_;
   size_t waiting_count_ = 0;
   size_t connecting_count_ = 0;
+  // Streams a connection that is still connecting is expected to carry: 1 for HTTP/1, the last
+  // HTTP/2 connection's limit (kAssumedHttp2Streams before any). Waiters beyond what the
+  // connects in flight will carry start more connects.
+  size_t streams_per_connection_ = 1;
   uint64_t opened_ = 0;
   bool connecting_for_waiters_ = false;
 };

@@ -245,7 +245,11 @@ void Exchange::onPoolReady(UpstreamConnection& connection) {
   wait_timer_.cancel();
   ++ctx_.attempts;
   ctx_.upstream_address = connection.addressText();
-  attempt_reused_ = connection.requestsServed() > 0;
+  // A reused HTTP/1 connection may have been closed by the upstream just as the request went
+  // out (the keep-alive race): a reset there counts as unseen. An HTTP/2 upstream says itself
+  // which streams it never processed (REFUSED_STREAM, GOAWAY), and may say it of any stream.
+  attempt_reused_ = !connection.multiplexed() && connection.requestsServed() > 0;
+  const bool refusable = attempt_reused_ || connection.multiplexed();
   upstream_ = &connection.newStream(*this);
   const MonoTime now = Clock::now();
   if (!ctx_.upstream_start) ctx_.upstream_start = now;
@@ -262,8 +266,9 @@ void Exchange::onPoolReady(UpstreamConnection& connection) {
   if (!pending_body_.empty()) {
     upstream_->sendBody(pending_body_.view(), request_complete_ && !has_pending_trailers_);
     // A whole small body of a request that may be retried is kept until the response starts:
-    // a pooled connection the upstream closed meanwhile then costs a retry, not an error.
-    const bool keep = request_complete_ && !has_pending_trailers_ && attempt_reused_ &&
+    // a pooled connection the upstream closed meanwhile, or a stream it refused, then costs a
+    // retry, not an error.
+    const bool keep = request_complete_ && !has_pending_trailers_ && refusable &&
                       pending_body_.size() <= kMaxReplayBody && request_.idempotent() &&
                       ctx_.attempts <= upstream_runtime_.config->retries.attempts;
     if (!keep) {

@@ -116,7 +116,7 @@ class Exchange final : public Deletable,
   enum class Waiting : unsigned char { kNone, kSlot, kConnection };
   Waiting waiting_ = Waiting::kNone;
   bool has_slot_ = false;
-  bool attempt_reused_ = false;  // the current attempt runs on a pooled connection
+  bool attempt_reused_ = false;  // the current attempt runs on a reused HTTP/1 connection
   bool body_forwarded_ = false;  // body bytes went to an upstream and are no longer held
   bool trailers_forwarded_ = false;
 

@@ -5,19 +5,19 @@
 
 namespace viscount {
 
-Http1ClientConnection::Http1ClientConnection(UpstreamPool& pool, EventLoop& loop,
-                                             const ResolvedAddress& address)
-    : UpstreamConnection(pool, loop, address), parser_(Http1Parser::Kind::kResponse, *this) {
+Http1ClientCodec::Http1ClientCodec(UpstreamConnection& connection)
+    : UpstreamCodec(connection), parser_(Http1Parser::Kind::kResponse, *this) {
   parser_.setMaxHeadBytes(kMaxResponseHeadBytes);
 }
 
-UpstreamStream& Http1ClientConnection::newStream(UpstreamStreamCallbacks& callbacks) {
+UpstreamStream& Http1ClientCodec::newStream(UpstreamStreamCallbacks& callbacks) {
   callbacks_ = &callbacks;
+  active_ = true;
   parser_.reset();
   parsed_ = 0;
   request_chunked_ = false;
   request_done_ = false;
-  written_before_stream_ = bytesWritten();
+  written_before_stream_ = connection_.bytesWritten();
   headers_delivered_ = false;
   end_delivered_ = false;
   informational_ = false;
@@ -27,74 +27,80 @@ UpstreamStream& Http1ClientConnection::newStream(UpstreamStreamCallbacks& callba
   return *this;
 }
 
-void Http1ClientConnection::sendHead(const UpstreamRequest& request, bool end_stream) {
+void Http1ClientCodec::sendHead(const UpstreamRequest& request, bool end_stream) {
   parser_.setResponseToHead(request.isHead());
-  encodeRequestHead(out_, request);
+  encodeRequestHead(out(), request);
   request_chunked_ = request.chunked;
   if (end_stream) {
-    if (request_chunked_) encodeLastChunk(out_, nullptr);
+    if (request_chunked_) encodeLastChunk(out(), nullptr);
     request_done_ = true;
   }
   scheduleWrite();
 }
 
-void Http1ClientConnection::sendBody(std::string_view data, bool end_stream) {
+void Http1ClientCodec::sendBody(std::string_view data, bool end_stream) {
   if (request_chunked_) {
-    encodeChunk(out_, data);
-    if (end_stream) encodeLastChunk(out_, nullptr);
+    encodeChunk(out(), data);
+    if (end_stream) encodeLastChunk(out(), nullptr);
   } else {
-    out_.append(data);
+    out().append(data);
   }
   if (end_stream) request_done_ = true;
   scheduleWrite();
 }
 
-void Http1ClientConnection::sendTrailers(HeaderList& trailers) {
-  if (request_chunked_) encodeLastChunk(out_, &trailers);
+void Http1ClientCodec::sendTrailers(HeaderList& trailers) {
+  if (request_chunked_) encodeLastChunk(out(), &trailers);
   request_done_ = true;
   scheduleWrite();
 }
 
-void Http1ClientConnection::reset() {
+void Http1ClientCodec::reset() {
   callbacks_ = nullptr;
   if (dispatching_) {
-    reset_pending_ = true;  // the parser is running over in_: close once it returns
+    reset_pending_ = true;  // the parser is running over in(): close once it returns
     return;
   }
-  close();
+  active_ = false;
+  connection_.close();
 }
 
-size_t Http1ClientConnection::readBudget() const {
+size_t Http1ClientCodec::readBudget() const {
   if (parser_.inHeaders()) {
     const size_t limit = kMaxResponseHeadBytes + BufferCache::kBlockSize;
-    return in_.size() >= limit ? 0 : limit - in_.size();
+    const size_t held = in().size();
+    return held >= limit ? 0 : limit - held;
   }
   return BufferCache::kBlockSize;
 }
 
-void Http1ClientConnection::onOutputDrained() {
+void Http1ClientCodec::onOutputDrained() {
   if (callbacks_) callbacks_->onUpstreamWritable();
 }
 
-void Http1ClientConnection::onOutputProgress() {
-  if (callbacks_ && bufferedOutput() < kLowWatermark) callbacks_->onUpstreamWritable();
+void Http1ClientCodec::onOutputProgress() {
+  if (callbacks_ && connection_.bufferedOutput() < kLowWatermark) {
+    callbacks_->onUpstreamWritable();
+  }
 }
 
-void Http1ClientConnection::onData() {
+void Http1ClientCodec::onData() {
   if (!callbacks_) {
     // Bytes on an idle connection answer no request of ours: never reuse it.
-    idleConnectionBroken();
+    connection_.close();
     return;
   }
   parse();
 }
 
-void Http1ClientConnection::parse() {
+void Http1ClientCodec::parse() {
+  Buffer& in = this->in();
   dispatching_ = true;
-  const Http1Parser::Result r = parser_.execute(in_.data(), parsed_, in_.size() - parsed_);
+  const Http1Parser::Result r = parser_.execute(in.data(), parsed_, in.size() - parsed_);
   dispatching_ = false;
   if (reset_pending_) {
-    close();
+    active_ = false;
+    connection_.close();
     return;
   }
   if (r.status == Http1Parser::Status::kError) {
@@ -103,21 +109,21 @@ void Http1ClientConnection::parse() {
     return;
   }
   if (r.status == Http1Parser::Status::kPaused) {
-    const bool trailing = parsed_ + r.consumed < in_.size();
-    in_.clear();
+    const bool trailing = parsed_ + r.consumed < in.size();
+    in.clear();
     parsed_ = 0;
     finishResponse(trailing);
     return;
   }
   if (parser_.inHeaders()) {
-    parsed_ = in_.size();  // head bytes stay until the head is complete
+    parsed_ = in.size();  // head bytes stay until the head is complete
   } else {
-    in_.clear();
+    in.clear();
     parsed_ = 0;
   }
 }
 
-bool Http1ClientConnection::onHeadersComplete(Http1Head& head) {
+bool Http1ClientCodec::onHeadersComplete(Http1Head& head) {
   if (!callbacks_) return false;
   response_.headers = std::move(*head.headers);
   response_.status = head.status;
@@ -137,18 +143,18 @@ bool Http1ClientConnection::onHeadersComplete(Http1Head& head) {
   return callbacks_ != nullptr;
 }
 
-void Http1ClientConnection::onBody(std::string_view data) {
+void Http1ClientCodec::onBody(std::string_view data) {
   if (callbacks_ && !data.empty()) callbacks_->onUpstreamBody(data, false);
 }
 
-void Http1ClientConnection::onTrailers(HeaderList& trailers) {
+void Http1ClientCodec::onTrailers(HeaderList& trailers) {
   if (callbacks_ && !informational_) {
     end_delivered_ = true;
     callbacks_->onUpstreamTrailers(trailers);
   }
 }
 
-bool Http1ClientConnection::onMessageComplete() {
+bool Http1ClientCodec::onMessageComplete() {
   if (informational_) {
     informational_ = false;
     return false;  // the final response follows
@@ -157,26 +163,28 @@ bool Http1ClientConnection::onMessageComplete() {
   return true;
 }
 
-void Http1ClientConnection::finishResponse(bool trailing_bytes) {
+void Http1ClientCodec::finishResponse(bool trailing_bytes) {
   UpstreamStreamCallbacks* cb = callbacks_;
   callbacks_ = nullptr;
   const bool reusable =
-      response_.keep_alive && request_done_ && bufferedOutput() == 0 && !trailing_bytes;
+      response_.keep_alive && request_done_ && connection_.bufferedOutput() == 0 && !trailing_bytes;
   if (cb && !end_delivered_) cb->onUpstreamBody({}, true);
-  streamDone(reusable);
+  active_ = false;
+  connection_.streamDone(reusable);
 }
 
-void Http1ClientConnection::failStream(ErrorCode code) {
+void Http1ClientCodec::failStream(ErrorCode code) {
   UpstreamStreamCallbacks* cb = callbacks_;
   callbacks_ = nullptr;
-  const bool sent = bytesWritten() > written_before_stream_;
-  close();
+  const bool sent = connection_.bytesWritten() > written_before_stream_;
+  active_ = false;
+  connection_.close();
   if (cb) cb->onUpstreamReset(code, sent);
 }
 
-void Http1ClientConnection::onPeerClosed() {
+void Http1ClientCodec::onPeerClosed() {
   if (!callbacks_) {
-    idleConnectionBroken();
+    connection_.close();
     return;
   }
   if (headers_delivered_ && !parser_.inHeaders()) {
@@ -185,7 +193,8 @@ void Http1ClientConnection::onPeerClosed() {
     const bool complete = parser_.finish() && response_done_;
     dispatching_ = false;
     if (reset_pending_) {
-      close();
+      active_ = false;
+      connection_.close();
       return;
     }
     if (complete) {
@@ -197,9 +206,9 @@ void Http1ClientConnection::onPeerClosed() {
   failStream(ErrorCode::kUpstreamReset);
 }
 
-void Http1ClientConnection::onSocketError(int) {
+void Http1ClientCodec::onSocketError(int) {
   if (!callbacks_) {
-    idleConnectionBroken();
+    connection_.close();
     return;
   }
   failStream(ErrorCode::kUpstreamReset);

@@ -10,15 +10,21 @@
 
 namespace viscount {
 
-class Http1ClientConnection final : public UpstreamConnection,
-                                    public UpstreamStream,
-                                    private Http1ParserHandler {
+class Http1ClientCodec final : public UpstreamCodec,
+                               public UpstreamStream,
+                               private Http1ParserHandler {
  public:
   static constexpr size_t kMaxResponseHeadBytes = 64 * 1024;
 
-  Http1ClientConnection(UpstreamPool& pool, EventLoop& loop, const ResolvedAddress& address);
+  explicit Http1ClientCodec(UpstreamConnection& connection);
 
+  // UpstreamCodec
+  void start() override { connection_.ready(); }
   UpstreamStream& newStream(UpstreamStreamCallbacks& callbacks) override;
+  size_t activeStreams() const override { return active_ ? 1 : 0; }
+  size_t streamCapacity() const override { return active_ ? 0 : 1; }
+  // Bytes on an idle HTTP/1 connection answer nothing: it is broken too.
+  bool idleAndOpen() override { return connection_.socketIdleAndOpen(false); }
 
   // UpstreamStream
   void sendHead(const UpstreamRequest& request, bool end_stream) override;
@@ -26,10 +32,10 @@ class Http1ClientConnection final : public UpstreamConnection,
   void sendTrailers(HeaderList& trailers) override;
   void reset() override;
   void readDisable(bool disable) override { setReadDisabled(disable); }
-  size_t bufferedRequestBytes() const override { return bufferedOutput(); }
+  size_t bufferedRequestBytes() const override { return connection_.bufferedOutput(); }
 
  private:
-  // SocketConnection
+  // UpstreamCodec: socket events
   void onData() override;
   void onPeerClosed() override;
   void onSocketError(int err) override;
@@ -51,7 +57,8 @@ class Http1ClientConnection final : public UpstreamConnection,
   Http1Parser parser_;
   UpstreamStreamCallbacks* callbacks_ = nullptr;
   ResponseHead response_;
-  size_t parsed_ = 0;  // bytes of in_ already given to the parser (the current head)
+  size_t parsed_ = 0;    // bytes of in() already given to the parser (the current head)
+  bool active_ = false;  // a stream was started and has not ended
   bool request_chunked_ = false;
   bool request_done_ = false;
   uint64_t written_before_stream_ = 0;  // bytesWritten() when this request started

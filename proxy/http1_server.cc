@@ -104,7 +104,18 @@ bool Http1ServerConnection::switchToHttp2() {
       first_request_ = false;  // HTTP/1 from here on
       return false;
     }
-    if (n < kHttp2Preface.size()) return true;  // the rest of the preface decides
+    if (n < kHttp2Preface.size()) {
+      // The rest of the preface decides. Until then these bytes are a request head in the
+      // making, bounded by the header deadline from the first one like any other: a client
+      // that stops inside the preface would otherwise be kept for the whole idle timeout.
+      if (phase_ == Phase::kIdle) {
+        phase_ = Phase::kHeaders;
+        request_start_ = Clock::now();
+        request_start_wall_ = std::chrono::system_clock::now();
+        timer_.arm(worker_.snapshot()->listeners[listenerIndex()].config->timeouts.request_headers);
+      }
+      return true;
+    }
   }
   // The socket, its TLS session and what was read so far go to an HTTP/2 connection; this
   // object is deleted at the end of the turn.

@@ -115,8 +115,32 @@ void Http2Stream::buildTrailers(HeaderList& trailers) {
   for (const Field& f : fields_) {
     const std::string_view name = arenaView(f.name_off, f.name_len);
     if (name.front() == ':') continue;  // nghttp2 refuses them in trailers already
-    trailers.add(name, arenaView(f.value_off, f.value_len));
+    // Copied into the list: the Exchange keeps the trailers until its upstream connection is
+    // ready, long after the arena they were decoded into is cleared.
+    trailers.add(trailers.keep(std::string(name)),
+                 trailers.keep(std::string(arenaView(f.value_off, f.value_len))));
   }
+}
+
+void Http2Stream::requestBody(std::string_view data) {
+  if (body_left_) {
+    *body_left_ -= std::min<uint64_t>(*body_left_, data.size());  // nghttp2 never passes more
+    if (*body_left_ == 0 && !data.empty() && !request_done_) {
+      held_byte_ = data.back();
+      holding_byte_ = true;
+      data.remove_suffix(1);
+    }
+  }
+  if (!data.empty()) exchange_->onRequestBody(data);
+}
+
+bool Http2Stream::releaseHeldByte() {
+  if (!exchange_ || exchange_done_) return false;
+  if (holding_byte_) {
+    holding_byte_ = false;
+    exchange_->onRequestBody(std::string_view(&held_byte_, 1));
+  }
+  return exchange_ && !exchange_done_;
 }
 
 void Http2Stream::sendContinue() {
@@ -521,6 +545,12 @@ void Http2ServerConnection::headersComplete(Http2Stream& s, bool end_stream) {
   RequestHead head;
   ErrorCode error = s.refused_;
   const bool valid = error == ErrorCode::kNone && s.buildRequestHead(head, &error);
+  if (valid && !end_stream && head.content_length) {
+    // Declared and not ended: see body_left_. An empty body has no byte to hold back, so it
+    // goes as chunked, complete only when END_STREAM confirms it is empty.
+    if (*head.content_length == 0) head.content_length.reset();
+    s.body_left_ = head.content_length;
+  }
   if (valid) head.chunked = !end_stream && !head.content_length;
   Exchange& exchange = s.newExchange();
   s.is_head_ = head.method == "HEAD";
@@ -546,7 +576,7 @@ void Http2ServerConnection::headersComplete(Http2Stream& s, bool end_stream) {
 
 void Http2ServerConnection::trailersComplete(Http2Stream& s) {
   s.request_done_ = true;
-  if (!s.exchange_ || s.exchange_done_) return;
+  if (!s.releaseHeldByte()) return;
   HeaderList trailers;
   s.buildTrailers(trailers);
   s.exchange_->onRequestTrailers(trailers);
@@ -556,7 +586,7 @@ void Http2ServerConnection::trailersComplete(Http2Stream& s) {
 
 void Http2ServerConnection::requestEnded(Http2Stream& s) {
   s.request_done_ = true;
-  if (s.exchange_ && !s.exchange_done_) s.exchange_->onRequestComplete();
+  if (s.releaseHeldByte()) s.exchange_->onRequestComplete();
 }
 
 int Http2ServerConnection::onDataChunk(nghttp2_session* session, uint8_t, int32_t id,
@@ -569,7 +599,7 @@ int Http2ServerConnection::onDataChunk(nghttp2_session* session, uint8_t, int32_
     nghttp2_session_consume_stream(session, id, len);
     return 0;
   }
-  s->exchange_->onRequestBody(h2::view(data, len));
+  s->requestBody(h2::view(data, len));
   if (s->exchange_done_ || s->closed_) return 0;
   if (s->read_disabled_) {
     s->unconsumed_ += len;

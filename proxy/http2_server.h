@@ -17,6 +17,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,10 @@ class Http2Stream final : public Deletable,
   // The received block as request head / trailers; views into arena_.
   bool buildRequestHead(RequestHead& head, ErrorCode* error);
   void buildTrailers(HeaderList& trailers);
+  // Passes a received piece of the request body on, holding back the declared last byte.
+  void requestBody(std::string_view data);
+  // END_STREAM is confirmed: the held byte goes on. False when the exchange is over.
+  bool releaseHeldByte();
   Exchange& newExchange();
   // Submits a header block (response, 1xx, trailers) for this stream.
   void submitHeaders(int status, const HeaderList& headers, std::optional<uint64_t> length,
@@ -90,6 +95,13 @@ class Http2Stream final : public Deletable,
   Buffer body_;  // response body waiting for the client's window
   std::vector<std::pair<std::string, std::string>> trailers_;
   size_t unconsumed_ = 0;  // request DATA bytes not yet acknowledged (reads disabled)
+  // A body that reaches its declared content-length may still be followed by more DATA, which
+  // makes the request malformed (RFC 9113 section 8.1.1); only END_STREAM settles it. The last
+  // byte of a declared body is held back until then, so the upstream never receives such a
+  // request whole.
+  std::optional<uint64_t> body_left_;  // declared bytes not received yet
+  char held_byte_ = 0;
+  bool holding_byte_ = false;
 
   bool is_head_ = false;
   bool request_done_ = false;   // END_STREAM from the client

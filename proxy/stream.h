@@ -42,7 +42,7 @@ class UpstreamStream {
   virtual void sendHead(const UpstreamRequest& request, bool end_stream) = 0;
   virtual void sendBody(std::string_view data, bool end_stream) = 0;
   virtual void sendTrailers(HeaderList& trailers) = 0;  // ends the request
-  // Abandon the request; the connection is not reused.
+  // Abandon the request: HTTP/1 closes the connection, HTTP/2 resets the stream.
   virtual void reset() = 0;
   virtual void readDisable(bool disable) = 0;  // backpressure on the response body
   virtual size_t bufferedRequestBytes() const = 0;

@@ -11,11 +11,11 @@ namespace viscount {
 
 namespace {
 
-// The ALPN ids spoken on both sides, in order of preference (wire format: length-prefixed).
+// The ALPN ids spoken, in order of preference (wire format: length-prefixed): HTTP/1.1 only, and
+// h2 first, for listeners with HTTP/2 and for https:// upstreams (the pool picks the codec by
+// the answer).
 constexpr unsigned char kAlpnProtocols[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-
-// What a listener with HTTP/2 offers clients: h2 first.
-constexpr unsigned char kAlpnServerH2[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+constexpr unsigned char kAlpnH2First[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
 // Drains OpenSSL's error queue into one readable line.
 std::string openSslErrors() {
@@ -33,8 +33,8 @@ std::string openSslErrors() {
 int selectAlpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
                unsigned int in_len, void* arg) {
   unsigned char* chosen = nullptr;
-  const unsigned char* ours = arg != nullptr ? kAlpnServerH2 : kAlpnProtocols;
-  const unsigned int ours_len = arg != nullptr ? sizeof kAlpnServerH2 : sizeof kAlpnProtocols;
+  const unsigned char* ours = arg != nullptr ? kAlpnH2First : kAlpnProtocols;
+  const unsigned int ours_len = arg != nullptr ? sizeof kAlpnH2First : sizeof kAlpnProtocols;
   if (SSL_select_next_proto(&chosen, out_len, ours, ours_len, in, in_len) !=
       OPENSSL_NPN_NEGOTIATED) {
     // RFC 7301: the client insists on protocols we do not speak.
@@ -146,7 +146,7 @@ std::shared_ptr<TlsClientContext> TlsClientContext::create(const UpstreamConfig&
   if (!tls.certificate.empty() && !useKeyPair(ctx, tls.certificate, tls.private_key, error)) {
     return nullptr;
   }
-  SSL_CTX_set_alpn_protos(ctx, kAlpnProtocols, sizeof kAlpnProtocols);
+  SSL_CTX_set_alpn_protos(ctx, kAlpnH2First, sizeof kAlpnH2First);
   context->server_name_ = tls.server_name.empty() ? upstream.url.host : tls.server_name;
   context->name_is_ip_ =
       context->server_name_.find(':') != std::string::npos ||
@@ -195,11 +195,11 @@ int TlsSession::handshake() {
   return -1;
 }
 
-bool TlsSession::idleAndOpen() {
+bool TlsSession::idleAndOpen(bool data_allowed) {
   ERR_clear_error();
   char byte;
   const int n = SSL_peek(ssl_, &byte, 1);
-  if (n > 0) return false;  // data on an idle connection: a response to nothing
+  if (n > 0) return data_allowed;  // HTTP/1: data on an idle connection answers nothing
   const int err = SSL_get_error(ssl_, n);
   ERR_clear_error();
   return err == SSL_ERROR_WANT_READ;

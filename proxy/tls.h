@@ -85,9 +85,10 @@ class TlsSession {
   // Client side: advances the handshake. 1 done, 0 waiting for the socket (wantsWrite tells
   // which way), -1 failed (lastError says why, e.g. the certificate did not verify).
   int handshake();
-  // pre_ping for an idle connection: true when the peer has neither closed nor sent data. Reads
-  // (and consumes) TLS records without application data, such as TLS 1.3 session tickets.
-  bool idleAndOpen();
+  // pre_ping for an idle connection: true when the peer has not closed it and, unless
+  // `data_allowed` (HTTP/2 control frames may wait), sent no data. Reads (and consumes) TLS
+  // records without application data, such as TLS 1.3 session tickets.
+  bool idleAndOpen(bool data_allowed = false);
 
   bool handshakeDone() const;
   // "TLSv1.3", "TLSv1.2"; empty before the handshake.

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "proxy/http1_client.h"
+#include "proxy/http2_client.h"
 #include "telemetry/access_log.h"
 #include "telemetry/event_log.h"
 #include "telemetry/metrics.h"
@@ -85,10 +86,17 @@ void Worker::buildSnapshot(const ConfigRuntime& runtime) {
     if (auto it = runtime.upstream_addresses.find(u.name); it != runtime.upstream_addresses.end()) {
       addresses = it->second;
     }
-    UpstreamPool::Factory factory = [](UpstreamPool& pool, EventLoop& loop,
-                                       const ResolvedAddress& address) {
-      return std::unique_ptr<UpstreamConnection>(
-          std::make_unique<Http1ClientConnection>(pool, loop, address));
+    // The pool asks once a connection's transport is up: by the scheme, and for https:// by
+    // what ALPN agreed on. An HTTP/2 connection never carries more streams than the upstream
+    // may have requests in flight.
+    UpstreamPool::Factory factory =
+        [max_streams = u.limits.max_concurrent_requests](
+            UpstreamConnection& connection,
+            UpstreamProtocol protocol) -> std::unique_ptr<UpstreamCodec> {
+      if (protocol == UpstreamProtocol::kHttp2) {
+        return std::make_unique<Http2ClientCodec>(connection, max_streams);
+      }
+      return std::make_unique<Http1ClientCodec>(connection);
     };
     const UpstreamSharedLimits& shared = runtime.upstream_limits.at(u.name);
     rt->limiter = std::make_unique<RequestLimiter>(loop_, shared.requests, index_, u.limits,
