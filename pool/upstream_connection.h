@@ -54,6 +54,9 @@ class UpstreamCodec {
   virtual void onOutputDrained() {}
   virtual void onOutputProgress() {}
   virtual size_t readBudget() const { return BufferCache::kBlockSize; }
+  // A message (HTTP/1) or stream (HTTP/2) from the peer is in progress: see
+  // SocketConnection::awaitingInput.
+  virtual bool awaitingInput() const { return false; }
   // Just before the connection writes `out()`: the last chance to add to it this turn.
   virtual void prepareOutput() {}
 
@@ -119,6 +122,7 @@ class UpstreamConnection final : public SocketConnection, public ListHook<> {
   void onOutputDrained() override;
   void onOutputProgress() override;
   size_t readBudget() const override;
+  bool awaitingInput() const override { return codec_ && codec_->awaitingInput(); }
   void flush() override;
 
   void onConnectWritable() override;

@@ -42,6 +42,7 @@ class Http1ClientCodec final : public UpstreamCodec,
   void onOutputDrained() override;
   void onOutputProgress() override;
   size_t readBudget() const override;
+  bool awaitingInput() const override { return callbacks_ != nullptr && !response_done_; }
 
   // Http1ParserHandler
   bool onHeadersComplete(Http1Head& head) override;

@@ -20,6 +20,16 @@ bool startsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && equalsIgnoreCase(s.substr(0, prefix.size()), prefix);
 }
 
+// The first request line in `in` (after the empty lines a client may send first) ends with
+// HTTP/1.0. Only asked about a request the parser refused once its request line was complete.
+bool requestLineIsHttp10(std::string_view in) {
+  while (in.substr(0, 2) == "\r\n")
+    in.remove_prefix(2);
+  const std::string_view line = in.substr(0, in.find("\r\n"));
+  constexpr std::string_view kVersion = " HTTP/1.0";
+  return line.size() > kVersion.size() && line.substr(line.size() - kVersion.size()) == kVersion;
+}
+
 }  // namespace
 
 // What a connection needs only while it reads a request: the parser with its header spans, how
@@ -117,6 +127,10 @@ size_t Http1ServerConnection::readBudget() const {
     return in_.size() >= limit ? 0 : limit - in_.size();
   }
   return BufferCache::kBlockSize;
+}
+
+bool Http1ServerConnection::awaitingInput() const {
+  return phase_ == Phase::kHeaders || (phase_ == Phase::kActive && !request_done_);
 }
 
 // ---- reading -------------------------------------------------------------------------------
@@ -320,9 +334,11 @@ void Http1ServerConnection::rejectRequest(ErrorCode code) {
   request_done_ = true;
   request_has_body_ = false;
   Exchange& exchange = newExchange();
-  // Log which request line was refused, when it got that far.
+  // Log which request line was refused, when it got that far, with its version.
   if (reader_ != nullptr) {
-    reader_->parser.requestLine(in_.data(), &exchange.context().method, &exchange.context().path);
+    RequestContext& ctx = exchange.context();
+    reader_->parser.requestLine(in_.data(), &ctx.method, &ctx.path);
+    if (!ctx.method.empty() && requestLineIsHttp10(in_.view())) ctx.protocol = Protocol::kHttp10;
   }
   exchange.sendLocalReply(code);
 }

@@ -81,6 +81,8 @@ class Http1ServerConnection final : public ClientConnection, public DownstreamSt
   void onOutputDrained() override;
   void onOutputProgress() override;
   size_t readBudget() const override;
+  // A request head or body still arriving (not: waiting for our response, the common case).
+  bool awaitingInput() const override;
 
   // From the parser, through the reader.
   friend class Http1RequestReader;

@@ -126,6 +126,7 @@ class Http2ClientCodec final : public UpstreamCodec {
   void onOutputDrained() override;
   void onOutputProgress() override;
   void prepareOutput() override;
+  bool awaitingInput() const override { return active_ > 0; }
 
   // nghttp2 callbacks
   static nghttp2_session_callbacks* makeCallbacks();

@@ -72,9 +72,10 @@ nghttp2_option* newSessionOptions(const SessionLimits& limits, bool server) {
   // A header block split into more CONTINUATION frames than this closes the connection.
   nghttp2_option_set_max_continuations(option, 8);
   if (server) {
-    // Rapid reset: a burst of 200 stream resets, then 50 per second; beyond it the connection
-    // is closed with GOAWAY (nghttp2 sends INTERNAL_ERROR).
-    nghttp2_option_set_stream_reset_rate_limit(option, 200, 50);
+    // nghttp2 counts every RST_STREAM frame, also those for streams already closed, which a
+    // well-behaved client may send by the dozen (see ResetBudget, the defence that counts
+    // resets of open streams). This only caps a flood of the frames themselves.
+    nghttp2_option_set_stream_reset_rate_limit(option, 10000, 1000);
     nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096);
   }
   return option;

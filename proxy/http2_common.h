@@ -7,7 +7,10 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,10 +56,37 @@ struct SessionLimits {
   uint32_t max_concurrent_streams = 100;
 };
 
-// An nghttp2_option with the flood defences on: a rapid-reset budget, bounded CONTINUATION
-// frames, bounded SETTINGS entries and queued ACK frames, and header blocks bounded in size.
-// The caller frees it with nghttp2_option_del.
+// An nghttp2_option with the flood defences on: a loose cap on RST_STREAM frames of any kind
+// (the rapid-reset defence proper is ResetBudget), bounded CONTINUATION frames, bounded SETTINGS
+// entries and queued ACK frames, and header blocks bounded in size. The caller frees it with
+// nghttp2_option_del.
 nghttp2_option* newSessionOptions(const SessionLimits& limits, bool server);
+
+// The rapid-reset defence (CVE-2023-44487): streams a client opens and resets while they are
+// still open with us, a burst of kBurst and then kPerSecond, per connection. A RST_STREAM for a
+// stream already closed costs nothing and is not counted: python-h2 (so httpx) answers every
+// DATA frame that arrives after it cancelled a download with one, dozens per cancel.
+class ResetBudget {
+ public:
+  static constexpr double kBurst = 200;
+  static constexpr double kPerSecond = 50;
+
+  // Counts one reset; false once the budget is spent.
+  bool spend(std::chrono::steady_clock::time_point now) {
+    if (last_ != std::chrono::steady_clock::time_point{}) {
+      const double elapsed = std::chrono::duration<double>(now - last_).count();
+      tokens_ = std::min(kBurst, tokens_ + elapsed * kPerSecond);
+    }
+    last_ = now;
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+  }
+
+ private:
+  double tokens_ = kBurst;
+  std::chrono::steady_clock::time_point last_{};
+};
 
 // Appends what the session wants to send to `out` while `out` holds less than `cap` bytes.
 // Returns false when nghttp2 reports a fatal error (the connection must close).

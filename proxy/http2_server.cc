@@ -240,6 +240,8 @@ void Http2Stream::resumeData() {
 ssize_t Http2Stream::readData(nghttp2_session* session, int32_t, uint8_t* buf, size_t length,
                               uint32_t* flags, nghttp2_data_source* source, void*) {
   auto* s = static_cast<Http2Stream*>(source->ptr);
+  // A cut response whose bytes have all gone out: nghttp2 resets the stream (INTERNAL_ERROR).
+  if (s->reset_after_body_ && s->body_.empty()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   const size_t n = std::min(length, s->body_.size());
   if (n > 0) {
     std::memcpy(buf, s->body_.data(), n);
@@ -272,7 +274,17 @@ ssize_t Http2Stream::readData(nghttp2_session* session, int32_t, uint8_t* buf, s
 }
 
 void Http2Stream::resetStream(ErrorCode reason) {
-  if (closed_) return;
+  if (closed_ || reset_after_body_) return;
+  if (response_submitted_ && reason != ErrorCode::kClientDisconnected) {
+    // A response cut short (the upstream failed or timed out after its head) still delivers its
+    // head and the body bytes it was given, as HTTP/1 does and as the access log says (status,
+    // bytes_out); the reset follows them (readData). Submitted now, RST_STREAM would overtake
+    // them: nghttp2 sends it before the stream's DATA and drops what the stream still had
+    // queued, often the HEADERS too.
+    reset_after_body_ = true;
+    resumeData();
+    return;
+  }
   const uint32_t code =
       reason == ErrorCode::kClientDisconnected ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR;
   nghttp2_submit_rst_stream(connection_.session_, NGHTTP2_FLAG_NONE, id_, code);
@@ -299,7 +311,7 @@ void Http2Stream::onExchangeComplete() {
   if (!connection_.closed_) {
     // The response is complete before the request: ask the client to stop sending it, without
     // error (RFC 9113 section 8.1). A response that was cut is reset by resetStream.
-    if (!request_done_) {
+    if (!request_done_ && !reset_after_body_) {
       nghttp2_submit_rst_stream(connection_.session_, NGHTTP2_FLAG_NONE, id_, NGHTTP2_NO_ERROR);
       connection_.scheduleWrite();
     }
@@ -512,6 +524,17 @@ int Http2ServerConnection::onFrameRecv(nghttp2_session*, const nghttp2_frame* fr
         if (Http2Stream* s = c->stream(frame->hd.stream_id)) c->requestEnded(*s);
       }
       return 0;
+    case NGHTTP2_RST_STREAM: {
+      // Rapid reset: only a stream still open with us counts (nghttp2 closes it after this).
+      Http2Stream* s = c->stream(frame->hd.stream_id);
+      if (s != nullptr && !s->closed_ && !c->reset_budget_.spend(Clock::now()) &&
+          nghttp2_session_want_read(c->session_) != 0) {  // not terminating already
+        c->worker_.metrics().rejected("h2_rapid_reset");
+        nghttp2_session_terminate_session(c->session_, NGHTTP2_ENHANCE_YOUR_CALM);
+        c->scheduleWrite();
+      }
+      return 0;
+    }
     default:
       return 0;
   }

@@ -109,6 +109,7 @@ class Http2Stream final : public Deletable, public DownstreamStream, public List
   bool has_trailers_ = false;
   bool deferred_ = false;   // the data source is waiting for more body
   bool over_high_ = false;  // body_ went over the high watermark since the last writable call
+  bool reset_after_body_ = false;  // a cut response: RST_STREAM once body_ has gone out
   bool exchange_done_ = false;
   bool closed_ = false;  // nghttp2 closed the stream
 };
@@ -137,6 +138,9 @@ class Http2ServerConnection final : public ClientConnection {
   void onOutputDrained() override;
   void onOutputProgress() override;
   size_t readBudget() const override;
+  // While any stream is in progress more frames are expected (WINDOW_UPDATE, DATA, RST_STREAM):
+  // a reset that came with the last of them must be seen (see SocketConnection).
+  bool awaitingInput() const override { return active_streams_ > 0; }
   void flush() override;
 
   // nghttp2 callbacks
@@ -174,6 +178,7 @@ class Http2ServerConnection final : public ClientConnection {
   size_t active_streams_ = 0;  // streams whose exchange has not completed
   std::vector<Http2Stream*> writable_;
   h2::HeaderBlock block_;
+  h2::ResetBudget reset_budget_;
   Timer progress_timer_;  // idle connection, or a client that stopped reading
   Timer header_timer_;    // a header block split over frames that does not finish
   int in_session_ = 0;

@@ -142,8 +142,9 @@ void SocketConnection::readAvailable() {
       onData();
       if (fd_ < 0) return;
       // A short read drains a plain socket (as far as we know); TLS returns one record at a
-      // time, so it reads on until it says it needs more from the socket.
-      if (!tls_ && static_cast<size_t>(n) < room && !peer_closed_) return;
+      // time, so it reads on until it says it needs more from the socket. In the middle of a
+      // message, one more read finds a reset or EOF that came with these bytes.
+      if (!tls_ && static_cast<size_t>(n) < room && !peer_closed_ && !awaitingInput()) return;
       if (read_disabled_) {
         read_pending_ = true;
         return;

@@ -73,6 +73,12 @@ class SocketConnection : public Flushable {
   virtual void onConnectWritable() {}
   // How many more bytes in_ may hold; reading stops at 0.
   virtual size_t readBudget() const { return BufferCache::kBlockSize; }
+  // True while a message from the peer is only partly read. A short read then does not end the
+  // reading: the socket is read once more, because a reset that arrived with the last bytes
+  // fires its edge only once, and libevent reports it (EPOLLERR) as plain EV_READ|EV_WRITE,
+  // without EV_CLOSED. Stopping at the short read would leave the connection waiting for the
+  // rest of the message until a timeout, blaming the wrong side.
+  virtual bool awaitingInput() const { return false; }
 
   void flush() override;
 

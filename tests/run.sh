@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is needed (Debian bookworm, as root), builds twice
 # (optimised, and ASan+UBSan) and runs the whole suite in both builds, plus the pod test
-# (container images and the Kubernetes pod under podman, tests/deploy/pod_test.sh).
+# (container images and the Kubernetes pod under podman, tests/deploy/pod_test.sh), the
+# benchmark smoke and half a minute of the soak test (tests/soak/README.md).
 #   tests/run.sh              # everything
 #   VISCOUNT_SKIP_INSTALL=1 tests/run.sh   # skip apt-get (already installed)
 #   VISCOUNT_SKIP_POD_TEST=1 tests/run.sh  # skip the pod test (CI never does)
@@ -29,6 +30,11 @@ echo "== benchmark smoke (seconds long: proves the script runs; its figures mean
 VISCOUNT_SKIP_INSTALL=1 SMOKE=1 OUT=build/bench-smoke tests/bench/side_by_side.sh >build/bench-smoke.log 2>&1 ||
   { cat build/bench-smoke.log; exit 1; }
 tail -n 3 build/bench-smoke.log
+
+echo "== soak smoke (half a minute of faulty mixed traffic, then the audit: tests/soak/README.md)"
+tests/soak/soak.py --binary build/proxy/viscount --minutes 0.5 --out build/soak-smoke \
+  >build/soak-smoke.log 2>&1 || { cat build/soak-smoke.log; exit 1; }
+grep -E '^(viscount soak|HTTP/2|RESULT)' build/soak-smoke.log
 
 echo "== ASan + UBSan build"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVISCOUNT_SANITIZE=ON \

@@ -38,6 +38,11 @@ bool sendAll(int fd, std::string_view data) {
   return true;
 }
 
+void resetOnClose(int fd) {
+  const linger l{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
 namespace {
 
 // Reads until `buf` holds at least `want` bytes; false on EOF/error.
@@ -254,6 +259,7 @@ void TestUpstream::serve(int fd, int id) {
       connectionEvent(id, true);
       if (reply.close) {
         std::this_thread::sleep_for(reply.close_delay);
+        if (reply.reset) resetOnClose(fd);
         goto done;
       }
       continue;
@@ -292,6 +298,7 @@ void TestUpstream::serve(int fd, int id) {
     connectionEvent(id, true);
     if (reply.close || reply.no_framing) {
       std::this_thread::sleep_for(reply.close_delay);
+      if (reply.reset) resetOnClose(fd);
       goto done;
     }
   }

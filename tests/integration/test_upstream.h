@@ -28,6 +28,8 @@ std::string lower(std::string s);
 std::string hex(size_t n);  // lowercase hex, as in a chunk-size line
 // Sends all of `data` (MSG_NOSIGNAL); false on error or a closed peer.
 bool sendAll(int fd, std::string_view data);
+// Makes the next close() of `fd` send a TCP RST instead of a FIN (SO_LINGER with timeout 0).
+void resetOnClose(int fd);
 
 // Polls until `pred` holds or `timeout` passes.
 template <typename Pred>
@@ -62,6 +64,7 @@ struct UpstreamReply {
   size_t chunk_size = 16384;
   bool close = false;                        // add "connection: close" and close after the reply
   std::chrono::milliseconds close_delay{0};  // with `close`: wait this long before closing
+  bool reset = false;                        // with `close`: a TCP RST (SO_LINGER 0), not a FIN
   std::chrono::milliseconds delay{0};        // wait before answering
   std::string raw;                           // if set: send these bytes verbatim instead of a reply
   bool close_without_reply = false;
