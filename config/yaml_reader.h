@@ -32,6 +32,10 @@ class YamlErrors {
   std::vector<ConfigError> errors_;
 };
 
+// Reads the config's one YAML document into `root` (undefined when the text holds none). A
+// second document with content is reported and ignored; false when the text is not YAML.
+bool loadSingleDocument(std::string_view yaml, YamlErrors& errors, YAML::Node& root);
+
 // "a map", "a list", "a value" or "nothing", for "expected X, got Y" messages.
 const char* describeNode(const YAML::Node& node);
 

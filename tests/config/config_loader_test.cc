@@ -705,6 +705,16 @@ TEST(ConfigLoaderTest, SecondDocumentIsAnError) {
   EXPECT_TRUE(load(std::string(kListenerAndUpstream) + "---\n"));
 }
 
+TEST(ConfigLoaderTest, TextTheYamlParserCannotGetPastIsInvalid) {
+  // yaml-cpp 0.7 reads a lone ',' as an endless run of empty documents that all start at the
+  // same place: loading such a file filled memory and never returned (--validate, a reload).
+  EXPECT_EQ(errorOf(","), "test.yaml:1:1: invalid YAML: unexpected ','");
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "---\n,\n"),
+            "test.yaml:9:1: invalid YAML: unexpected ','");
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "---\n---\nworkers: 2\n"),
+            "test.yaml:10:1: only one YAML document is allowed in a config file");
+}
+
 TEST(ConfigLoaderTest, ReportsAllErrorsTogetherInFileOrder) {
   const std::string yaml = R"(workers: lots
 listeners:
