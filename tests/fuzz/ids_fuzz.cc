@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <regex>
 #include <string>
@@ -29,15 +30,34 @@ namespace viscount::fuzz {
 namespace {
 
 constexpr size_t kMaxPatternSize = 64;
+// std::regex runs in time proportional to the value times the pattern's states; past this the
+// comparison costs more than it can find.
+constexpr size_t kMaxReferenceValue = 1024;
+
+struct Compiled {
+  std::optional<IdPattern> pattern;
+  std::optional<std::regex> reference;  // for patterns IdPattern runs from its table
+};
+
+// Compiling dominates the cost of an input, and most mutations change the value, not the
+// pattern: compiled patterns are kept (a pattern compiles the same way every time).
+const Compiled& compile(const std::string& pattern) {
+  static auto* cache = new std::map<std::string, Compiled>();
+  if (auto it = cache->find(pattern); it != cache->end()) return it->second;
+  if (cache->size() >= 4096) cache->clear();
+  Compiled c;
+  std::string why;
+  c.pattern = IdPattern::compile(pattern, &why);
+  if (c.pattern && c.pattern->usesTable()) c.reference.emplace(pattern, kIdRegexFlags);
+  return cache->emplace(pattern, std::move(c)).first->second;
+}
 
 void checkPattern(const std::string& pattern, std::string_view value) {
-  std::string why;
-  const std::optional<IdPattern> compiled = IdPattern::compile(pattern, &why);
-  if (!compiled) return;
-  const bool matched = compiled->matches(value);
-  if (!compiled->usesTable()) return;
-  const std::regex reference(pattern, kIdRegexFlags);
-  const bool expected = std::regex_match(value.begin(), value.end(), reference);
+  const Compiled& c = compile(pattern);
+  if (!c.pattern) return;
+  const bool matched = c.pattern->matches(value);
+  if (!c.reference || value.size() > kMaxReferenceValue) return;
+  const bool expected = std::regex_match(value.begin(), value.end(), *c.reference);
   if (matched != expected) {
     std::fprintf(stderr, "pattern %s on %s: table says %d, std::regex says %d\n",
                  escaped(pattern).c_str(), escaped(value).c_str(), matched, expected);

@@ -64,6 +64,7 @@ for target in "${targets[@]}"; do
   [ -f "tests/fuzz/$target.dict" ] && args+=(-dict="tests/fuzz/$target.dict")
   seeds=()
   [ -d "tests/fuzz/corpus/$target" ] && seeds=("tests/fuzz/corpus/$target")
+  before=$(ls "$findings")
   start=$(date +%s)
   status=0
   "$binary" "${args[@]}" "$work" "${seeds[@]}" >"$log" 2>&1 || status=$?
@@ -79,8 +80,8 @@ for target in "${targets[@]}"; do
     failed+=("$target")
     echo "---- $target failed (exit $status); the end of $log:"
     grep -vE '^#[0-9]+' "$log" | tail -n 60
-    for artifact in "$findings/$target"-*; do
-      [ -e "$artifact" ] && echo "reproduce: $binary $artifact"
+    for artifact in $(ls "$findings"); do
+      grep -qxF "$artifact" <<<"$before" || echo "reproduce: $binary $findings/$artifact"
     done
   fi
   line=$(printf '%-16s %-7s %12s execs %8s exec/s  %-22s corpus %6s  %5s s' "$target" "$result" \
