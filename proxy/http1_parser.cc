@@ -106,11 +106,18 @@ bool Http1Parser::scanHeadLines(const char* base, size_t begin, size_t end) {
 
 Http1Parser::MethodVerdict Http1Parser::judgeUnknownMethod(const char* base, size_t end) {
   constexpr size_t kLongestMethod = 32;
+  // The message's bytes may begin with the empty lines allowed before a request line.
+  size_t start = 0;
+  while (start < end && (base[start] == '\r' || base[start] == '\n'))
+    ++start;
+  const char* method = base + start;
+  const size_t available = end - start;
   size_t n = 0;
-  while (n < end && n < kLongestMethod && isTokenChar(base[n]))
+  while (n < available && n < kLongestMethod && isTokenChar(method[n]))
     ++n;
-  if (n == end && n < kLongestMethod) return MethodVerdict::kNeedMore;
-  return n > 0 && n < end && base[n] == ' ' ? MethodVerdict::kToken : MethodVerdict::kGarbage;
+  if (n == available && n < kLongestMethod) return MethodVerdict::kNeedMore;
+  return n > 0 && n < available && method[n] == ' ' ? MethodVerdict::kToken
+                                                    : MethodVerdict::kGarbage;
 }
 
 void Http1Parser::failUnknownMethod(MethodVerdict verdict) {
