@@ -134,7 +134,19 @@ std::vector<ConfigError> YamlErrors::take() {
   std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) {
     return a.line != b.line ? a.line < b.line : a.column < b.column;
   });
-  return std::move(errors_);
+  // A node read twice (through an alias) would report its mistake twice, word for word. Errors
+  // at one position are next to each other now.
+  std::vector<ConfigError> once;
+  for (ConfigError& e : errors_) {
+    bool seen = false;
+    for (auto o = once.rbegin(); o != once.rend() && o->line == e.line && o->column == e.column;
+         ++o) {
+      seen = seen || o->message == e.message;
+    }
+    if (!seen) once.push_back(std::move(e));
+  }
+  errors_.clear();
+  return once;
 }
 
 const char* describeNode(const YAML::Node& node) {

@@ -24,7 +24,7 @@ class YamlErrors {
   // `mark` is yaml-cpp's 0-based position; a null mark is reported at 1:1 (the document).
   void add(const YAML::Mark& mark, std::string message);
   bool empty() const { return errors_.empty(); }
-  // Sorted by position, so the output reads top to bottom like the file.
+  // Sorted by position, so the output reads top to bottom like the file; each error once.
   std::vector<ConfigError> take();
 
  private:
