@@ -343,6 +343,11 @@ class ConfigParser {
   void checkRegex(const YamlMap& map, std::string_view key, std::string& out) {
     std::string pattern;
     if (!map.readString(key, pattern)) return;
+    if (!idRegexNumbersFit(pattern)) {
+      map.error(key, "invalid regular expression '" + pattern +
+                         "': " + std::string(kIdRegexNumberTooLong));
+      return;
+    }
     try {
       std::regex compiled(pattern, kIdRegexFlags);
     } catch (const std::regex_error& e) {

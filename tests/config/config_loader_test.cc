@@ -407,6 +407,13 @@ TEST(ConfigLoaderTest, BackReferencesAreRefusedLikeTheMatcherDoes) {
             std::string::npos);
 }
 
+TEST(ConfigLoaderTest, RegexNumbersTooLongForStdRegexAreRefused) {
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) +
+                    "context:\n  id_pattern: \"^[a-z]{1,99999999999999999999}$\"\n"),
+            "test.yaml:9:15: context.id_pattern: invalid regular expression "
+            "'^[a-z]{1,99999999999999999999}$': a count or back-reference of more than 9 digits");
+}
+
 TEST(ConfigLoaderTest, MissingUpstreamReference) {
   const std::string yaml = R"(listeners:
   - name: inbound
