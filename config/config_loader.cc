@@ -343,6 +343,11 @@ class ConfigParser {
   void checkRegex(const YamlMap& map, std::string_view key, std::string& out) {
     std::string pattern;
     if (!map.readString(key, pattern)) return;
+    if (!idRegexNumbersFit(pattern)) {
+      map.error(key, "invalid regular expression '" + pattern +
+                         "': " + std::string(kIdRegexNumberTooLong));
+      return;
+    }
     try {
       std::regex compiled(pattern, kIdRegexFlags);
     } catch (const std::regex_error& e) {
@@ -548,26 +553,15 @@ std::string ConfigError::format() const {
 
 ConfigLoadResult loadConfigString(std::string_view yaml, std::string_view file_name) {
   YamlErrors errors{std::string(file_name)};
-  std::vector<YAML::Node> documents;
-  try {
-    documents = YAML::LoadAll(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    errors.add(e.mark, "invalid YAML: " + e.msg);
-    return failure(errors);
-  }
-  if (documents.empty() || documents.front().IsNull()) {
+  YAML::Node root;
+  if (!loadSingleDocument(yaml, errors, root)) return failure(errors);
+  if (!root.IsDefined() || root.IsNull()) {
     errors.add(YAML::Mark::null_mark(),
                "the config is empty; it needs at least 'listeners' and 'upstreams'");
     return failure(errors);
   }
-  for (size_t i = 1; i < documents.size(); ++i) {
-    // A trailing "---" is harmless; a second document with content would be silently ignored.
-    if (!documents[i].IsNull()) {
-      errors.add(documents[i].Mark(), "only one YAML document is allowed in a config file");
-    }
-  }
   Config config;
-  ConfigParser(errors).parse(documents.front(), config);
+  ConfigParser(errors).parse(root, config);
   if (!errors.empty()) return failure(errors);
   config.source_path = std::string(file_name);
   return {std::make_shared<const Config>(std::move(config)), {}};

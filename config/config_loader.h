@@ -55,5 +55,8 @@ std::string toYaml(const Config& config);
 // The same tree for the admin endpoint. Durations are strings with units as in the YAML; sizes
 // are plain byte counts so that tools can compare them.
 nlohmann::json toJson(const Config& config);
+// What the admin /config endpoint serves: toJson, indented, ending in a newline. Strings are
+// bytes from the YAML and a file path need not be UTF-8: such bytes are shown as U+FFFD.
+std::string toJsonText(const Config& config);
 
 }  // namespace viscount

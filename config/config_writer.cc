@@ -173,4 +173,8 @@ nlohmann::json toJson(const Config& config) {
   return nlohmann::json(TreeBuilder(SizeStyle::kBytes).build(config));
 }
 
+std::string toJsonText(const Config& config) {
+  return toJson(config).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
 }  // namespace viscount

@@ -1,7 +1,10 @@
 #include "config/yaml_reader.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <algorithm>
 #include <cctype>
+#include <sstream>
 
 #include "config/ascii.h"
 #include "config/duration.h"
@@ -47,7 +50,76 @@ std::string unknownKeyMessage(const std::string& key, const std::string& path,
   return message + ")";
 }
 
+// Where a document starts and where its first node is, if it has one.
+class DocumentEvents final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    start = mark;
+    has_node = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+  YAML::Mark start;
+  YAML::Mark first_node;
+  bool has_node = false;
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (!has_node) first_node = mark;
+    has_node = true;
+  }
+};
+
 }  // namespace
+
+bool loadSingleDocument(std::string_view yaml, YamlErrors& errors, YAML::Node& root) {
+  const std::string text(yaml);
+  try {
+    // yaml-cpp 0.7 reads some malformed text (a lone ',') as an endless run of empty documents
+    // that all start at the same place, so YAML::LoadAll would fill memory and never return.
+    // The documents are walked one at a time first, stopping where the parser stops moving.
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    DocumentEvents events;
+    int previous_start = -1;
+    for (size_t index = 0; parser.HandleNextDocument(events); ++index) {
+      if (events.start.pos <= previous_start) {
+        const auto at = static_cast<size_t>(events.start.pos);
+        const char c = at < text.size() ? text[at] : ' ';
+        errors.add(events.start, c > ' ' && c < 0x7f
+                                     ? "invalid YAML: unexpected '" + std::string(1, c) + "'"
+                                     : std::string("invalid YAML: cannot read past this point"));
+        return false;
+      }
+      previous_start = events.start.pos;
+      // A trailing "---" is harmless; a second document with content would be silently ignored.
+      if (index > 0 && events.has_node) {
+        errors.add(events.first_node, "only one YAML document is allowed in a config file");
+      }
+    }
+    root = YAML::Load(text);  // the first document, now known to end
+  } catch (const YAML::Exception& e) {
+    errors.add(e.mark, "invalid YAML: " + e.msg);
+    return false;
+  }
+  return true;
+}
 
 void YamlErrors::add(const YAML::Mark& mark, std::string message) {
   ConfigError error;
@@ -62,7 +134,19 @@ std::vector<ConfigError> YamlErrors::take() {
   std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) {
     return a.line != b.line ? a.line < b.line : a.column < b.column;
   });
-  return std::move(errors_);
+  // A node read twice (through an alias) would report its mistake twice, word for word. Errors
+  // at one position are next to each other now.
+  std::vector<ConfigError> once;
+  for (ConfigError& e : errors_) {
+    bool seen = false;
+    for (auto o = once.rbegin(); o != once.rend() && o->line == e.line && o->column == e.column;
+         ++o) {
+      seen = seen || o->message == e.message;
+    }
+    if (!seen) once.push_back(std::move(e));
+  }
+  errors_.clear();
+  return once;
 }
 
 const char* describeNode(const YAML::Node& node) {

@@ -24,13 +24,17 @@ class YamlErrors {
   // `mark` is yaml-cpp's 0-based position; a null mark is reported at 1:1 (the document).
   void add(const YAML::Mark& mark, std::string message);
   bool empty() const { return errors_.empty(); }
-  // Sorted by position, so the output reads top to bottom like the file.
+  // Sorted by position, so the output reads top to bottom like the file; each error once.
   std::vector<ConfigError> take();
 
  private:
   std::string file_;
   std::vector<ConfigError> errors_;
 };
+
+// Reads the config's one YAML document into `root` (undefined when the text holds none). A
+// second document with content is reported and ignored; false when the text is not YAML.
+bool loadSingleDocument(std::string_view yaml, YamlErrors& errors, YAML::Node& root);
 
 // "a map", "a list", "a value" or "nothing", for "expected X, got Y" messages.
 const char* describeNode(const YAML::Node& node);

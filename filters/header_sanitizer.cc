@@ -68,6 +68,16 @@ void sanitizeResponseHeaders(ResponseHead& head) {
   removeHopByHop(head.headers);
 }
 
+void sanitizeTrailers(HeaderList& trailers) {
+  for (HeaderField& f : trailers.fields()) {
+    if (isHopByHopHeader(f.name) || equalsIgnoreCase(f.name, "content-length") ||
+        equalsIgnoreCase(f.name, "host") || equalsIgnoreCase(f.name, "trailer") ||
+        equalsIgnoreCase(f.name, "content-type") || equalsIgnoreCase(f.name, "authorization")) {
+      f.removed = true;
+    }
+  }
+}
+
 void setForwardedHeaders(RequestHead& head, std::string_view client_ip, bool trusted_peer) {
   std::string chain;
   size_t proto_count = 0;

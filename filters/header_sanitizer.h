@@ -18,6 +18,9 @@ bool isHopByHopHeader(std::string_view name);
 // Runs after the context filter, which keeps its own headers out of reach of Connection.
 void sanitizeRequestHeaders(RequestHead& head);
 void sanitizeResponseHeaders(ResponseHead& head);
+// Trailers may not carry framing, routing or hop-by-hop fields (RFC 9110 section 6.5.1), nor
+// content-type or authorization: those are removed, in both directions.
+void sanitizeTrailers(HeaderList& trailers);
 
 // Leaves exactly one x-forwarded-for and one x-forwarded-proto. A trusted peer (another proxy
 // of ours) has its chain extended with `client_ip`, and its x-forwarded-proto kept when it is a

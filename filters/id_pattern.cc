@@ -110,6 +110,10 @@ std::optional<ClassShape> parseSingleClass(std::string_view p) {
 std::optional<IdPattern> IdPattern::compile(const std::string& ecmascript_regex,
                                             std::string* error) {
   IdPattern pattern;
+  if (!idRegexNumbersFit(ecmascript_regex)) {
+    if (error) *error = "invalid regular expression: " + std::string(kIdRegexNumberTooLong);
+    return std::nullopt;
+  }
   try {
     // Always compiled in full, so a bad pattern is reported the same way whichever path runs.
     std::regex full(ecmascript_regex, kRegexFlags);

@@ -11,20 +11,6 @@
 #include "telemetry/metrics.h"
 
 namespace viscount {
-namespace {
-
-// Trailers may not carry framing, routing or hop-by-hop fields (RFC 9110 section 6.5.1).
-void sanitizeTrailers(HeaderList& trailers) {
-  for (HeaderField& f : trailers.fields()) {
-    if (isHopByHopHeader(f.name) || equalsIgnoreCase(f.name, "content-length") ||
-        equalsIgnoreCase(f.name, "host") || equalsIgnoreCase(f.name, "trailer") ||
-        equalsIgnoreCase(f.name, "content-type") || equalsIgnoreCase(f.name, "authorization")) {
-      f.removed = true;
-    }
-  }
-}
-
-}  // namespace
 
 Exchange::Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRuntime& listener,
                    DownstreamStream& downstream, ExchangeOwner& owner, const PeerInfo& peer,
@@ -80,26 +66,63 @@ void Exchange::releaseSlot() {
 
 // ---- phase 2: request headers --------------------------------------------------------------
 
+namespace {
+
+// Removes every copy of the deadline header, and its underscore look-alikes, in one pass over
+// the headers; a trusted client's smaller budget is honoured.
+Duration takeDeadline(HeaderList& headers, std::string_view name, bool trusted, Duration budget) {
+  if (name.empty()) return budget;
+  if (trusted) {
+    if (const HeaderField* f = headers.find(name)) {
+      uint64_t ms = 0;
+      const char* end = f->value.data() + f->value.size();
+      const auto [ptr, ec] = std::from_chars(f->value.data(), end, ms);
+      if (ec == std::errc() && ptr == end && ms > 0 && Duration(ms) < budget) {
+        budget = Duration(ms);
+      }
+    }
+  }
+  for (HeaderField& f : headers.fields()) {
+    if (equalsIgnoreCase(f.name, name) || isUnderscoreLookalike(f.name, name)) f.removed = true;
+  }
+  return budget;
+}
+
+}  // namespace
+
+Duration filterRequestHead(RequestHead& head, RequestContext& ctx, IdGenerator& ids,
+                           const RequestFilterInput& input) {
+  input.context.onRequestHeaders(head, ctx, input.trusted, ids, input.certificate_user);
+  sanitizeRequestHeaders(head);
+  setForwardedHeaders(head, input.client_ip, input.trusted);
+  const Duration budget =
+      takeDeadline(head.headers, input.deadline_header, input.trusted, input.budget);
+  // An HTTP/1.0 client may send no Host and any client an empty one, but an HTTP/1.1 request
+  // must carry a Host: like nginx's default, it then names the upstream itself.
+  if (head.authority.empty()) head.authority = input.upstream_authority;
+  return budget;
+}
+
 void Exchange::onRequestHeaders(RequestHead& head) {
   ctx_.method.assign(head.method);
   ctx_.path.assign(head.target);
   ctx_.protocol = head.protocol;
 
-  // Context ids first (it also strips context-header names out of Connection, so sanitizing
-  // cannot remove the ids it chose), then hop-by-hop sanitizing, then forwarding headers.
-  std::optional<std::string> certificate_user;
+  RequestFilterInput input{.context = *snapshot_->context_filter,
+                           .trusted = peer_.trusted,
+                           .client_ip = {},
+                           .certificate_user = std::nullopt,
+                           .deadline_header = upstream_runtime_.config->timeouts.deadline_header,
+                           .budget = upstream_runtime_.config->timeouts.request,
+                           .upstream_authority = upstream_runtime_.authority};
+  std::string certificate_user;  // outlives the filters' use of it
   if (const auto& tls = listener_.config->tls; tls && tls->user_id_from_certificate) {
     certificate_user = tls_ != nullptr ? tls_->peerCommonName() : "";
+    input.certificate_user = certificate_user;
   }
-  snapshot_->context_filter->onRequestHeaders(head, ctx_, peer_.trusted, worker_.ids(),
-                                              certificate_user);
-  sanitizeRequestHeaders(head);
   PeerAddress::TextBuffer ip;
-  setForwardedHeaders(head, peer_.address.ip(ip), peer_.trusted);
-  takeDeadline(head);
-  // An HTTP/1.0 client may send no Host and any client an empty one, but an HTTP/1.1 request
-  // must carry a Host: like nginx's default, it then names the upstream itself.
-  if (head.authority.empty()) head.authority = upstream_runtime_.authority;
+  input.client_ip = peer_.address.ip(ip);
+  budget_ = filterRequestHead(head, ctx_, worker_.ids(), input);
 
   const uint64_t body_limit = listener_.config->limits.max_request_body_size;
   if (body_limit != 0 && head.content_length && *head.content_length > body_limit) {
@@ -128,26 +151,6 @@ void Exchange::onRequestHeaders(RequestHead& head) {
   // A client waiting for 100 Continue would otherwise hold its body back while we queue.
   if (head.expect_continue && head.hasBody()) downstream_.sendContinue();
   if (has_slot_) acquireConnection();
-}
-
-void Exchange::takeDeadline(RequestHead& head) {
-  budget_ = upstream_runtime_.config->timeouts.request;
-  const std::string& name = upstream_runtime_.config->timeouts.deadline_header;
-  if (name.empty()) return;
-  if (peer_.trusted) {
-    if (const HeaderField* f = head.headers.find(name)) {
-      uint64_t ms = 0;
-      const char* end = f->value.data() + f->value.size();
-      const auto [ptr, ec] = std::from_chars(f->value.data(), end, ms);
-      if (ec == std::errc() && ptr == end && ms > 0 && Duration(ms) < budget_) {
-        budget_ = Duration(ms);
-      }
-    }
-  }
-  // Every copy goes, and its underscore look-alikes with it: one pass over the headers.
-  for (HeaderField& f : head.headers.fields()) {
-    if (equalsIgnoreCase(f.name, name) || isUnderscoreLookalike(f.name, name)) f.removed = true;
-  }
 }
 
 void Exchange::onSlotGranted() {

@@ -8,7 +8,9 @@
 // The downstream codec owns the Exchange and deletes it (deferred) after onExchangeComplete.
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "pool/upstream_pool.h"
 #include "proxy/buffer.h"
@@ -21,6 +23,26 @@
 namespace viscount {
 
 class Worker;
+
+// What the request-headers phase needs to rewrite a request head (filterRequestHead).
+struct RequestFilterInput {
+  const ContextFilter& context;
+  bool trusted = false;  // the peer is in context.trusted_sources
+  std::string_view client_ip;
+  // Set when the listener takes the user id from client certificates (see ContextFilter).
+  std::optional<std::string_view> certificate_user;
+  std::string_view deadline_header;     // empty: off
+  Duration budget{};                    // the upstream's request timeout
+  std::string_view upstream_authority;  // the Host of a request that named none
+};
+
+// The request-headers phase's rewrite of a client's head, in order: context ids (which also
+// strip context-header names out of Connection, so sanitizing cannot remove the ids chosen),
+// hop-by-hop sanitizing, forwarding headers, the deadline header, and a Host for a request
+// without one. Returns the request's budget: `budget`, or a smaller one a trusted client sent in
+// the deadline header. Views into `ctx` and `input` end up in `head`.
+Duration filterRequestHead(RequestHead& head, RequestContext& ctx, IdGenerator& ids,
+                           const RequestFilterInput& input);
 
 class Exchange final : public Deletable,
                        public SlotWaiter,
@@ -59,9 +81,6 @@ class Exchange final : public Deletable,
   void acquireConnection();
   void reject(ErrorCode code, std::string_view reason);
   void releaseSlot();
-  // The budget for this request: the upstream's request timeout, or a smaller one a trusted
-  // client sent in the deadline header. Removes every client copy of that header.
-  void takeDeadline(RequestHead& head);
   // PoolCallbacks (phase 3)
   void onPoolReady(UpstreamConnection& connection) override;
   void onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) override;

@@ -74,21 +74,34 @@ void Http1Parser::requestLine(const char* base, std::string* method, std::string
   target->assign(base + url_.off, url_.len);
 }
 
-bool Http1Parser::scanHeadLines(const char* base, size_t end) {
-  size_t i = scan_pos_;
+bool Http1Parser::endScannedLine() {
+  if (scan_line_len_ == 0 && scan_lines_ > 0) {
+    scan_done_ = true;  // the empty line: end of the head
+    return true;
+  }
+  if (scan_line_len_ > 0) ++scan_lines_;  // empty lines before the request line are allowed
+  scan_line_len_ = 0;
+  return false;
+}
+
+bool Http1Parser::scanHeadLines(const char* base, size_t begin, size_t end) {
+  size_t i = begin;
+  if (scan_cr_pending_ && i < end) {
+    if (base[i] != '\n') return false;
+    scan_cr_pending_ = false;
+    ++i;
+    if (endScannedLine()) return true;
+  }
   while (i < end) {
     const char c = base[i];
     if (c == '\r') {
-      if (i + 1 >= end) break;  // need the next byte to judge this CR
-      if (base[i + 1] != '\n') return false;
-      if (scan_line_len_ == 0 && scan_lines_ > 0) {
-        scan_done_ = true;  // the empty line: end of the head
-        i += 2;
-        break;
+      if (i + 1 >= end) {
+        scan_cr_pending_ = true;  // judged when the next byte arrives
+        return true;
       }
-      if (scan_line_len_ > 0) ++scan_lines_;  // empty lines before the request line are allowed
-      scan_line_len_ = 0;
+      if (base[i + 1] != '\n') return false;
       i += 2;
+      if (endScannedLine()) return true;
       continue;
     }
     if (c == '\n') return false;
@@ -96,17 +109,23 @@ bool Http1Parser::scanHeadLines(const char* base, size_t end) {
     ++scan_line_len_;
     ++i;
   }
-  scan_pos_ = i;
   return true;
 }
 
 Http1Parser::MethodVerdict Http1Parser::judgeUnknownMethod(const char* base, size_t end) {
   constexpr size_t kLongestMethod = 32;
+  // The message's bytes may begin with the empty lines allowed before a request line.
+  size_t start = 0;
+  while (start < end && (base[start] == '\r' || base[start] == '\n'))
+    ++start;
+  const char* method = base + start;
+  const size_t available = end - start;
   size_t n = 0;
-  while (n < end && n < kLongestMethod && isTokenChar(base[n]))
+  while (n < available && n < kLongestMethod && isTokenChar(method[n]))
     ++n;
-  if (n == end && n < kLongestMethod) return MethodVerdict::kNeedMore;
-  return n > 0 && n < end && base[n] == ' ' ? MethodVerdict::kToken : MethodVerdict::kGarbage;
+  if (n == available && n < kLongestMethod) return MethodVerdict::kNeedMore;
+  return n > 0 && n < available && method[n] == ' ' ? MethodVerdict::kToken
+                                                    : MethodVerdict::kGarbage;
 }
 
 void Http1Parser::failUnknownMethod(MethodVerdict verdict) {
@@ -124,7 +143,7 @@ Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t
     failUnknownMethod(verdict);
     return {Status::kError, 0};
   }
-  if (kind_ == Kind::kRequest && !scan_done_ && !scanHeadLines(base, offset + len)) {
+  if (kind_ == Kind::kRequest && !scan_done_ && !scanHeadLines(base, offset, offset + len)) {
     fail(ErrorCode::kBadRequest, "bare CR or LF, or a folded header line");
     return {Status::kError, 0};
   }

@@ -131,13 +131,17 @@ class Http1Parser {
   void failOversizedHead();
   // Request heads only: every line ends in CRLF (no bare CR or LF) and no header line starts
   // with whitespace (obs-fold), checked on the raw bytes because llhttp 8.1 lets some through.
-  // Scans [scan_pos_, end) up to the empty line that ends the head.
-  bool scanHeadLines(const char* base, size_t end);
+  // Scans the new bytes [begin, end) up to the empty line that ends the head. Its state holds
+  // no position (a CR that ends the bytes is remembered as pending), because the caller drops
+  // the empty lines before a request: they belong to no message.
+  bool scanHeadLines(const char* base, size_t begin, size_t end);
+  // A CRLF ended a line; true when it was the empty line that ends the head.
+  bool endScannedLine();
   void resetScan() {
-    scan_pos_ = 0;
     scan_line_len_ = 0;
     scan_lines_ = 0;
     scan_done_ = false;
+    scan_cr_pending_ = false;
   }
   enum class MethodVerdict { kNeedMore, kToken, kGarbage };
   static MethodVerdict judgeUnknownMethod(const char* base, size_t end);
@@ -161,11 +165,11 @@ class Http1Parser {
   bool in_trailers_ = false;
   bool field_done_ = false;
   uint64_t head_bytes_ = 0;
-  size_t scan_pos_ = 0;
   size_t scan_line_len_ = 0;
   size_t scan_lines_ = 0;  // non-empty lines seen (the request line is the first)
   bool scan_done_ = false;
-  bool method_pending_ = false;  // an unknown method: waiting for the byte after it
+  bool scan_cr_pending_ = false;  // the bytes so far ended in a CR; its LF must come next
+  bool method_pending_ = false;   // an unknown method: waiting for the byte after it
   Span url_;
   std::vector<FieldSpan> fields_;
   std::vector<std::pair<std::string, std::string>> trailer_text_;

@@ -86,6 +86,37 @@ void Http1ReaderPool::give(Http1RequestReader* reader) {
   free_.push_back(reader);
 }
 
+const char* makeRequestHead(Http1Head& h, bool tls, RequestHead& head) {
+  head.method = h.method;
+  head.target = h.target;
+  head.authority = h.host;
+  head.scheme = tls ? "https" : "http";
+  head.protocol = h.version_minor == 0 ? Protocol::kHttp10 : Protocol::kHttp11;
+  head.headers = std::move(*h.headers);
+  head.content_length = h.content_length;
+  head.chunked = h.chunked;
+  head.expect_continue = h.expect_continue;
+  head.keep_alive = h.keep_alive;
+
+  if (startsWithIgnoreCase(head.target, "http://") ||
+      startsWithIgnoreCase(head.target, "https://")) {
+    std::string_view rest = head.target.substr(head.target.find("//") + 2);
+    const size_t slash = rest.find_first_of("/?");
+    head.authority = rest.substr(0, slash);
+    head.target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    if (head.target.front() == '?') {
+      // "http://host?x" has an empty path: keep the query but we need a leading '/'.
+      head.target = head.headers.keep("/" + std::string(head.target));
+    }
+    if (head.authority.empty() || !isValidAuthority(head.authority)) {
+      return "absolute-form target without a valid host";
+    }
+  } else if (head.target.front() != '/' && head.target != "*") {
+    return "request target is not origin-form";
+  }
+  return nullptr;
+}
+
 Http1ServerConnection::Http1ServerConnection(Worker& worker, int fd, size_t listener_index,
                                              PeerInfo peer)
     : ClientConnection(worker.loop(), fd, listener_index),
@@ -268,37 +299,9 @@ bool Http1ServerConnection::onHeadersComplete(Http1Head& h) {
   request_has_body_ = h.chunked || (h.content_length && *h.content_length > 0);
 
   RequestHead head;
-  head.method = h.method;
-  head.target = h.target;
-  head.authority = h.host;
-  head.scheme = tls() != nullptr ? "https" : "http";
-  head.protocol = h.version_minor == 0 ? Protocol::kHttp10 : Protocol::kHttp11;
-  head.headers = std::move(*h.headers);
-  head.content_length = h.content_length;
-  head.chunked = h.chunked;
-  head.expect_continue = h.expect_continue;
-  head.keep_alive = h.keep_alive;
-
-  // Absolute-form (RFC 9112 section 3.2.2): its authority wins over Host; the upstream gets
-  // origin-form.
-  if (startsWithIgnoreCase(head.target, "http://") ||
-      startsWithIgnoreCase(head.target, "https://")) {
-    std::string_view rest = head.target.substr(head.target.find("//") + 2);
-    const size_t slash = rest.find_first_of("/?");
-    head.authority = rest.substr(0, slash);
-    head.target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
-    if (head.target.front() == '?') {
-      // "http://host?x" has an empty path: keep the query but we need a leading '/'.
-      head.target = head.headers.keep("/" + std::string(head.target));
-    }
-    if (head.authority.empty() || !isValidAuthority(head.authority)) {
-      *h.headers = std::move(head.headers);
-      reader_->parser.fail(ErrorCode::kBadRequest, "absolute-form target without a valid host");
-      return false;
-    }
-  } else if (head.target.front() != '/' && head.target != "*") {
+  if (const char* reason = makeRequestHead(h, tls() != nullptr, head)) {
     *h.headers = std::move(head.headers);
-    reader_->parser.fail(ErrorCode::kBadRequest, "request target is not origin-form");
+    reader_->parser.fail(ErrorCode::kBadRequest, reason);
     return false;
   }
 

@@ -46,6 +46,12 @@ class Http1ReaderPool {
   std::vector<Http1RequestReader*> free_;
 };
 
+// The RequestHead an HTTP/1 request head becomes; `h.headers` moves into `head.headers` (move
+// them back to reuse the vector). An absolute-form target (RFC 9112 section 3.2.2) gives its
+// authority, which wins over Host, and the upstream gets origin-form. Returns nullptr, or why
+// the target cannot be forwarded (a 400).
+const char* makeRequestHead(Http1Head& h, bool tls, RequestHead& head);
+
 class Http1ServerConnection final : public ClientConnection, public DownstreamStream {
  public:
   Http1ServerConnection(Worker& worker, int fd, size_t listener_index, PeerInfo peer);

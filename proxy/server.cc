@@ -368,7 +368,7 @@ AdminResponse Server::handleAdmin(std::string_view method, std::string_view path
     r.body = metrics_->renderPrometheus();
   } else if (path == "/config" && get) {
     r.content_type = "application/json";
-    r.body = toJson(*currentConfig()).dump(2) + "\n";
+    r.body = toJsonText(*currentConfig());
   } else if (path == "/drain" && method == "POST") {
     startDrain("admin");
     r.status = 202;

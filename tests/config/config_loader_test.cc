@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -406,6 +407,13 @@ TEST(ConfigLoaderTest, BackReferencesAreRefusedLikeTheMatcherDoes) {
             std::string::npos);
 }
 
+TEST(ConfigLoaderTest, RegexNumbersTooLongForStdRegexAreRefused) {
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) +
+                    "context:\n  id_pattern: \"^[a-z]{1,99999999999999999999}$\"\n"),
+            "test.yaml:9:15: context.id_pattern: invalid regular expression "
+            "'^[a-z]{1,99999999999999999999}$': a count or back-reference of more than 9 digits");
+}
+
 TEST(ConfigLoaderTest, MissingUpstreamReference) {
   const std::string yaml = R"(listeners:
   - name: inbound
@@ -703,6 +711,31 @@ TEST(ConfigLoaderTest, SecondDocumentIsAnError) {
   EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "---\nworkers: 2\n"),
             "test.yaml:9:1: only one YAML document is allowed in a config file");
   EXPECT_TRUE(load(std::string(kListenerAndUpstream) + "---\n"));
+}
+
+TEST(ConfigLoaderTest, TextTheYamlParserCannotGetPastIsInvalid) {
+  // yaml-cpp 0.7 reads a lone ',' as an endless run of empty documents that all start at the
+  // same place: loading such a file filled memory and never returned (--validate, a reload).
+  EXPECT_EQ(errorOf(","), "test.yaml:1:1: invalid YAML: unexpected ','");
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "---\n,\n"),
+            "test.yaml:9:1: invalid YAML: unexpected ','");
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "---\n---\nworkers: 2\n"),
+            "test.yaml:10:1: only one YAML document is allowed in a config file");
+}
+
+TEST(ConfigLoaderTest, AMistakeReadTwiceThroughAnAliasIsReportedOnce) {
+  const auto errors = errorsOf(
+      "listeners:\n"
+      "  - {name: a, address: 127.0.0.1:81, limits: &l {max_connections: 1, , x: 2}}\n"
+      "  - {name: b, address: 127.0.0.1:82, limits: *l}\n"
+      "upstreams: [{name: app, url: \"http://127.0.0.1:8000\"}]\n");
+  std::vector<std::string> lines;
+  for (const auto& e : errors)
+    lines.push_back(e.format());
+  const std::string keys = "test.yaml:2:70: keys must be plain names, got nothing";
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), keys), 1) << ::testing::PrintToString(lines);
+  // The same key under two paths says where each use is.
+  EXPECT_EQ(lines.size(), 3u) << ::testing::PrintToString(lines);
 }
 
 TEST(ConfigLoaderTest, ReportsAllErrorsTogetherInFileOrder) {

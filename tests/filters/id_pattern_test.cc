@@ -64,6 +64,19 @@ TEST(IdPatternTest, InvalidPatternsAreReported) {
   }
 }
 
+TEST(IdPatternTest, NumbersTooLongForStdRegexAreRefused) {
+  // libstdc++ reads counts and back-reference numbers into a long without an overflow check
+  // (undefined behaviour): more than 9 digits never reach it.
+  for (std::string source :
+       {"^[a-z]{1,99999999999999999999}$", "a{12345678901}", "(a)\\12345678901"}) {
+    std::string error;
+    EXPECT_FALSE(IdPattern::compile(source, &error)) << source;
+    EXPECT_NE(error.find("more than 9 digits"), std::string::npos) << source << ": " << error;
+  }
+  // Digits that are characters to match are not numbers to read.
+  EXPECT_FALSE(compileOrDie("^[0-9]{1,12}-12345678901$").usesTable());
+}
+
 TEST(IdPatternTest, DefaultIdPattern) {
   IdPattern p = compileOrDie("^[A-Za-z0-9._:-]{1,128}$");
   EXPECT_TRUE(p.matches("abc-123"));

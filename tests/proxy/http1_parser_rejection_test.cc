@@ -76,6 +76,11 @@ std::vector<Rejection> requestRejections() {
       {"binary_garbage", std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11),
        ErrorCode::kBadRequest},
       {"method_without_target", "BREW\r\n\r\n", ErrorCode::kBadRequest},
+      // The method is judged from its first byte, after the empty lines a request may follow.
+      {"unknown_method_after_empty_lines", "\r\n\r\nBREW /pot HTTP/1.1\r\nHost: h\r\n\r\n",
+       ErrorCode::kNotImplemented},
+      {"garbage_method_after_empty_lines", "\r\nG@T / HTTP/1.1\r\nHost: h\r\n\r\n",
+       ErrorCode::kBadRequest},
       {"missing_host", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", ErrorCode::kBadRequest},
       {"duplicate_host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ErrorCode::kBadRequest},
       {"duplicate_host_same_value", "GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n",

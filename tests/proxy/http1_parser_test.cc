@@ -355,6 +355,61 @@ TEST_F(ParserTest, UpgradeRequestsAreParsedAsPlainHttp) {
   EXPECT_TRUE(recorder_.messages[1].complete);
 }
 
+TEST_F(ParserTest, EmptyLinesBeforeARequestCanBeDroppedByTheCaller) {
+  // A connection drops bytes that belong to no message (here the CRLF a client sent after a
+  // body, as RFC 9112 section 2.2 lets it), so the next request arrives in a new buffer.
+  recorder_.pause_after_message = true;
+  std::string buf = "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx\r\n";
+  auto r = feed(request_parser_, buf);
+  ASSERT_EQ(r.status, Status::kPaused);
+  buf.erase(0, r.consumed);
+  request_parser_.resume();
+  ASSERT_EQ(feed(request_parser_, buf).status, Status::kOk);
+  ASSERT_FALSE(request_parser_.messageStarted());
+  const std::string next = "GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+  r = feed(request_parser_, next);
+  ASSERT_EQ(r.status, Status::kPaused) << request_parser_.errorReason();
+  ASSERT_EQ(recorder_.messages.size(), 2u);
+  EXPECT_EQ(recorder_.messages[1].target, "/b");
+}
+
+TEST_F(ParserTest, CarriageReturnAndLineFeedBeforeARequestMayArriveApart) {
+  const std::string cr = "\r";
+  ASSERT_EQ(feed(request_parser_, cr).status, Status::kOk);
+  ASSERT_FALSE(request_parser_.messageStarted());
+  const std::string rest = "\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
+  ASSERT_EQ(feed(request_parser_, rest).status, Status::kOk) << request_parser_.errorReason();
+  ASSERT_EQ(recorder_.messages.size(), 1u);
+  EXPECT_TRUE(recorder_.messages[0].complete);
+
+  // A CR whose next byte is not LF is refused wherever the bytes were split.
+  Recorder rec;
+  Http1Parser parser(Kind::kRequest, rec);
+  ASSERT_EQ(parser.execute(cr.data(), 0, cr.size()).status, Status::kOk);
+  const std::string no_lf = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+  EXPECT_EQ(parser.execute(no_lf.data(), 0, no_lf.size()).status, Status::kError);
+  EXPECT_EQ(parser.error(), ErrorCode::kBadRequest);
+}
+
+TEST_F(ParserTest, DroppedEmptyLinesDoNotHideALaterBareLineFeedOrFold) {
+  // The line checks once skipped as many bytes of the next buffer as the dropped empty lines
+  // had held, letting through what llhttp 8.1 accepts and they exist to refuse.
+  for (const std::string head :
+       {"GET / HTTP/1.1\nHost: h\r\n\r\n", "GET / HTTP/1.1\r\nHost: h\r\n\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A:\r\n b\r\n\r\n"}) {
+    Recorder rec;
+    Http1Parser parser(Kind::kRequest, rec);
+    std::string empty_lines;
+    for (int i = 0; i < 30; ++i)
+      empty_lines += "\r\n";
+    ASSERT_EQ(parser.execute(empty_lines.data(), 0, empty_lines.size()).status, Status::kOk);
+    ASSERT_FALSE(parser.messageStarted());
+    EXPECT_EQ(parser.execute(head.data(), 0, head.size()).status, Status::kError) << head;
+    EXPECT_EQ(parser.error(), ErrorCode::kBadRequest) << head;
+    EXPECT_TRUE(rec.messages.empty() || !rec.messages[0].head_seen) << head;
+  }
+}
+
 // ---- rejections (more in http1_parser_rejection_test.cc) ---------------------------------------
 
 TEST_F(ParserTest, BareCarriageReturnIsJudgedOnceTheNextByteArrives) {
