@@ -50,6 +50,41 @@ std::string unknownKeyMessage(const std::string& key, const std::string& path,
   return message + ")";
 }
 
+// RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
+bool isUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t more = 0;
+    unsigned char low = 0x80;  // the second byte's range, narrowed where the RFC says
+    unsigned char high = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      more = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      more = 2;
+      if (c == 0xE0) low = 0xA0;
+      if (c == 0xED) high = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      more = 3;
+      if (c == 0xF0) low = 0x90;
+      if (c == 0xF4) high = 0x8F;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= more) return false;
+    for (size_t k = 1; k <= more; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if (b < (k == 1 ? low : 0x80) || b > (k == 1 ? high : 0xBF)) return false;
+    }
+    i += more + 1;
+  }
+  return true;
+}
+
 // Where a document starts and where its first node is, if it has one.
 class DocumentEvents final : public YAML::EventHandler {
  public:
@@ -283,6 +318,12 @@ const std::string* YamlMap::scalar(std::string_view key) const {
   if (entry == nullptr) return nullptr;
   if (!entry->value.IsScalar()) {
     error(key, std::string("expected a value, got ") + describeNode(entry->value));
+    return nullptr;
+  }
+  // YAML is Unicode text. yaml-cpp passes other bytes through in plain scalars but turns them
+  // into U+FFFD in quoted ones, so such a value would not survive --print-config.
+  if (!isUtf8(entry->value.Scalar())) {
+    error(key, "not valid UTF-8");
     return nullptr;
   }
   return &entry->value.Scalar();

@@ -77,8 +77,9 @@ Duration takeDeadline(HeaderList& headers, std::string_view name, bool trusted, 
       uint64_t ms = 0;
       const char* end = f->value.data() + f->value.size();
       const auto [ptr, ec] = std::from_chars(f->value.data(), end, ms);
-      if (ec == std::errc() && ptr == end && ms > 0 && Duration(ms) < budget) {
-        budget = Duration(ms);
+      // Compared as integers: Duration(ms) of 2^63 or more would be negative.
+      if (ec == std::errc() && ptr == end && ms > 0 && ms < static_cast<uint64_t>(budget.count())) {
+        budget = Duration(static_cast<Duration::rep>(ms));
       }
     }
   }

@@ -414,6 +414,20 @@ TEST(ConfigLoaderTest, RegexNumbersTooLongForStdRegexAreRefused) {
             "'^[a-z]{1,99999999999999999999}$': a count or back-reference of more than 9 digits");
 }
 
+TEST(ConfigLoaderTest, ValuesMustBeUtf8) {
+  // YAML is Unicode text, but yaml-cpp passes other bytes through in plain scalars and turns
+  // them into U+FFFD in quoted ones: such a value came back changed from --print-config.
+  EXPECT_EQ(
+      errorOf(std::string(kListenerAndUpstream) + "logging: {access_log: /var/log/\xb4\xff.log}\n"),
+      "test.yaml:8:23: logging.access_log: not valid UTF-8");
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "context:\n  id_pattern: \"^[\xc3]$\"\n"),
+            "test.yaml:9:15: context.id_pattern: not valid UTF-8");
+  const auto config =
+      load(std::string(kListenerAndUpstream) + "logging: {access_log: /var/log/caf\xc3\xa9.log}\n");
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->logging.access_log, "/var/log/caf\xc3\xa9.log");
+}
+
 TEST(ConfigLoaderTest, MissingUpstreamReference) {
   const std::string yaml = R"(listeners:
   - name: inbound

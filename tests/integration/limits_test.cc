@@ -321,6 +321,38 @@ admin:
   EXPECT_LT(took, 1200);
 }
 
+TEST(Deadline, TrustedBudgetBeyondADurationIsIgnored) {
+  // 2^63 and more milliseconds: converted to a duration they came out negative, a budget already
+  // spent, and the request failed at once with 504.
+  TestUpstream upstream;
+  ProxyUnderTest proxy(withPort(R"(workers: 1
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    upstream: app
+upstreams:
+  - name: app
+    url: http://127.0.0.1:{port}
+    timeouts:
+      request: 2s
+admin:
+  address: off
+)",
+                                upstream.port()));
+  for (const char* huge : {"9223372036854775808", "18446744073709551615"}) {
+    const auto r = httpRequest(proxy.port(), "GET", "/", {{"x-request-timeout-ms", huge}});
+    ASSERT_TRUE(r) << huge;
+    EXPECT_EQ(r->status, 200) << huge << ": " << r->body;
+  }
+  const auto requests = upstream.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  for (const auto& request : requests) {
+    const long sent = std::stol(request.header("x-request-timeout-ms"));
+    EXPECT_GT(sent, 1500);
+    EXPECT_LE(sent, 2000);
+  }
+}
+
 TEST(Deadline, UntrustedBudgetIsIgnoredAndOffSendsNothing) {
   TestUpstream upstream;
   ProxyUnderTest proxy(withPort(R"(workers: 1
