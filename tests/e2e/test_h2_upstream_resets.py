@@ -6,6 +6,8 @@ the frames and the RST came in one edge, the read stopped at the short read, and
 report the reset again.
 """
 
+import array
+import fcntl
 import http.client
 import socket
 import struct
@@ -21,11 +23,26 @@ from viscount_process import Viscount, basic_config, viscount_bin
 
 PROMISED = 1000
 SENT = 100
+SIOCOUTQNSD = 0x894B  # linux/sockios.h: bytes in the send queue not yet handed to the network
+
+
+def wait_until_sent(sock, limit=2.0):
+    """An abortive close throws away what the kernel has not transmitted yet, and on loopback the
+    transmission can lag the send call: without this wait the client may get the RST without the
+    frames before it, and the 502 it then rightly gives is not the case under test."""
+    unsent = array.array("i", [0])
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        fcntl.ioctl(sock.fileno(), SIOCOUTQNSD, unsent)
+        if unsent[0] == 0:
+            return
+        time.sleep(0)
+    raise AssertionError(f"{unsent[0]} bytes still unsent after {limit}s")
 
 
 class ResettingH2Upstream:
     """h2c on 127.0.0.1:0: answers each request with a head promising PROMISED bytes and SENT of
-    them, then resets the TCP connection (SO_LINGER 0) right after, in the same breath."""
+    them, then resets the TCP connection (SO_LINGER 0) as soon as the kernel has sent them."""
 
     def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -55,6 +72,7 @@ class ResettingH2Upstream:
                                                         ("content-length", str(PROMISED))])
                     conn.send_data(event.stream_id, b"u" * SENT)
                     sock.sendall(conn.data_to_send())
+                    wait_until_sent(sock)
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     sock.close()
                     return
