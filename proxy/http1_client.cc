@@ -22,6 +22,7 @@ UpstreamStream& Http1ClientCodec::newStream(UpstreamStreamCallbacks& callbacks) 
   end_delivered_ = false;
   informational_ = false;
   response_done_ = false;
+  response_started_ = false;
   reset_pending_ = false;
   setReadDisabled(false);
   return *this;
@@ -90,6 +91,7 @@ void Http1ClientCodec::onData() {
     connection_.close();
     return;
   }
+  response_started_ = true;
   parse();
 }
 

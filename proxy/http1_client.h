@@ -42,7 +42,11 @@ class Http1ClientCodec final : public UpstreamCodec,
   void onOutputDrained() override;
   void onOutputProgress() override;
   size_t readBudget() const override;
-  bool awaitingInput() const override { return callbacks_ != nullptr && !response_done_; }
+  // Only once part of the response is in: a stream just handed this connection (its request
+  // perhaps not even sent) has nothing in flight that a reset could cut.
+  bool awaitingInput() const override {
+    return callbacks_ != nullptr && !response_done_ && response_started_;
+  }
 
   // Http1ParserHandler
   bool onHeadersComplete(Http1Head& head) override;
@@ -66,6 +70,7 @@ class Http1ClientCodec final : public UpstreamCodec,
   bool end_delivered_ = false;
   bool informational_ = false;
   bool response_done_ = false;
+  bool response_started_ = false;  // bytes of this stream's response have arrived
   bool dispatching_ = false;
   bool reset_pending_ = false;
 };
