@@ -167,6 +167,9 @@ struct Config {
   // Reload when the config file changes on disk (an edit, or a Kubernetes ConfigMap update),
   // as SIGHUP does. Only meaningful with a config file.
   bool watch_config = true;
+  // Each worker writes a loop turn's output with one io_uring call instead of a send() per
+  // socket, when the kernel and any seccomp profile allow it (else send(), as with false).
+  bool io_uring = true;
   std::vector<ListenerConfig> listeners;
   std::vector<UpstreamConfig> upstreams;
   ContextConfig context;

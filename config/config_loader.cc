@@ -87,12 +87,13 @@ class ConfigParser {
 
   void parse(const YAML::Node& root, Config& config) {
     const YamlMap top(errors_, root, "",
-                      {"workers", "drain_timeout", "watch_config", "listeners", "upstreams",
-                       "context", "logging", "admin"});
+                      {"workers", "drain_timeout", "watch_config", "io_uring", "listeners",
+                       "upstreams", "context", "logging", "admin"});
     if (!top.isMap()) return;
     parseWorkers(top, config);
     top.readDuration("drain_timeout", config.drain_timeout);
     top.readBool("watch_config", config.watch_config);
+    top.readBool("io_uring", config.io_uring);
     parseUpstreams(top, config);
     parseListeners(top, config);
     parseContext(top.child("context", {"request_id", "correlation_id", "user_id", "trace_context",

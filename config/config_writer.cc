@@ -26,6 +26,7 @@ class TreeBuilder {
     root["workers"] = config.workers == 0 ? Tree("auto") : Tree(config.workers);
     root["drain_timeout"] = formatDuration(config.drain_timeout);
     root["watch_config"] = config.watch_config;
+    root["io_uring"] = config.io_uring;
     root["listeners"] = Tree::array();
     for (const auto& listener : config.listeners)
       root["listeners"].push_back(build(listener));

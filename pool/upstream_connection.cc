@@ -175,9 +175,9 @@ size_t UpstreamConnection::readBudget() const {
   return codec_ ? codec_->readBudget() : BufferCache::kBlockSize;
 }
 
-void UpstreamConnection::flush() {
+bool UpstreamConnection::beforeWrite() {
   if (codec_ && open()) codec_->prepareOutput();
-  SocketConnection::flush();
+  return true;
 }
 
 }  // namespace viscount

@@ -123,7 +123,7 @@ class UpstreamConnection final : public SocketConnection, public ListHook<> {
   void onOutputProgress() override;
   size_t readBudget() const override;
   bool awaitingInput() const override { return codec_ && codec_->awaitingInput(); }
-  void flush() override;
+  bool beforeWrite() override;
 
   void onConnectWritable() override;
   void onTlsHandshakeDone(bool ok, const std::string& reason) override;

@@ -25,6 +25,10 @@ EventLoop::EventLoop() {
   event_add(wake_event_, nullptr);
 }
 
+void EventLoop::useBatchedSends() {
+  if (!batch_) batch_ = SendBatch::create();
+}
+
 EventLoop::~EventLoop() {
   runDeferred();
   event_free(wake_event_);
@@ -38,6 +42,11 @@ void EventLoop::run() {
     event_base_loop(base_, EVLOOP_ONCE);
     endOfTurn();
   }
+  endOfTurn();
+}
+
+void EventLoop::runOnce() {
+  event_base_loop(base_, EVLOOP_ONCE);
   endOfTurn();
 }
 
@@ -82,12 +91,49 @@ void EventLoop::runDeferred() {
   }
 }
 
+void EventLoop::flushAll() {
+  if (!batch_) {
+    while (Flushable* f = flushes_.popFront())
+      f->flush();
+    return;
+  }
+  while (!flushes_.empty()) {
+    // Every output is made final first: that can run protocol code which adds to the output of
+    // others. Only then are the sends queued, pointing into buffers nothing changes until the
+    // batch has gone out.
+    prepared_.clear();
+    while (Flushable* f = flushes_.popFront()) {
+      if (f->prepareFlush()) prepared_.push_back(f);
+    }
+    size_t next = 0;
+    while (next < prepared_.size()) {
+      queued_.clear();
+      for (; next < prepared_.size() && !batch_->full(); ++next) {
+        if (prepared_[next]->queueSend(*batch_)) queued_.push_back(prepared_[next]);
+      }
+      const bool ring_ok = batch_->submit();
+      // Results may complete requests, close connections or queue more output: that output is
+      // flushed in the next round of this loop. Nothing is deleted before runDeferred().
+      const std::vector<ssize_t>& results = batch_->results();
+      const std::vector<size_t>& lengths = batch_->lengths();
+      for (size_t i = 0; i < queued_.size(); ++i)
+        queued_[i]->completeSend(results[i], lengths[i]);
+      if (!ring_ok) {
+        // Unsent output was rescheduled by completeSend; it and the rest go out with send().
+        for (; next < prepared_.size(); ++next)
+          prepared_[next]->flush();
+        batch_.reset();
+        return flushAll();
+      }
+    }
+  }
+}
+
 void EventLoop::endOfTurn() {
   // Flushing can complete a request, which can release a connection and start the next queued
   // request, which schedules more flushes: repeat until quiet.
   while (!flushes_.empty() || !deferred_.empty()) {
-    while (Flushable* f = flushes_.popFront())
-      f->flush();
+    flushAll();
     runDeferred();
   }
   for (auto& hook : hooks_)

@@ -14,6 +14,7 @@
 
 #include "proxy/buffer.h"
 #include "proxy/intrusive_list.h"
+#include "proxy/send_batch.h"
 #include "proxy/timer_queue.h"
 
 struct event;
@@ -35,6 +36,16 @@ class Deletable {
 class Flushable : public Deletable, public ListHook<FlushTag> {
  public:
   virtual void flush() = 0;
+  // Batched writing (SendBatch), in three steps. prepareFlush() makes this turn's output final;
+  // it returns true when the write can go in the batch, or does the whole flush itself and
+  // returns false. queueSend() adds the write (false: nothing to send any more), and
+  // completeSend() gets its result (bytes sent or -errno) and the length that was queued.
+  virtual bool prepareFlush() {
+    flush();
+    return false;
+  }
+  virtual bool queueSend(SendBatch& /*batch*/) { return false; }
+  virtual void completeSend(ssize_t /*result*/, size_t /*length*/) {}
 };
 
 class EventLoop {
@@ -50,6 +61,8 @@ class EventLoop {
 
   // Runs until stop(); call from the owning thread.
   void run();
+  // One turn: waits for at least one event, handles what is ready, ends the turn.
+  void runOnce();
   // Makes run() return after the current turn. Thread-safe.
   void stop();
   // Runs `fn` on the loop's thread in a later turn. Thread-safe.
@@ -59,6 +72,10 @@ class EventLoop {
     if (!static_cast<ListHook<FlushTag>&>(f).inList()) flushes_.pushBack(f);
   }
   void deferDelete(std::unique_ptr<Deletable> object) { deferred_.push_back(std::move(object)); }
+  // Writes each turn's output with one io_uring call (SendBatch) when this machine allows it;
+  // call before run(). batchedSends() says whether it does.
+  void useBatchedSends();
+  bool batchedSends() const { return batch_ != nullptr; }
   // Deletes everything deferred so far (also what those deletions defer).
   void runDeferred();
   // Called at the end of every turn, after flushes (e.g. hand access-log lines to the writer).
@@ -66,6 +83,7 @@ class EventLoop {
 
  private:
   void endOfTurn();
+  void flushAll();
   void drainPosted();
   static void onWake(int fd, short, void* arg);
 
@@ -73,6 +91,9 @@ class EventLoop {
   std::unique_ptr<TimerQueue> timers_;
   BufferCache buffers_;
   IntrusiveList<Flushable, FlushTag> flushes_;
+  std::unique_ptr<SendBatch> batch_;  // null: one send() per socket
+  std::vector<Flushable*> prepared_;  // this round's writes that go in the batch
+  std::vector<Flushable*> queued_;
   std::vector<std::unique_ptr<Deletable>> deferred_;
   std::vector<std::function<void()>> hooks_;
 

@@ -403,15 +403,17 @@ void Http2ServerConnection::onData() {
   afterSessionCall();
 }
 
-void Http2ServerConnection::flush() {
-  if (closed_ || !open()) return;
+bool Http2ServerConnection::beforeWrite() {
+  if (closed_ || !open()) return false;
   ++in_session_;
   const bool ok = h2::pumpOutput(session_, out_, kOutputCap);
   --in_session_;
   if (!ok) close_pending_ = true;
   afterSessionCall();
-  if (closed_) return;
-  SocketConnection::flush();
+  return !closed_;
+}
+
+void Http2ServerConnection::afterWrite() {
   if (closed_ || !open()) return;
   // Streams whose body went below the low watermark resume their upstream now, outside nghttp2.
   std::vector<Http2Stream*> writable;

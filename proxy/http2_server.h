@@ -141,7 +141,8 @@ class Http2ServerConnection final : public ClientConnection {
   // While any stream is in progress more frames are expected (WINDOW_UPDATE, DATA, RST_STREAM):
   // a reset that came with the last of them must be seen (see SocketConnection).
   bool awaitingInput() const override { return active_streams_ > 0; }
-  void flush() override;
+  bool beforeWrite() override;
+  void afterWrite() override;
 
   // nghttp2 callbacks
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user);

@@ -127,6 +127,7 @@ bool Server::start(std::string* error) {
   services.listener_connections = &listener_connections_;
   for (size_t i = 0; i < workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, services));
+    if (config.io_uring) workers_.back()->loop().useBatchedSends();
   }
   // The workers' loops exist now; the shared limits post to them.
   const ConfigRuntimePtr runtime = prepareConfig(config_, error);
@@ -197,8 +198,10 @@ bool Server::start(std::string* error) {
   for (auto& w : workers_)
     w->start();
   ready_ = true;
+  const bool batched = !workers_.empty() && workers_.front()->loop().batchedSends();
   events_->log(LogLevel::kInfo, "started",
                {{"workers", static_cast<uint64_t>(workers)},
+                {"io_uring", batched},
                 {"version", std::string_view(VISCOUNT_VERSION)},
                 {"config", std::string_view(config.source_path)}});
   return true;
@@ -323,13 +326,14 @@ void Server::reload() {
   }
   const Config& next = *result.config;
   bool listeners_same = next.listeners.size() == current->listeners.size() &&
-                        next.effectiveWorkers() == current->effectiveWorkers();
+                        next.effectiveWorkers() == current->effectiveWorkers() &&
+                        next.io_uring == current->io_uring;
   for (size_t i = 0; listeners_same && i < next.listeners.size(); ++i) {
     listeners_same = next.listeners[i].address.text() == current->listeners[i].address.text();
   }
   if (!listeners_same) {
     events_->log(LogLevel::kError, "reload_rejected",
-                 {{"error", "listener addresses and worker count need a restart"}});
+                 {{"error", "listener addresses, worker count and io_uring need a restart"}});
     return;
   }
   std::string error;

@@ -172,6 +172,12 @@ void SocketConnection::readAvailable() {
 }
 
 void SocketConnection::flush() {
+  if (!beforeWrite()) return;
+  writeOut();
+  if (fd_ >= 0) afterWrite();
+}
+
+void SocketConnection::writeOut() {
   if (fd_ < 0 || write_blocked_ || connecting_) return;
   bool wrote = false;
   while (!out_.empty()) {
@@ -199,6 +205,10 @@ void SocketConnection::flush() {
     onSocketError(n < 0 ? errno : EPIPE);
     return;
   }
+  afterSend(wrote);
+}
+
+void SocketConnection::afterSend(bool wrote) {
   if (out_.empty()) {
     // Also when nothing was written: the end of a close-delimited response adds no bytes but
     // still has to be noticed as "everything sent".
@@ -207,6 +217,52 @@ void SocketConnection::flush() {
   } else if (wrote) {
     onOutputProgress();
   }
+}
+
+bool SocketConnection::prepareFlush() {
+  if (tls_ || fd_ < 0) {
+    flush();  // TLS writes go through OpenSSL, one connection at a time
+    return false;
+  }
+  if (!beforeWrite()) return false;
+  if (fd_ < 0 || write_blocked_ || connecting_ || out_.empty()) {
+    writeOut();
+    if (fd_ >= 0) afterWrite();
+    return false;
+  }
+  return true;
+}
+
+bool SocketConnection::queueSend(SendBatch& batch) {
+  // Prepared twice in one round (its flush was asked for again meanwhile): one send covers both.
+  if (fd_ < 0 || write_blocked_ || out_.empty() || send_queued_) return false;
+  send_queued_ = true;
+  batch.add(fd_, out_.data(), out_.size());
+  return true;
+}
+
+void SocketConnection::completeSend(ssize_t result, size_t length) {
+  send_queued_ = false;
+  if (fd_ < 0) return;  // closed by what an earlier result set off
+  if (result > 0) {
+    bytes_written_ += static_cast<uint64_t>(result);
+    out_.consume(static_cast<size_t>(result));
+    if (static_cast<size_t>(result) < length) {
+      write_blocked_ = true;  // the socket is full: EPOLLOUT resumes it
+    } else if (!out_.empty()) {
+      scheduleWrite();  // added while the batch was out
+    }
+  } else if (result == -EAGAIN || result == -EWOULDBLOCK) {
+    write_blocked_ = true;
+  } else if (result == -EINTR || result == -ECANCELED) {
+    scheduleWrite();  // it never went: again in the next round
+    return;
+  } else {
+    onSocketError(result < 0 ? static_cast<int>(-result) : EPIPE);
+    return;
+  }
+  afterSend(result > 0);
+  if (fd_ >= 0) afterWrite();
 }
 
 }  // namespace viscount

@@ -80,7 +80,14 @@ class SocketConnection : public Flushable {
   // rest of the message until a timeout, blaming the wrong side.
   virtual bool awaitingInput() const { return false; }
 
+  // flush() = beforeWrite(), the write, afterWrite(). beforeWrite makes the output of this turn
+  // final (a codec pumping its session into out_); false when the connection closed meanwhile.
   void flush() override;
+  virtual bool beforeWrite() { return true; }
+  virtual void afterWrite() {}
+  bool prepareFlush() override;
+  bool queueSend(SendBatch& batch) override;
+  void completeSend(ssize_t result, size_t length) override;
 
   EventLoop& loop_;
   Buffer in_;
@@ -91,6 +98,9 @@ class SocketConnection : public Flushable {
   void handleEvent(short what);
   void readAvailable();
   void continueHandshake();
+  void writeOut();
+  // After some output went: drained, or progress (and more to write when not blocked).
+  void afterSend(bool wrote);
 
   // Ordered to leave no padding: every idle connection has these.
   event event_{};
@@ -105,6 +115,7 @@ class SocketConnection : public Flushable {
   bool handshaking_ = false;
   bool read_wants_write_ = false;  // TLS: a read must wait for the socket to take output
   bool write_wants_read_ = false;  // TLS: a write must wait for input (e.g. a key update)
+  bool send_queued_ = false;       // a send of out_ waits in the loop's batch
 
  protected:
   bool connecting_ = false;

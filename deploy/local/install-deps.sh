@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
   build-essential cmake ninja-build pkg-config ccache git ca-certificates \
-  libevent-dev node-llhttp libnghttp2-dev libssl-dev openssl \
+  libevent-dev node-llhttp libnghttp2-dev liburing-dev libssl-dev openssl \
   libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev \
   libgtest-dev libgmock-dev googletest libbenchmark-dev \
   curl nghttp2-client nghttp2-proxy wrk nginx-light haproxy gnuplot-nox \

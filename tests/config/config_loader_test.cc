@@ -69,7 +69,18 @@ TEST(ConfigLoaderTest, MinimalConfigLoadsAsImmutableSnapshot) {
 TEST(ConfigLoaderTest, UnknownTopLevelKey) {
   EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "verbose: true\n"),
             "test.yaml:8:1: unknown key 'verbose' (expected one of: workers, drain_timeout, "
-            "watch_config, listeners, upstreams, context, logging, admin)");
+            "watch_config, io_uring, listeners, upstreams, context, logging, admin)");
+}
+
+TEST(ConfigLoaderTest, IoUringIsOnByDefaultAndTakesABool) {
+  auto on = loadConfigString(kListenerAndUpstream, "test.yaml");
+  ASSERT_TRUE(on.ok());
+  EXPECT_TRUE(on.config->io_uring);
+  auto off = loadConfigString(std::string(kListenerAndUpstream) + "io_uring: false\n", "t.yaml");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off.config->io_uring);
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "io_uring: auto\n"),
+            "test.yaml:8:11: io_uring: expected true or false, got 'auto'");
 }
 
 TEST(ConfigLoaderTest, UpstreamTlsSettings) {

@@ -422,7 +422,8 @@ TEST(ConfigValuesTest, ZeroConfigPrints) {
   const auto result = makeZeroConfig("http://127.0.0.1:8000", "");
   ASSERT_TRUE(result.ok());
   const std::string printed = toYaml(*result.config);
-  EXPECT_EQ(printed.rfind("workers: auto\ndrain_timeout: 20s\nwatch_config: true\nlisteners:\n"
+  EXPECT_EQ(printed.rfind("workers: auto\ndrain_timeout: 20s\nwatch_config: true\nio_uring: true\n"
+                          "listeners:\n"
                           "  - name: inbound\n"
                           "    address: 127.0.0.1:8080\n    upstream: app\n",
                           0),
