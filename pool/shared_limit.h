@@ -74,6 +74,12 @@ class SharedLimit : public std::enable_shared_from_this<SharedLimit> {
   // True when a member on some worker waits for a unit.
   bool contended() const { return waiting_members_.load() > 0; }
 
+  // Units held but not in use right now, over all workers (idle pooled connections): members
+  // count them in and out themselves.
+  uint64_t idle() const { return idle_.load(std::memory_order_relaxed); }
+  void addIdle() { idle_.fetch_add(1, std::memory_order_relaxed); }
+  void removeIdle() { idle_.fetch_sub(1, std::memory_order_relaxed); }
+
   // Asks the members on the other workers to give back a unit they hold but do not need.
   void askOthersForUnit(const LimitMember& asking);
 
@@ -93,6 +99,7 @@ class SharedLimit : public std::enable_shared_from_this<SharedLimit> {
   std::atomic<uint64_t> in_use_{0};
   std::atomic<uint64_t> waiters_{0};
   std::atomic<uint64_t> waiting_members_{0};
+  std::atomic<uint64_t> idle_{0};
   std::vector<std::unique_ptr<PerWorker>> workers_;
 };
 

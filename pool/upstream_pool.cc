@@ -73,6 +73,8 @@ void UpstreamPool::setState(UpstreamConnection& c, UpstreamConnection::State s) 
   }
   if (c.state_ == UpstreamConnection::State::kConnecting) --connecting_count_;
   if (s == UpstreamConnection::State::kConnecting) ++connecting_count_;
+  if (c.state_ == UpstreamConnection::State::kIdle && s != c.state_) limit().removeIdle();
+  if (s == UpstreamConnection::State::kIdle && s != c.state_) limit().addIdle();
   c.state_ = s;
 }
 
@@ -239,8 +241,9 @@ void UpstreamPool::handOut(UpstreamConnection& c) {
     place(c);
   } else if (c.state_ == UpstreamConnection::State::kIdle) {
     if (room(c) == 0) destroy(c);  // e.g. the peer said GOAWAY to an idle connection
-  } else if (room(c) == 0 || limit().inUse() > config_.pool.size || limit().contended()) {
-    // Unusable, an overflow connection, or one another worker needs the room of: close it.
+  } else if (room(c) == 0 || limit().idle() >= config_.pool.size || limit().contended()) {
+    // Unusable, one more than the `size` idle connections kept (pool_size), or one another
+    // worker needs the room of: close it.
     destroy(c);
   } else {
     makeIdle(c);

@@ -40,8 +40,11 @@ class PoolCallbacks : public ListHook<PoolWaitTag> {
 
 // Connection limits (pool.size, pool.max_overflow) hold across workers: `connections` counts every
 // open or opening connection of the upstream on every worker, and its capacity is
-// size + max_overflow. A connection that comes free with nobody waiting stays idle only while the
-// upstream has at most `size` connections and no worker waits for one; otherwise it closes.
+// size + max_overflow. A connection that comes free with nobody waiting stays idle only while
+// fewer than `size` connections of the upstream are idle (over all workers: SQLAlchemy's
+// pool_size, the connections kept for reuse) and no worker waits for one; otherwise it closes.
+// Counting idle connections, not all of them, matters under a steady load that needs more than
+// `size` at once: each freed connection is reused rather than closed and connected again.
 class UpstreamPool final : public LimitMember {
  public:
   // Makes the codec for a connection whose transport is up, speaking `protocol`.

@@ -145,6 +145,47 @@ TEST(Pool, BurstNeverOpensMoreThanSizePlusOverflow) {
   EXPECT_EQ(gauge(proxy, kActive), 0);
 }
 
+TEST(Pool, ASteadyLoadAboveSizeReusesItsConnections) {
+  // Six clients in a loop need about six connections at once, more than `size` (4): a connection
+  // that comes free while fewer than `size` are idle is kept (pool_size counts idle ones), so
+  // the upstream sees a handful of connections. Counting every open connection against `size`
+  // instead closed and reopened one for almost every request (225 of 240).
+  TestUpstream upstream([](const ReceivedRequest& req) {
+    UpstreamReply r = TestUpstream::echoContext(req);
+    r.delay = milliseconds(5);
+    return r;
+  });
+  ProxyUnderTest proxy(poolConfig(upstream.port(), 1, R"(      size: 4
+      max_overflow: 8
+      wait_timeout: 10s
+)"));
+  constexpr int kClients = 6;
+  constexpr int kRequestsEach = 40;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      for (int n = 0; n < kRequestsEach; ++n) {
+        auto r = httpRequest(proxy.port(), "GET", "/steady/" + std::to_string(i));
+        if (r && r->status == 200) ++ok;
+      }
+    });
+  }
+  for (auto& t : clients)
+    t.join();
+  EXPECT_EQ(ok.load(), kClients * kRequestsEach);
+  EXPECT_LE(upstream.connectionsAccepted(), 10) << "connections were closed and opened again";
+  // Once the load stops, only `size` stay idle.
+  double idle = -1;
+  EXPECT_TRUE(eventually(
+      [&] {
+        idle = gauge(proxy, kIdle);
+        return idle == 4 && upstream.openConnections() == 4;
+      },
+      milliseconds(3000)))
+      << "idle in the pool: " << idle << ", open at the upstream: " << upstream.openConnections();
+}
+
 TEST(Pool, WaitTimeoutIs503PoolTimeout) {
   TestUpstream upstream([](const ReceivedRequest& req) {
     UpstreamReply r = TestUpstream::echoContext(req);
