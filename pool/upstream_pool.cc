@@ -232,6 +232,10 @@ void UpstreamPool::handOut(UpstreamConnection& c) {
   while (room(c) > 0) {
     PoolCallbacks* w = popWaiter();
     if (!w) break;
+    // Handed straight from one request to the next: a reuse as much as one taken from idle.
+    if (c.requestsServed() > 0 && metrics_ && upstream_metrics_) {
+      metrics_->upstreamConnectionReused(*upstream_metrics_);
+    }
     giveTo(c, *w);
     if (c.state_ == UpstreamConnection::State::kClosed) break;
   }
