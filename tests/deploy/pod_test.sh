@@ -194,6 +194,8 @@ $CHECK access-log "$WORK/viscount.out" --id "$OUTSIDE_ID" --field path='"/"' \
 OUTSIDE_PEER=$($CHECK untrusted "$WORK/viscount.out" --sent "$OUTSIDE_SENT" --got "$OUTSIDE_ID")
 $CHECK events "$WORK/viscount.err" --event listener_bound --event admin_bound --event started
 echo "   $(wc -l <"$WORK/viscount.out") access lines, all JSON; the outside caller was $OUTSIDE_PEER"
+# Informational: whether the container runtime's seccomp profile lets viscount batch its writes.
+echo "   io_uring in the pod: $(grep -o '"io_uring":[a-z]*' "$WORK/viscount.err" | head -1 | cut -d: -f2)"
 echo "   $(cat "$WORK/trusted-line.json")"
 
 # --- (c) drain on SIGTERM -------------------------------------------------------------------
