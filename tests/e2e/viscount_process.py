@@ -450,6 +450,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         status = int(query.get("status", ["200"])[0])
         payload = json.dumps(record).encode()
         self.send_response(status)
+        if status in (204, 304):
+            # No body, as HTTP says: bytes after such a head would sit on the keep-alive
+            # connection and be read as the start of the next response (a 502 for it).
+            self.end_headers()
+            return
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
