@@ -26,6 +26,7 @@ Exchange::Exchange(Worker& worker, WorkerSnapshotPtr snapshot, const ListenerRun
       pending_body_(&worker.loop().buffers()),
       request_timer_(worker.loop().timers(), &Exchange::onRequestTimeout, this),
       wait_timer_(worker.loop().timers(), &Exchange::onWaitTimeout, this) {
+  worker.requestBuffers().lend(ctx_, request_);
   ctx_.start = start;
   ctx_.start_wall = start_wall;
   PeerAddress::TextBuffer text;
@@ -41,6 +42,7 @@ Exchange::~Exchange() {
   // Leave the pool's waiter list now: the snapshot member, which may hold the last reference to
   // the pool, dies before the list hook base does.
   detachUpstream();
+  worker_.requestBuffers().reclaim(ctx_, request_);
 }
 
 void Exchange::detachUpstream() {

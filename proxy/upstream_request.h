@@ -17,6 +17,17 @@ namespace viscount {
 class UpstreamRequest {
  public:
   void assign(const RequestHead& head);
+  // Swaps the two requests' buffers and clears this one's (RequestBuffers hands capacity from
+  // one request to the next). Only assign() writes them, so no contents ever pass.
+  void swapBuffers(UpstreamRequest& other) {
+    arena_.swap(other.arena_);
+    headers_.swap(other.headers_);
+    arena_.clear();
+    headers_.clear();
+  }
+  size_t bufferCapacity() const {
+    return arena_.capacity() + headers_.capacity() * sizeof(headers_[0]);
+  }
 
   std::string_view method() const { return view(method_); }
   std::string_view target() const { return view(target_); }

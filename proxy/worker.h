@@ -15,6 +15,7 @@
 #include "proxy/event_loop.h"
 #include "proxy/http1_server.h"
 #include "proxy/intrusive_list.h"
+#include "proxy/request_buffers.h"
 #include "proxy/socket.h"
 #include "proxy/worker_snapshot.h"
 
@@ -86,6 +87,7 @@ class Worker {
   EventLoop& loop() { return loop_; }
   Http1ReaderPool& http1Readers() { return http1_readers_; }
   IdGenerator& ids() { return ids_; }
+  RequestBuffers& requestBuffers() { return request_buffers_; }
   AccessLogShard& accessLog() { return *access_log_; }
   MetricsShard& metrics() { return *metrics_; }
   EventLog& events() { return *services_.events; }
@@ -117,6 +119,7 @@ class Worker {
   Http1ReaderPool http1_readers_;  // before loop_: connections it deletes may still hold one
   EventLoop loop_;
   IdGenerator ids_;
+  RequestBuffers request_buffers_;
   Timer log_retry_;
   AccessLogShard* access_log_ = nullptr;
   MetricsShard* metrics_ = nullptr;

@@ -174,13 +174,17 @@ TEST(Pool, ASteadyLoadAboveSizeReusesItsConnections) {
   for (auto& t : clients)
     t.join();
   EXPECT_EQ(ok.load(), kClients * kRequestsEach);
-  EXPECT_LE(upstream.connectionsAccepted(), 10) << "connections were closed and opened again";
+  // A few more than six happen when several clients pause at once and `size` are idle then;
+  // one per request is what the bug looked like.
+  EXPECT_LE(upstream.connectionsAccepted(), kClients * kRequestsEach / 6)
+      << "connections were closed and opened again";
   // Every request that did not open a connection reused one, handed over or taken from idle.
   double reused = -1;
   EXPECT_TRUE(eventually([&] {
     reused = scrapeMetric(proxy.adminPort(), kReused);
     return reused == kClients * kRequestsEach - upstream.connectionsAccepted();
-  })) << "reused " << reused << ", connections " << upstream.connectionsAccepted();
+  })) << "reused "
+      << reused << ", connections " << upstream.connectionsAccepted();
   // Once the load stops, only `size` stay idle.
   double idle = -1;
   EXPECT_TRUE(eventually(
