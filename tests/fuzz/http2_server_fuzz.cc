@@ -23,7 +23,12 @@
 // - once the client has gone, the connection closes, every request gives back its concurrency
 //   slot and every upstream connection closes.
 //
-// Not run: TLS (ALPN h2), the timeouts (nothing waits for the clock), drain, config reloads.
+// The client sends in pieces or all at once, may read late (the proxy's output fills up), and
+// the worker may drain and then give up on what is in flight, as SIGTERM and its timeout do.
+//
+// Not run: TLS (ALPN h2), the timeouts (nothing waits for the clock: idle, stalled client,
+// header block deadline), request bodies large enough to pause the client (inputs are 8 KiB),
+// HTTP/2 upstreams, config reloads, the access log (off: see World).
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -855,6 +860,10 @@ struct Options {
   // Shuts down its sending side after the input: the proxy closes the connection then (an
   // HTTP/2 client does not half-close), so answers that come later are never sent.
   bool half_close = false;
+  // Then the worker drains (GOAWAY, idle connections closed), and maybe gives up on what is
+  // still in flight (503 draining, responses cut), as a drain timeout does.
+  bool drain = false;
+  bool abandon = false;
 };
 
 Options choose(Choices& c) {
@@ -865,6 +874,8 @@ Options choose(Choices& c) {
   o.small_buffers = c.oneIn(4);
   o.reads_late = c.oneIn(6);
   o.half_close = c.oneIn(8);
+  o.drain = c.oneIn(6);
+  o.abandon = o.drain && c.oneIn(2);
   return o;
 }
 
@@ -972,10 +983,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Choices choices(data, size);
   const Options options = choose(choices);
   FUZZ_TRACE(
-      "listener %zu, %s, %s, %s%s%s\n", options.listener, options.trusted ? "trusted" : "untrusted",
-      options.all_at_once ? "all at once" : "in pieces",
+      "listener %zu, %s, %s, %s%s%s%s%s\n", options.listener,
+      options.trusted ? "trusted" : "untrusted", options.all_at_once ? "all at once" : "in pieces",
       options.small_buffers ? "small buffers, " : "", options.reads_late ? "reads late, " : "",
-      options.half_close ? "half-closes" : "stays open");
+      options.half_close ? "half-closes" : "stays open", options.drain ? ", drain" : "",
+      options.abandon ? ", abandon" : "");
 
   std::vector<std::shared_ptr<SharedLimit>> limits;
   std::unique_ptr<Worker> worker = startWorker(limits);
@@ -998,17 +1010,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // The client sends its bytes and reads the answers until nothing moves any more. One that
   // reads late starts reading only then.
-  size_t quiet = 0;
-  for (size_t i = 0; i < kMaxTurns; ++i) {
-    bool moved = client.send();
-    turn(*worker);
-    moved = upstream.step() || moved;
-    if (client.reading()) moved = client.readAvailable() || moved;
-    quiet = moved ? 0 : quiet + 1;
-    if (quiet < kQuietTurns) continue;
-    if (client.reading()) break;
-    client.startReading();
-    quiet = 0;
+  auto untilQuiet = [&] {
+    size_t quiet = 0;
+    for (size_t i = 0; i < kMaxTurns; ++i) {
+      bool moved = client.send();
+      turn(*worker);
+      moved = upstream.step() || moved;
+      if (client.reading()) moved = client.readAvailable() || moved;
+      quiet = moved ? 0 : quiet + 1;
+      if (quiet < kQuietTurns) continue;
+      if (client.reading()) return;
+      client.startReading();
+      quiet = 0;
+    }
+  };
+  untilQuiet();
+  if (options.drain) {
+    worker->beginDrain([] {});
+    untilQuiet();
+    if (options.abandon) {
+      worker->abandonInFlight();
+      untilQuiet();
+    }
   }
 
   // The client leaves: the connection must close, every request end and give back its slot, and
