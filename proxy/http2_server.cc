@@ -20,6 +20,17 @@ Http2ServerConnection* self(void* user) {
   return static_cast<Http2ServerConnection*>(user);
 }
 
+// The request target goes upstream in an HTTP/1 request line, so it must be one there: visible
+// ASCII, as the HTTP/1 listener's parser accepts. nghttp2 checks :path for control bytes and
+// spaces only, but absolute-path and query (RFC 9113 section 8.3.1) are ASCII: obs-text in it
+// would reach the upstream as a request line a strict parser refuses.
+bool isVisibleAscii(std::string_view s) {
+  for (char c : s) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 bool parseLength(std::string_view v, uint64_t* out) {
   if (v.empty()) return false;
   const auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), *out);
@@ -97,7 +108,8 @@ bool Http2Stream::buildRequestHead(RequestHead& head, ErrorCode* error) {
     return false;
   }
   if (head.target.empty() ||
-      (head.target.front() != '/' && !(head.target == "*" && head.method == "OPTIONS"))) {
+      (head.target.front() != '/' && !(head.target == "*" && head.method == "OPTIONS")) ||
+      !isVisibleAscii(head.target)) {
     *error = ErrorCode::kBadRequest;
     return false;
   }

@@ -158,43 +158,46 @@ void Worker::acceptConnections(Listener& listener) {
       }
       return;
     }
-    const ListenerRuntime& lr = snapshot_->listeners[listener.index];
-    auto& open = *(*services_.listener_connections)[listener.index];
-    if (open.fetch_add(1, std::memory_order_relaxed) >=
-        static_cast<int64_t>(lr.config->limits.max_connections)) {
-      open.fetch_sub(1, std::memory_order_relaxed);
-      ::close(fd);
-      metrics_->rejected("max_connections");
-      continue;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    PeerInfo info;
-    const auto* sa = reinterpret_cast<const sockaddr*>(&peer);
-    info.address = PeerAddress(sa);
-    for (const Cidr& cidr : snapshot_->config->context.trusted_sources) {
-      if (cidr.contains(sa)) {
-        info.trusted = true;
-        break;
-      }
-    }
-    std::unique_ptr<TlsSession> tls;
-    if (lr.tls) {
-      tls = lr.tls->newSession(fd);
-      if (!tls) {
-        ::close(fd);
-        open.fetch_sub(1, std::memory_order_relaxed);
-        metrics_->rejected("tls_setup");
-        continue;
-      }
-    }
-    auto* connection = new Http1ServerConnection(*this, fd, listener.index, info);
-    if (tls) connection->useTls(std::move(tls));
-    connections_.pushBack(*connection);
-    connection_count_.fetch_add(1, std::memory_order_relaxed);
-    metrics_->downstreamConnectionOpened(lr.config->name);
-    connection->start();
+    serveConnection(fd, listener.index, reinterpret_cast<const sockaddr*>(&peer));
   }
+}
+
+void Worker::serveConnection(int fd, size_t listener_index, const sockaddr* peer) {
+  const ListenerRuntime& lr = snapshot_->listeners[listener_index];
+  auto& open = *(*services_.listener_connections)[listener_index];
+  if (open.fetch_add(1, std::memory_order_relaxed) >=
+      static_cast<int64_t>(lr.config->limits.max_connections)) {
+    open.fetch_sub(1, std::memory_order_relaxed);
+    ::close(fd);
+    metrics_->rejected("max_connections");
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  PeerInfo info;
+  info.address = PeerAddress(peer);
+  for (const Cidr& cidr : snapshot_->config->context.trusted_sources) {
+    if (cidr.contains(peer)) {
+      info.trusted = true;
+      break;
+    }
+  }
+  std::unique_ptr<TlsSession> tls;
+  if (lr.tls) {
+    tls = lr.tls->newSession(fd);
+    if (!tls) {
+      ::close(fd);
+      open.fetch_sub(1, std::memory_order_relaxed);
+      metrics_->rejected("tls_setup");
+      return;
+    }
+  }
+  auto* connection = new Http1ServerConnection(*this, fd, listener_index, info);
+  if (tls) connection->useTls(std::move(tls));
+  connections_.pushBack(*connection);
+  connection_count_.fetch_add(1, std::memory_order_relaxed);
+  metrics_->downstreamConnectionOpened(lr.config->name);
+  connection->start();
 }
 
 void Worker::replaceConnection(ClientConnection& old, ClientConnection& replacement) {

@@ -94,6 +94,11 @@ class Worker {
   const WorkerSnapshotPtr& snapshot() const { return snapshot_; }
   bool draining() const { return draining_; }
   void connectionClosed(ClientConnection& connection);
+  // Serves an accepted client socket on listener `listener_index` from `peer`: counted against
+  // max_connections (closed when over), TLS when the listener has it, HTTP/1 first (the h2c
+  // preface or ALPN h2 hands it over to HTTP/2). The accept loop calls it for every socket;
+  // tests and fuzz targets hand it one end of a socketpair.
+  void serveConnection(int fd, size_t listener_index, const sockaddr* peer);
   // An HTTP/1 connection handed its socket to `replacement` (HTTP/2): same client, same counts.
   void replaceConnection(ClientConnection& old, ClientConnection& replacement);
 

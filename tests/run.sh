@@ -2,7 +2,8 @@
 # The README's test command: installs what is needed (Debian bookworm, as root), builds twice
 # (optimised, and ASan+UBSan) and runs the whole suite in both builds, plus the pod test
 # (container images and the Kubernetes pod under podman, tests/deploy/pod_test.sh), the
-# benchmark smoke and half a minute of the soak test (tests/soak/README.md).
+# benchmark smoke, half a minute of the soak test (tests/soak/README.md) and a minute of each
+# fuzz target (a third build, with clang: tests/fuzz/README.md).
 #   tests/run.sh              # everything
 #   VISCOUNT_SKIP_INSTALL=1 tests/run.sh   # skip apt-get (already installed)
 #   VISCOUNT_SKIP_POD_TEST=1 tests/run.sh  # skip the pod test (CI never does)
@@ -38,6 +39,11 @@ echo "== soak smoke (half a minute of faulty mixed traffic, then the audit: test
 tests/soak/soak.py --binary build/proxy/viscount --minutes 0.5 --out build/soak-smoke \
   >build/soak-smoke.log 2>&1 || { cat build/soak-smoke.log; exit 1; }
 grep -E '^(viscount soak|HTTP/2|RESULT)' build/soak-smoke.log
+
+echo "== fuzz smoke (clang-14, ASan+UBSan+libFuzzer: each target for 60 s, two at a time)"
+# Fails on any crash, leak, timeout or sanitizer report; the log names the target and the
+# saved input (build-fuzz/findings), which replays with build-fuzz/tests/fuzz/<target>_fuzz.
+FUZZ_PARALLEL=${FUZZ_PARALLEL:-2} FUZZ_JOBS=$jobs tests/fuzz/run.sh 60
 
 echo "== ASan + UBSan build"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVISCOUNT_SANITIZE=ON \

@@ -160,6 +160,9 @@ CASES = [
            check=upstream_saw("*")),
     bad("path_with_space", H(R("/a b"))),
     bad("path_with_del", H(R("/a\x7f"))),
+    H2Case("path_with_obs_text", H(R("/caf\xe9")), Status(1, 400),
+           doc="nghttp2 lets bytes over 0x7f through; a request line cannot carry them"),
+    H2Case("query_with_obs_text", H(R("/f?q=\xff")), Status(1, 400)),
     H2Case("path_double_slash", H(R("//x?q=1")), OK, upstream=1, check=upstream_saw("//x?q=1"),
            doc="valid origin-form; forwarded as sent, never read as an authority"),
     # --- :authority and Host (RFC 9113 section 8.3.1) ---------------------------------------

@@ -111,7 +111,7 @@ bool isUuid(std::string_view s) {
 }
 
 // The upstream side of one request: the request phase's rewrite, the checks on its result, and
-// the bytes Http1ClientConnection would send, read back at the end.
+// the bytes Http1ClientCodec would send, read back at the end.
 class UpstreamSide {
  public:
   explicit UpstreamSide(const Options& options) : options_(options) {}

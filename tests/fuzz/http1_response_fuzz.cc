@@ -1,5 +1,5 @@
 // Fuzzes what an upstream's bytes reach. The input is what an upstream connection sends back for
-// one request. Http1Parser runs in response mode as Http1ClientConnection runs it (1xx responses
+// one request. Http1Parser runs in response mode as Http1ClientCodec runs it (1xx responses
 // before the final one, the head buffered until complete, a body delimited by the close when it
 // has no framing, trailing bytes after the response); each final head goes through the response
 // phase's filters (sanitizeResponseHeaders, then the context ids echoed), and is encoded for the
@@ -181,11 +181,11 @@ struct Transcript {
   bool operator==(const Transcript&) const = default;
 };
 
-// Http1ClientConnection's use of the parser, without sockets.
+// Http1ClientCodec's use of the parser, without sockets.
 class UpstreamSide final : public Http1ParserHandler {
  public:
   UpstreamSide(const Options& options, ClientSide* client) : client_(client) {
-    parser_.setMaxHeadBytes(Http1ClientConnection::kMaxResponseHeadBytes);
+    parser_.setMaxHeadBytes(Http1ClientCodec::kMaxResponseHeadBytes);
     parser_.setResponseToHead(options.head_request);
   }
 
