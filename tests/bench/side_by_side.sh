@@ -104,6 +104,7 @@ EOF
 # ---- start everything --------------------------------------------------------------------------
 taskset -c 1 nginx -c "$peers/peers/upstream-nginx.conf" &
 pids+=($!)
+upstream_master=$!
 wait_port 18080
 taskset -c 1 nginx -c "$peers/peers/proxy-nginx.conf" &
 pids+=($!)
@@ -132,6 +133,8 @@ idle_rss_haproxy=$(rss_kb "$haproxy_pid")
 proxies=("viscount 18085 $viscount_pid" "nginx 18081 $nginx_pid" "haproxy 18082 $haproxy_pid")
 io_uring_used=$(grep -o '"io_uring":[a-z]*' "$work/viscount-events.log" | head -1 | cut -d: -f2)
 switches() { awk '/ctxt_switches/{s+=$2} END{print s}' /proc/"$1"/task/*/status; }
+proc_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+upstream_pid=$(pgrep -P "$upstream_master" | head -1)
 
 # ---- CPU per request and req/s, alternating -----------------------------------------------------
 echo "# wrk -t1 -c$conns -d$duration x $rounds rounds; proxy and upstream on core 1, wrk on core 0"
@@ -144,20 +147,27 @@ for round in $(seq "$rounds"); do
   for entry in "${cpu_entries[@]}"; do
     set -- $entry
     s0=$(switches "$3")
+    u0=$(proc_ticks "$upstream_pid")
     line=$("$peers/cpu_per_req.sh" "$3" "http://127.0.0.1:$2/x" -t1 -c"$conns" -d"$duration")
+    u1=$(proc_ticks "$upstream_pid")
     s1=$(switches "$3")
     rps_now=$(echo "$line" | field rps)
     secs=${duration%s}
     sw=$(awk -v a="$s0" -v b="$s1" -v r="$rps_now" -v t="$secs" 'BEGIN{printf "%.3f", (r>0)?(b-a)/(r*t):0}')
-    echo "round $round $1 $line switches_per_req=$sw" | tee -a "$work/cpu.txt"
+    # The upstream shares the core: its CPU per request is the other half of req/s.
+    up=$(awk -v a="$u0" -v b="$u1" -v r="$rps_now" -v t="$secs" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN{printf "%.2f", (r>0)?(b-a)/hz*1e6/(r*t):0}')
+    echo "round $round $1 $line switches_per_req=$sw upstream_us_per_req=$up" | tee -a "$work/cpu.txt"
   done
 done
 for name in viscount nginx haproxy viscount-send; do
   grep " $name " "$work/cpu.txt" | field cpu_us_per_req | median >"$work/cpu_$name"
   grep " $name " "$work/cpu.txt" | field rps | median >"$work/rps_$name"
   grep " $name " "$work/cpu.txt" | field switches_per_req | median >"$work/sw_$name"
+  grep " $name " "$work/cpu.txt" | field upstream_us_per_req | median >"$work/up_$name"
 done
 sw() { cat "$work/sw_$1"; }
+up() { cat "$work/up_$1"; }
 cpu() { cat "$work/cpu_$1"; }
 rps() { cat "$work/rps_$1"; }
 
@@ -323,6 +333,7 @@ machine="$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc
   echo "| CPU µs per request | $(cpu viscount) | $(cpu nginx) | $(cpu haproxy) | $(cpu viscount-send) |"
   echo "| req/s (1 worker each) | $(rps viscount) | $(rps nginx) | $(rps haproxy) | $(rps viscount-send) |"
   echo "| context switches per request | $(sw viscount) | $(sw nginx) | $(sw haproxy) | $(sw viscount-send) |"
+  echo "| the upstream's CPU µs per request behind it | $(up viscount) | $(up nginx) | $(up haproxy) | $(up viscount-send) |"
   echo "| p50 / p99 added at $half req/s (µs) | $(added viscount p50_us) / $(added viscount p99_us) | $(added nginx p50_us) / $(added nginx p99_us) | $(added haproxy p50_us) / $(added haproxy p99_us) | |"
   echo "| RSS per idle keep-alive connection ($idle) | $(idle_b viscount) B | $(idle_b nginx) B | $(idle_b haproxy) B | |"
   echo "| idle RSS after start | $idle_rss_viscount KiB | $idle_rss_nginx KiB (master + worker) | $idle_rss_haproxy KiB | |"
