@@ -64,7 +64,9 @@ nghttp2_option* newSessionOptions(const SessionLimits& limits, bool server) {
   if (nghttp2_option_new(&option) != 0) return nullptr;
   // Window updates are sent by the codec as the other side consumes a body (backpressure).
   nghttp2_option_set_no_auto_window_update(option, 1);
-  nghttp2_option_set_max_send_header_block_length(option, limits.max_header_list_bytes + 4096);
+  nghttp2_option_set_max_send_header_block_length(
+      option, limits.max_send_header_block_bytes != 0 ? limits.max_send_header_block_bytes
+                                                      : limits.max_header_list_bytes + 4096);
   // Each frame nghttp2 must answer (SETTINGS ACK, PING ACK, RST_STREAM) is queued; a peer that
   // sends them faster than it reads our output would grow the queue without this cap.
   nghttp2_option_set_max_outbound_ack(option, 1000);

@@ -53,6 +53,9 @@ class HeaderBlock {
 // Session limits shared by both sides; the server adds its own on top.
 struct SessionLimits {
   size_t max_header_list_bytes = 64 * 1024;  // decoded name + value bytes of one block
+  // The largest header block we may send (nghttp2 counts it with nghttp2_hd_deflate_bound);
+  // 0: max_header_list_bytes + 4 KiB.
+  size_t max_send_header_block_bytes = 0;
   uint32_t max_concurrent_streams = 100;
 };
 

@@ -1,8 +1,10 @@
 #include "proxy/http2_server.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
+#include "proxy/http1_client.h"
 #include "proxy/worker.h"
 #include "telemetry/metrics.h"
 
@@ -357,9 +359,16 @@ void Http2ServerConnection::start(std::string_view preread) {
   nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &onFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &onDataChunk);
   nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, &onFrameSend);
+  nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks, &onFrameNotSend);
   nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &onStreamClose);
   h2::SessionLimits limits;
   limits.max_header_list_bytes = listener.limits.max_request_headers_size;
+  // What we send are response heads, as large as the upstream codecs accept (64 KiB of fields)
+  // plus our own fields, whatever limit the listener puts on what clients send: nghttp2's
+  // bound counts each field's length and some bytes more.
+  limits.max_send_header_block_bytes =
+      std::max<size_t>(limits.max_header_list_bytes, Http1ClientCodec::kMaxResponseHeadBytes) +
+      16 * 1024;
   nghttp2_option* option = h2::newSessionOptions(limits, true);
   nghttp2_session_server_new2(&session_, callbacks, this, option);
   nghttp2_option_del(option);
@@ -632,6 +641,20 @@ int Http2ServerConnection::onFrameSend(nghttp2_session*, const nghttp2_frame* fr
   return 0;
 }
 
+int Http2ServerConnection::onFrameNotSend(nghttp2_session* session, const nghttp2_frame* frame, int,
+                                          void* user) {
+  // A response head nghttp2 cannot send (larger than even the generous limit above): it leaves
+  // the stream open, and the client would wait for it forever. Reset the stream instead.
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  Http2ServerConnection* c = self(user);
+  Http2Stream* s = c->stream(frame->hd.stream_id);
+  if (s == nullptr || s->closed_) return 0;
+  s->head_not_sent_ = true;
+  nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                            NGHTTP2_INTERNAL_ERROR);
+  return 0;
+}
+
 int Http2ServerConnection::onStreamClose(nghttp2_session*, int32_t id, uint32_t error_code,
                                          void* user) {
   Http2ServerConnection* c = self(user);
@@ -640,8 +663,11 @@ int Http2ServerConnection::onStreamClose(nghttp2_session*, int32_t id, uint32_t 
   s->closed_ = true;
   c->header_timer_.cancel();
   if (s->exchange_ && !s->exchange_done_) {
-    // The client reset the stream, or nghttp2 did (a malformed message): the request is over.
-    s->exchange_->onDownstreamReset(error_code == NGHTTP2_PROTOCOL_ERROR
+    // The client reset the stream, or nghttp2 did (a malformed message), or we did (a response
+    // head that could not be sent): the request is over.
+    if (s->head_not_sent_) s->exchange_->context().status = 0;  // the client got no status
+    s->exchange_->onDownstreamReset(s->head_not_sent_ ? ErrorCode::kUpstreamProtocolError
+                                    : error_code == NGHTTP2_PROTOCOL_ERROR
                                         ? ErrorCode::kBadRequest
                                         : ErrorCode::kClientDisconnected);
     return 0;  // onExchangeComplete sees closed_ and deletes the stream

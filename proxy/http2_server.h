@@ -111,7 +111,8 @@ class Http2Stream final : public Deletable, public DownstreamStream, public List
   bool over_high_ = false;  // body_ went over the high watermark since the last writable call
   bool reset_after_body_ = false;  // a cut response: RST_STREAM once body_ has gone out
   bool exchange_done_ = false;
-  bool closed_ = false;  // nghttp2 closed the stream
+  bool closed_ = false;         // nghttp2 closed the stream
+  bool head_not_sent_ = false;  // nghttp2 could not send the response head: we reset
 };
 
 class Http2ServerConnection final : public ClientConnection {
@@ -157,6 +158,7 @@ class Http2ServerConnection final : public ClientConnection {
                          size_t len, void* user);
   static int onFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user);
   static int onStreamClose(nghttp2_session*, int32_t id, uint32_t error_code, void* user);
+  static int onFrameNotSend(nghttp2_session*, const nghttp2_frame* frame, int error, void* user);
 
   Http2Stream* stream(int32_t id);
   void headersComplete(Http2Stream& s, bool end_stream);

@@ -198,6 +198,17 @@ class Http2Test(unittest.TestCase):
         self.assertEqual(c.get("/after").status, 200)
         self.assertEqual(len([q for q in self.upstream.requests if q["path"] != "/after"]), 0)
 
+    def test_large_response_heads_pass_whatever_the_request_limits(self):
+        # The listener's limits bound what clients send; an upstream's response head may be as
+        # large as viscount accepts from upstreams (64 KiB), also on a listener with small limits.
+        self.start(listeners=[{"name": "inbound", "address": "127.0.0.1:0", "upstream": "app",
+                               "limits": {"max_request_headers_size": "8KiB"}}])
+        c = self.client()
+        r = c.get("/x?header_bytes=40000")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(len([h for h in r.headers if h[0].startswith("x-large-")]), 40)
+        self.assertEqual(c.get("/after").status, 200)
+
     def test_request_body_limit_answers_413(self):
         self.start(listeners=[{"name": "inbound", "address": "127.0.0.1:0", "upstream": "app",
                                "limits": {"max_request_body_size": 1000}}])

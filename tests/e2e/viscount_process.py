@@ -450,6 +450,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         status = int(query.get("status", ["200"])[0])
         payload = json.dumps(record).encode()
         self.send_response(status)
+        # ?header_bytes=N: a response head that much larger, in fields of 1000 bytes.
+        for i in range(int(query.get("header_bytes", ["0"])[0]) // 1000):
+            self.send_header(f"x-large-{i}", "h" * 980)
         if status in (204, 304):
             # No body, as HTTP says: bytes after such a head would sit on the keep-alive
             # connection and be read as the start of the next response (a 502 for it).
@@ -482,7 +485,8 @@ class EchoUpstream:
 
     GET/POST/... any path -> 200 JSON echo of method, path, headers (as [name, value] pairs,
     lower-case names, every copy) and body size. `/slow?ms=N` sleeps N ms first; `/hang` waits
-    until `release` is set (or 60 s); `?status=N` answers N.
+    until `release` is set (or 60 s); `?status=N` answers N; `?header_bytes=N` adds N bytes of
+    response fields.
     """
 
     def __init__(self, tls_context=None):
