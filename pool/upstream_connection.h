@@ -137,6 +137,7 @@ class UpstreamConnection final : public SocketConnection, public ListHook<> {
   std::string address_text_;
   State state_ = State::kClosed;  // written by the pool only
   bool retired_ = false;          // the pool gives it no new streams (recycled, broken)
+  bool lingering_ = false;        // idle beyond `size`: its timer is the short overflow linger
   Timer timer_;                   // connect timeout while connecting, idle timeout while idle
   Clock::time_point created_at_;
 };

@@ -187,6 +187,7 @@ void UpstreamPool::startConnect() {
 
 void UpstreamPool::giveTo(UpstreamConnection& c, PoolCallbacks& waiter) {
   c.timer_.cancel();
+  c.lingering_ = false;
   if (c.state_ != UpstreamConnection::State::kBusy) {
     setState(c, UpstreamConnection::State::kBusy);
   }
@@ -210,11 +211,13 @@ void UpstreamPool::retire(UpstreamConnection& c) {
   }
 }
 
-void UpstreamPool::makeIdle(UpstreamConnection& c) {
+void UpstreamPool::makeIdle(UpstreamConnection& c, bool beyond_size) {
   static_cast<ListHook<>&>(c).leaveList();
   setState(c, UpstreamConnection::State::kIdle);
   idle_.pushBack(c);
-  c.timer_.arm(config_.pool.idle_timeout);
+  c.lingering_ = beyond_size;
+  c.timer_.arm(beyond_size ? std::min(config_.pool.idle_timeout, kOverflowLinger)
+                           : config_.pool.idle_timeout);
 }
 
 void UpstreamPool::destroy(UpstreamConnection& c) {
@@ -245,12 +248,15 @@ void UpstreamPool::handOut(UpstreamConnection& c) {
     place(c);
   } else if (c.state_ == UpstreamConnection::State::kIdle) {
     if (room(c) == 0) destroy(c);  // e.g. the peer said GOAWAY to an idle connection
-  } else if (room(c) == 0 || limit().idle() >= config_.pool.size || limit().contended()) {
-    // Unusable, one more than the `size` idle connections kept (pool_size), or one another
-    // worker needs the room of: close it.
+  } else if (room(c) == 0 || limit().contended() || config_.pool.size == 0) {
+    // Unusable, one another worker needs the room of, or no idle connections are kept at all:
+    // close it.
     destroy(c);
   } else {
-    makeIdle(c);
+    // One more than the `size` idle connections kept (pool_size) lingers briefly rather than
+    // closing at once: under a sustained burst the next request takes it (idle ones go out
+    // newest first), where closing it meant a new connection for almost every request.
+    makeIdle(c, limit().idle() >= config_.pool.size);
   }
   // Waiters beyond what this connection could take need connections of their own.
   if (waiting_count_ > 0) connectForWaiters();
@@ -293,6 +299,18 @@ void UpstreamPool::onCapacityChanged(UpstreamConnection& c) {
 }
 
 void UpstreamPool::onIdleTimeout(UpstreamConnection& c) {
+  if (c.lingering_) {
+    c.lingering_ = false;
+    // Others went out meanwhile and this one is among the `size` kept now: it stays for the
+    // rest of its idle timeout.
+    if (limit().idle() <= config_.pool.size && !limit().contended() &&
+        config_.pool.idle_timeout > kOverflowLinger) {
+      c.timer_.arm(config_.pool.idle_timeout - kOverflowLinger);
+      return;
+    }
+    destroy(c);  // the burst is over: not a timeout anyone should be told about
+    return;
+  }
   if (metrics_) metrics_->timedOut("upstream_idle");
   destroy(c);
 }

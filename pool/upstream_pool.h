@@ -52,6 +52,8 @@ class UpstreamPool final : public LimitMember {
       std::function<std::unique_ptr<UpstreamCodec>(UpstreamConnection&, UpstreamProtocol)>;
   // What an HTTP/2 connection is assumed to carry until its peer's settings say otherwise.
   static constexpr size_t kAssumedHttp2Streams = 100;
+  // How long a connection coming free beyond `size` idle ones stays for the next request.
+  static constexpr Duration kOverflowLinger = std::chrono::seconds(1);
 
   UpstreamPool(EventLoop& loop, const UpstreamConfig& config,
                std::vector<ResolvedAddress> addresses, Factory factory,
@@ -107,7 +109,7 @@ class UpstreamPool final : public LimitMember {
   PoolCallbacks* popWaiter();
   void countWaiter(int delta);
   void giveTo(UpstreamConnection& c, PoolCallbacks& waiter);
-  void makeIdle(UpstreamConnection& c);
+  void makeIdle(UpstreamConnection& c, bool beyond_size);
   // A connection with room again (just connected, a stream ended, the peer allowed more):
   // streams for the oldest waiters while it has room; then, without streams, idle or closed.
   void handOut(UpstreamConnection& c);

@@ -199,6 +199,49 @@ TEST(Pool, ASteadyLoadAboveSizeReusesItsConnections) {
       << "idle in the pool: " << idle << ", open at the upstream: " << upstream.openConnections();
 }
 
+TEST(Pool, RepeatedBurstsReuseTheirOverflowConnections) {
+  // Bursts of eight requests at once, one after the other, over `size` 2: the six connections
+  // beyond `size` come free with nobody waiting. They linger (about a second) for the next burst
+  // instead of closing, which opened six new connections per burst (about 120 here).
+  TestUpstream upstream([](const ReceivedRequest& req) {
+    UpstreamReply r = TestUpstream::echoContext(req);
+    r.delay = milliseconds(20);
+    return r;
+  });
+  ProxyUnderTest proxy(poolConfig(upstream.port(), 1, R"(      size: 2
+      max_overflow: 8
+      idle_timeout: 30s
+)"));
+  constexpr int kBurst = 8;
+  constexpr int kBursts = 20;
+  std::atomic<int> ok{0};
+  for (int b = 0; b < kBursts; ++b) {
+    std::vector<std::thread> clients;
+    for (int i = 0; i < kBurst; ++i) {
+      clients.emplace_back([&, i] {
+        auto r = httpRequest(proxy.port(), "GET", "/burst/" + std::to_string(i));
+        if (r && r->status == 200) ++ok;
+      });
+    }
+    for (auto& t : clients)
+      t.join();
+  }
+  EXPECT_EQ(ok.load(), kBurst * kBursts);
+  EXPECT_LE(upstream.maxOpenConnections(), 10) << "size + max_overflow";
+  // A burst that does not fully overlap needs fewer; a slow machine may need a few more.
+  EXPECT_LE(upstream.connectionsAccepted(), 2 * kBurst)
+      << "overflow connections were closed and opened again for every burst";
+  // A second after the last burst, only `size` stay.
+  double idle = -1;
+  EXPECT_TRUE(eventually(
+      [&] {
+        idle = gauge(proxy, kIdle);
+        return idle == 2 && upstream.openConnections() == 2;
+      },
+      milliseconds(4000)))
+      << "idle in the pool: " << idle << ", open at the upstream: " << upstream.openConnections();
+}
+
 TEST(Pool, WaitTimeoutIs503PoolTimeout) {
   TestUpstream upstream([](const ReceivedRequest& req) {
     UpstreamReply r = TestUpstream::echoContext(req);
