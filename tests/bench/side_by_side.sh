@@ -189,25 +189,38 @@ lat() { grep " $1 " "$work/lat.txt" | field "$2" | median; }
 added() { awk -v a="$(lat "$1" "$2")" -v d="$(lat direct "$2")" 'BEGIN{printf "%.0f", a-d}'; }
 
 # ---- idle keep-alive connections --------------------------------------------------------------
+# viscount on a fresh process: the one above reuses what the load left it (the memory of
+# thousands of requests in flight) and would show about 0 B. The peers keep their loaded
+# processes (nginx's master has forked its worker, HAProxy has one process).
+viscount_config 18086 1 18096 18080 >"$work/viscount-idle.yaml"
+fresh_idle() {  # connections
+  local pid line
+  taskset -c 1 "$bin" --config "$work/viscount-idle.yaml" 2>/dev/null &
+  pid=$!
+  pids+=($pid)
+  wait_port 18086
+  curl -s -o /dev/null "http://127.0.0.1:18086/" || true  # warm: one request, pools and buffers
+  line=$(/usr/bin/python3 "$peers/idle_conns.py" 18086 "$pid" "$1")
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  echo "$line"
+}
 echo "# $idle idle keep-alive connections each"
 for entry in "${proxies[@]}"; do
   set -- $entry
-  line=$(/usr/bin/python3 "$peers/idle_conns.py" "$2" "$3" "$idle")
+  if [ "$1" = viscount ]; then
+    line=$(fresh_idle "$idle")
+  else
+    line=$(/usr/bin/python3 "$peers/idle_conns.py" "$2" "$3" "$idle")
+  fi
   echo "$1 $line" | tee -a "$work/idle.txt"
 done
 idle_b() { grep "^$1 " "$work/idle.txt" | field bytes_per_idle_conn; }
 
-# viscount alone at 10,000 (nginx's worker_connections and HAProxy's maxconn are lower), on a
-# fresh process so nothing from the load above is counted.
-viscount_config 18086 1 18096 18080 >"$work/viscount-idle.yaml"
-taskset -c 1 "$bin" --config "$work/viscount-idle.yaml" 2>/dev/null &
-pids+=($!)
-big_pid=$!
-wait_port 18086
-big_line=$(/usr/bin/python3 "$peers/idle_conns.py" 18086 "$big_pid" "$idle_big")
+# viscount alone at 10,000 (nginx's worker_connections and HAProxy's maxconn are lower).
+big_line=$(fresh_idle "$idle_big")
 echo "viscount@$idle_big $big_line"
 big_b=$(echo "$big_line" | field bytes_per_idle_conn)
-kill "$big_pid"
 
 # ---- a 1 GiB body through a slow client --------------------------------------------------------
 mkdir -p "$work/www"
@@ -335,7 +348,7 @@ machine="$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc
   echo "| context switches per request | $(sw viscount) | $(sw nginx) | $(sw haproxy) | $(sw viscount-send) |"
   echo "| the upstream's CPU µs per request behind it | $(up viscount) | $(up nginx) | $(up haproxy) | $(up viscount-send) |"
   echo "| p50 / p99 added at $half req/s (µs) | $(added viscount p50_us) / $(added viscount p99_us) | $(added nginx p50_us) / $(added nginx p99_us) | $(added haproxy p50_us) / $(added haproxy p99_us) | |"
-  echo "| RSS per idle keep-alive connection ($idle) | $(idle_b viscount) B | $(idle_b nginx) B | $(idle_b haproxy) B | |"
+  echo "| RSS per idle keep-alive connection ($idle; viscount on a fresh process) | $(idle_b viscount) B | $(idle_b nginx) B | $(idle_b haproxy) B | |"
   echo "| idle RSS after start | $idle_rss_viscount KiB | $idle_rss_nginx KiB (master + worker) | $idle_rss_haproxy KiB | |"
   echo
   echo "Direct to the upstream at $half req/s: p50 $(lat direct p50_us) µs, p99 $(lat direct p99_us) µs."
