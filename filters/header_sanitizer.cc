@@ -61,6 +61,13 @@ bool isHopByHopHeader(std::string_view name) {
 }
 
 void sanitizeRequestHeaders(RequestHead& head) {
+  head.te_trailers = false;
+  for (const HeaderField& f : head.headers.fields()) {
+    if (f.removed || !equalsIgnoreCase(f.name, "te")) continue;
+    forEachListElement(f.value, [&](std::string_view token) {
+      if (equalsIgnoreCase(token, "trailers")) head.te_trailers = true;
+    });
+  }
   removeHopByHop(head.headers);
 }
 

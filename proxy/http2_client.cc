@@ -34,6 +34,9 @@ void Http2ClientStream::sendHead(const UpstreamRequest& request, bool end_stream
   request.forEachHeader([&](std::string_view name, std::string_view value) {
     if (!equalsIgnoreCase(name, "host")) block.add(name, value);
   });
+  // The one connection-specific field HTTP/2 allows (RFC 9113 section 8.2.2); an HTTP/1 hop
+  // would have to name it in Connection as well, so only HTTP/2 upstreams get it.
+  if (request.te_trailers) block.addLower("te", "trailers");
   if (!request.chunked && request.content_length) {
     // As for HTTP/1: a zero length is only worth saying for methods that normally carry a body.
     const std::string_view m = request.method();

@@ -126,6 +126,10 @@ struct RequestHead {
   bool chunked = false;          // body of unknown length follows
   bool expect_continue = false;  // client sent "Expect: 100-continue"
   bool keep_alive = true;        // the client wants the connection kept open after this request
+  // The client sent `TE: trailers` (set by the sanitizer, which removes TE with the other
+  // hop-by-hop fields). HTTP/2 upstreams get `te: trailers` again: gRPC servers built on gRPC's
+  // C core refuse requests without it.
+  bool te_trailers = false;
 
   bool hasBody() const { return chunked || (content_length && *content_length > 0); }
 };

@@ -27,6 +27,7 @@ void UpstreamRequest::assign(const RequestHead& head) {
   }
   content_length = head.content_length;
   chunked = head.chunked;
+  te_trailers = head.te_trailers;
   deadline_name_ = {};
 }
 

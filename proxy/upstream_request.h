@@ -49,6 +49,7 @@ class UpstreamRequest {
 
   std::optional<uint64_t> content_length;
   bool chunked = false;  // body of unknown length (HTTP/1 chunked, HTTP/2 without content-length)
+  bool te_trailers = false;  // the client sent `TE: trailers`: HTTP/2 upstreams get it again
   bool hasBody() const { return chunked || (content_length && *content_length > 0); }
 
  private:

@@ -48,6 +48,34 @@ TEST(HeaderSanitizerTest, RemovesEachHopByHopHeaderFromRequests) {
   }
 }
 
+TEST(HeaderSanitizerTest, TeTrailersIsRemovedButRemembered) {
+  struct Case {
+    std::vector<std::pair<std::string, std::string>> fields;
+    bool trailers;
+  };
+  const std::vector<Case> cases = {
+      {{{"te", "trailers"}}, true},
+      {{{"TE", "Trailers"}}, true},
+      {{{"te", "gzip;q=0.5, trailers"}}, true},
+      {{{"te", "gzip"}, {"te", "trailers"}}, true},
+      {{{"te", "gzip"}}, false},
+      {{{"te", "trailersx"}}, false},
+      {{{"te", ""}}, false},
+      {{{"x-te", "trailers"}}, false},
+      {{}, false},
+  };
+  for (const Case& c : cases) {
+    TestRequest r({{"accept", "*/*"}});
+    for (const auto& [name, value] : c.fields)
+      r.add(name, value);
+    r.head.te_trailers = !c.trailers;  // whatever was there before is replaced
+    sanitizeRequestHeaders(r.head);
+    EXPECT_EQ(r.head.te_trailers, c.trailers) << testing::PrintToString(c.fields);
+    for (const std::string& name : liveNames(r.head.headers))
+      EXPECT_NE(name, "te") << "TE itself goes: the codec writes it again for HTTP/2 upstreams";
+  }
+}
+
 TEST(HeaderSanitizerTest, RemovesEachHopByHopHeaderFromResponses) {
   for (const auto& name : kHopByHop) {
     TestResponse r({{"content-type", "text/plain"}, {name, "x"}, {name, "y"}});
