@@ -170,7 +170,7 @@ TEST_F(MultiplexingTest, ARecycledConnectionTakesNoNewStreams) {
   EXPECT_EQ(deleted_, 1) << "closed with its last stream";
 }
 
-TEST_F(MultiplexingTest, AnOverflowConnectionClosesWhenItsStreamsEnd) {
+TEST_F(MultiplexingTest, AnOverflowConnectionLingersThenClosesWhenItsStreamsEnd) {
   config_.pool.size = 1;
   config_.pool.max_overflow = 1;
   streams_per_connection_ = 1;
@@ -181,8 +181,35 @@ TEST_F(MultiplexingTest, AnOverflowConnectionClosesWhenItsStreamsEnd) {
   asTest(waiters[0]->connection)->finishExchange(true);
   asTest(waiters[1]->connection)->finishExchange(true);
   loop_.runDeferred();
+  EXPECT_EQ(pool.idleCount(), 2u) << "the one beyond pool.size lingers for the next request";
+  EXPECT_EQ(deleted_, 0);
+  EXPECT_TRUE(turnUntil([&] { return deleted_ == 1; }, 3s)) << "and closes after the linger";
   EXPECT_EQ(pool.idleCount(), 1u) << "pool.size idle connections are kept";
+  turnFor(100ms);
   EXPECT_EQ(deleted_, 1);
+}
+
+TEST_F(MultiplexingTest, TheNextBurstTakesALingeringConnection) {
+  config_.pool.size = 1;
+  config_.pool.max_overflow = 1;
+  streams_per_connection_ = 1;
+  UpstreamPool& pool = makePool();
+  auto first = acquireMany(pool, 2);
+  ASSERT_TRUE(turnUntil([&] { return allServed(first); }));
+  asTest(first[0]->connection)->finishExchange(true);
+  asTest(first[1]->connection)->finishExchange(true);
+  loop_.runDeferred();
+  ASSERT_EQ(pool.idleCount(), 2u);
+  auto second = acquireMany(pool, 2);
+  ASSERT_TRUE(turnUntil([&] { return allServed(second); }));
+  EXPECT_EQ(pool.connectionsOpened(), 2u) << "both came from idle: nothing was closed and opened";
+  // One of them comes back alone: it is among the `size` kept and stays past the linger.
+  asTest(second[0]->connection)->finishExchange(true);
+  loop_.runDeferred();
+  turnFor(1500ms);
+  EXPECT_EQ(pool.idleCount(), 1u);
+  EXPECT_EQ(deleted_, 0);
+  asTest(second[1]->connection)->finishExchange(true);
 }
 
 TEST_F(MultiplexingTest, HttpsChoosesTheCodecByAlpn) {
