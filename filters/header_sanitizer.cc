@@ -9,12 +9,14 @@
 namespace viscount {
 namespace {
 
-// Index 0 is "connection", whose value names more headers to drop.
+// Index 0 is "connection", whose value names more headers to drop; index 3 is "te", whose
+// "trailers" the request remembers.
 constexpr HeaderNameTable kHopByHop = {
     "connection",        "keep-alive", "proxy-connection", "te",
     "transfer-encoding", "upgrade",    "http2-settings",
 };
 constexpr int kConnection = 0;
+constexpr int kTe = 3;
 
 // Connection tokens that never remove anything: the target host is not the client's to drop.
 constexpr std::array<std::string_view, 1> kNeverListable = {"host"};
@@ -32,7 +34,9 @@ void removeConnectionListed(HeaderList& headers, std::string_view connection_val
   });
 }
 
-void removeHopByHop(HeaderList& headers) {
+// Returns whether a TE field listed "trailers" (what HTTP/2 upstreams get again).
+bool removeHopByHop(HeaderList& headers) {
+  bool te_trailers = false;
   auto& fields = headers.fields();
   // Indexing, not iterators: removeConnectionListed marks fields of this same vector.
   for (size_t i = 0; i < fields.size(); ++i) {
@@ -46,8 +50,14 @@ void removeHopByHop(HeaderList& headers) {
       continue;
     }
     if (hop == kConnection) removeConnectionListed(headers, fields[i].value);
+    if (hop == kTe) {
+      forEachListElement(fields[i].value, [&](std::string_view token) {
+        if (equalsIgnoreCase(token, "trailers")) te_trailers = true;
+      });
+    }
     fields[i].removed = true;
   }
+  return te_trailers;
 }
 
 std::string_view canonicalScheme(std::string_view scheme) {
@@ -61,14 +71,7 @@ bool isHopByHopHeader(std::string_view name) {
 }
 
 void sanitizeRequestHeaders(RequestHead& head) {
-  head.te_trailers = false;
-  for (const HeaderField& f : head.headers.fields()) {
-    if (f.removed || !equalsIgnoreCase(f.name, "te")) continue;
-    forEachListElement(f.value, [&](std::string_view token) {
-      if (equalsIgnoreCase(token, "trailers")) head.te_trailers = true;
-    });
-  }
-  removeHopByHop(head.headers);
+  head.te_trailers = removeHopByHop(head.headers);
 }
 
 void sanitizeResponseHeaders(ResponseHead& head) {
