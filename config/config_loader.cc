@@ -346,7 +346,7 @@ class ConfigParser {
     if (!map.readString(key, pattern)) return;
     if (!idRegexNumbersFit(pattern)) {
       map.error(key, "invalid regular expression '" + pattern +
-                         "': " + std::string(kIdRegexNumberTooLong));
+                         "': " + std::string(kIdRegexNumberTooLarge));
       return;
     }
     try {

@@ -111,7 +111,7 @@ std::optional<IdPattern> IdPattern::compile(const std::string& ecmascript_regex,
                                             std::string* error) {
   IdPattern pattern;
   if (!idRegexNumbersFit(ecmascript_regex)) {
-    if (error) *error = "invalid regular expression: " + std::string(kIdRegexNumberTooLong);
+    if (error) *error = "invalid regular expression: " + std::string(kIdRegexNumberTooLarge);
     return std::nullopt;
   }
   try {
