@@ -34,14 +34,14 @@ inline constexpr std::string_view kIdRegexNumberTooLarge =
 
 inline bool idRegexNumbersFit(std::string_view pattern) {
   size_t i = 0;
-  // Reads the digits at i (none is 0), saturating above the bound.
+  // Reads the digits at i (no digit reads as 0), saturating above the bound.
   auto number_fits = [&]() {
     size_t value = 0;
     for (; i < pattern.size() && pattern[i] >= '0' && pattern[i] <= '9'; ++i)
       value = std::min(value * 10 + static_cast<size_t>(pattern[i] - '0'), kIdRegexMaxNumber + 1);
     return value <= kIdRegexMaxNumber;
   };
-  bool in_class = false;  // inside [...]
+  bool in_class = false;   // inside [...]
   bool in_braces = false;  // inside a count's {...}
   while (i < pattern.size()) {
     const char c = pattern[i++];

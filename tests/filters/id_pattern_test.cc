@@ -67,9 +67,9 @@ TEST(IdPatternTest, InvalidPatternsAreReported) {
 TEST(IdPatternTest, CountsOver1000AreRefused) {
   // libstdc++ compiles X{n} in time that can grow with n squared, and reads counts and
   // back-reference numbers into a long without an overflow check (undefined behaviour).
-  for (std::string source : {"^[a-z]{1,99999999999999999999}$", "a{12345678901}",
-                             "(a)\\12345678901", "]{0}{29141}", "a{1001}", "^[a-z]{2,1001}$",
-                             "a{1,2,3000}", "[a]\\2024"}) {
+  for (std::string source :
+       {"^[a-z]{1,99999999999999999999}$", "a{12345678901}", "(a)\\12345678901", "]{0}{29141}",
+        "a{1001}", "^[a-z]{2,1001}$", "a{1,2,3000}", "[a]\\2024"}) {
     std::string error;
     EXPECT_FALSE(IdPattern::compile(source, &error)) << source;
     EXPECT_NE(error.find("a repetition count or back-reference number over 1000"),
