@@ -344,9 +344,8 @@ class ConfigParser {
   void checkRegex(const YamlMap& map, std::string_view key, std::string& out) {
     std::string pattern;
     if (!map.readString(key, pattern)) return;
-    if (!idRegexNumbersFit(pattern)) {
-      map.error(key, "invalid regular expression '" + pattern +
-                         "': " + std::string(kIdRegexNumberTooLarge));
+    if (const std::string_view why = idRegexLimitExceeded(pattern); !why.empty()) {
+      map.error(key, "invalid regular expression '" + pattern + "': " + std::string(why));
       return;
     }
     try {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <regex>
 #include <string_view>
+#include <vector>
 
 namespace viscount {
 
@@ -21,48 +22,73 @@ inline constexpr auto kIdRegexFlags = std::regex::ECMAScript;
 inline constexpr bool kIdRegexBoundedStack = false;
 #endif
 
-// Repetition counts ("{n}", "{n,}", "{n,m}") are capped at 1000, as RE2 caps them. libstdc++
-// compiles X{n} by copying X n times, for some X in time that grows with n squared
-// ("]{0}{16000}" takes a second to compile, "]{0}{29141}" several), and it reads a count into a
-// long without an overflow check, which is undefined behaviour. Digits after a backslash are a
-// back-reference number, refused later by the polynomial matcher but read the same unchecked way
-// first: they are held to the same bound. Digits elsewhere (in a class, after an escaped brace)
-// are characters to match.
-inline constexpr size_t kIdRegexMaxNumber = 1000;
-inline constexpr std::string_view kIdRegexNumberTooLarge =
-    "a repetition count or back-reference number over 1000";
+// Repetitions are bounded as RE2 bounds them: a count ("{n}", "{n,}", "{n,m}") over 1000 is
+// refused, and so is a repetition whose count, multiplied by the counts of the repetitions
+// around it (a group's, or one stacked on it as in "a{2}{3}"), exceeds 1000. libstdc++ compiles
+// X{n} by copying X n times; for some X (an empty one, "a{0}" or "(?:)") the time grows with
+// the square of the copies: "]{0}{16000}" takes a second, "a{0}{30}{30}{30}" four seconds, though
+// neither reaches the engine's own limit of 100000 states. libstdc++ also reads counts and
+// back-reference numbers ("\12") into a long without an overflow check (undefined behaviour):
+// those over 1000 are refused before it reads them (the polynomial matcher refuses
+// back-references anyway). Digits elsewhere (in a class, after an escaped brace) are characters
+// to match.
+inline constexpr size_t kIdRegexMaxRepeat = 1000;
 
-inline bool idRegexNumbersFit(std::string_view pattern) {
+// Why std::regex must not be given the pattern, or an empty view when it may be.
+inline std::string_view idRegexLimitExceeded(std::string_view pattern) {
+  constexpr size_t kOver = kIdRegexMaxRepeat + 1;
   size_t i = 0;
+  auto digit = [&]() { return i < pattern.size() && pattern[i] >= '0' && pattern[i] <= '9'; };
   // Reads the digits at i (no digit reads as 0), saturating above the bound.
-  auto number_fits = [&]() {
+  auto number = [&]() {
     size_t value = 0;
-    for (; i < pattern.size() && pattern[i] >= '0' && pattern[i] <= '9'; ++i)
-      value = std::min(value * 10 + static_cast<size_t>(pattern[i] - '0'), kIdRegexMaxNumber + 1);
-    return value <= kIdRegexMaxNumber;
+    for (; digit(); ++i)
+      value = std::min(value * 10 + static_cast<size_t>(pattern[i] - '0'), kOver);
+    return value;
   };
-  bool in_class = false;   // inside [...]
-  bool in_braces = false;  // inside a count's {...}
+  // Per open group: the most copies anything inside it is made into. `last` is that figure for
+  // the item a quantifier would apply to (0 at the start of an alternative: nothing to repeat).
+  std::vector<size_t> groups{1};
+  size_t last = 0;
   while (i < pattern.size()) {
     const char c = pattern[i++];
     if (c == '\\') {
-      if (i < pattern.size() && pattern[i] >= '0' && pattern[i] <= '9') {
-        if (!number_fits()) return false;
-      } else {
-        ++i;  // the escaped character, whatever it is
-      }
-    } else if (in_class) {
-      in_class = c != ']';
+      if (digit() && number() > kIdRegexMaxRepeat) return "a back-reference number over 1000";
+      if (!digit() && i < pattern.size()) ++i;  // the escaped character, whatever it is
+      last = 1;
     } else if (c == '[') {
-      in_class = true;
-    } else if (c == '{' || (c == ',' && in_braces)) {
-      in_braces = true;
-      if (!number_fits()) return false;
-    } else if (c == '}') {
-      in_braces = false;
+      // To the closing bracket; a backslash escapes the next character, a ']' first is literal
+      // nowhere in ECMAScript.
+      while (i < pattern.size() && pattern[i] != ']')
+        i += pattern[i] == '\\' ? 2 : 1;
+      ++i;
+      last = 1;
+    } else if (c == '(') {
+      groups.push_back(1);
+      last = 0;
+    } else if (c == ')') {
+      last = groups.size() > 1 ? groups.back() : 1;
+      if (groups.size() > 1) groups.pop_back();
+      groups.back() = std::max(groups.back(), last);
+    } else if (c == '|') {
+      last = 0;
+    } else if (c == '{') {
+      size_t copies = std::max<size_t>(1, number());
+      if (i < pattern.size() && pattern[i] == ',') {
+        ++i;
+        copies = std::max(copies, number());
+      }
+      if (i < pattern.size() && pattern[i] == '}') ++i;
+      if (copies > kIdRegexMaxRepeat || last * copies > kIdRegexMaxRepeat) {
+        return "a repetition count over 1000 (the counts of nested repetitions multiply)";
+      }
+      last = std::max<size_t>(1, last) * copies;
+      groups.back() = std::max(groups.back(), last);
+    } else if (c != '*' && c != '+' && c != '?') {
+      last = 1;  // a character, '.', '^' or '$'; quantifiers without a count copy nothing
     }
   }
-  return true;
+  return {};
 }
 
 }  // namespace viscount

@@ -110,8 +110,8 @@ std::optional<ClassShape> parseSingleClass(std::string_view p) {
 std::optional<IdPattern> IdPattern::compile(const std::string& ecmascript_regex,
                                             std::string* error) {
   IdPattern pattern;
-  if (!idRegexNumbersFit(ecmascript_regex)) {
-    if (error) *error = "invalid regular expression: " + std::string(kIdRegexNumberTooLarge);
+  if (const std::string_view why = idRegexLimitExceeded(ecmascript_regex); !why.empty()) {
+    if (error) *error = "invalid regular expression: " + std::string(why);
     return std::nullopt;
   }
   try {

@@ -64,21 +64,36 @@ TEST(IdPatternTest, InvalidPatternsAreReported) {
   }
 }
 
-TEST(IdPatternTest, CountsOver1000AreRefused) {
-  // libstdc++ compiles X{n} in time that can grow with n squared, and reads counts and
-  // back-reference numbers into a long without an overflow check (undefined behaviour).
+TEST(IdPatternTest, RepetitionsOver1000AreRefused) {
+  // libstdc++ compiles X{n} by copying X n times, in time that for an empty X grows with the
+  // square of the copies, nested and stacked repetitions multiplying them; it also reads
+  // counts and back-reference numbers into a long without an overflow check.
   for (std::string source :
-       {"^[a-z]{1,99999999999999999999}$", "a{12345678901}", "(a)\\12345678901", "]{0}{29141}",
-        "a{1001}", "^[a-z]{2,1001}$", "a{1,2,3000}", "[a]\\2024"}) {
+       {"^[a-z]{1,99999999999999999999}$", "a{12345678901}", "]{0}{29141}", "a{1001}",
+        "^[a-z]{2,1001}$", "a{0}{30}{30}{30}", "[\xf8\xff]{0}{192}{24}{4,}", "(?:(?:){100}){100}",
+        "((a{10}){10}){11}", "(?:a{0}){10}{101}", "x|(y|(z{2})){501}", "(a{500}){3}"}) {
     std::string error;
     EXPECT_FALSE(IdPattern::compile(source, &error)) << source;
-    EXPECT_NE(error.find("a repetition count or back-reference number over 1000"),
+    EXPECT_NE(error.find("a repetition count over 1000 (the counts of nested repetitions "
+                         "multiply)"),
               std::string::npos)
+        << source << ": " << error;
+  }
+  for (std::string source : {"(a)\\12345678901", "[a]\\2024"}) {
+    std::string error;
+    EXPECT_FALSE(IdPattern::compile(source, &error)) << source;
+    EXPECT_NE(error.find("a back-reference number over 1000"), std::string::npos)
         << source << ": " << error;
   }
   EXPECT_TRUE(compileOrDie("^[a-z]{1,1000}$").usesTable());
   EXPECT_TRUE(compileOrDie("^[a-z]{0001000}$").matches(std::string(1000, 'a')));
-  EXPECT_FALSE(compileOrDie("]{0}{1000}").usesTable());
+  EXPECT_TRUE(compileOrDie("^(?:[a-f0-9]{8}-){3}[a-f0-9]{12}$")
+                  .matches("0f8fad5b-d9cb469f-a1657086-7728950e1234"));
+  // Up to 1000 copies along any nesting, and repetitions one after another do not multiply.
+  for (std::string source : {"]{0}{1000}", "((a{10}){10}){10}", "(a{500}){2}", "a{1000}b{1000}",
+                             "(a{500})b{2}", "(a{999}|b{999}){1}", "(a|b){1000}"}) {
+    compileOrDie(source);
+  }
   // Digits that are characters to match are not numbers to read: after an escaped brace, in a
   // class, after a comma outside braces.
   EXPECT_FALSE(compileOrDie("^[0-9]{1,12}-12345678901$").usesTable());
