@@ -53,8 +53,11 @@ inline std::string_view idRegexLimitExceeded(std::string_view pattern) {
   while (i < pattern.size()) {
     const char c = pattern[i++];
     if (c == '\\') {
-      if (digit() && number() > kIdRegexMaxRepeat) return "a back-reference number over 1000";
-      if (!digit() && i < pattern.size()) ++i;  // the escaped character, whatever it is
+      if (digit()) {
+        if (number() > kIdRegexMaxRepeat) return "a back-reference number over 1000";
+      } else if (i < pattern.size()) {
+        ++i;  // the escaped character, whatever it is
+      }
       last = 1;
     } else if (c == '[') {
       // To the closing bracket; a backslash escapes the next character, a ']' first is literal

@@ -71,7 +71,8 @@ TEST(IdPatternTest, RepetitionsOver1000AreRefused) {
   for (std::string source :
        {"^[a-z]{1,99999999999999999999}$", "a{12345678901}", "]{0}{29141}", "a{1001}",
         "^[a-z]{2,1001}$", "a{0}{30}{30}{30}", "[\xf8\xff]{0}{192}{24}{4,}", "(?:(?:){100}){100}",
-        "((a{10}){10}){11}", "(?:a{0}){10}{101}", "x|(y|(z{2})){501}", "(a{500}){3}"}) {
+        "((a{10}){10}){11}", "(?:a{0}){10}{101}", "x|(y|(z{2})){501}", "(a{500}){3}", "\\0{1001}",
+        "^[A\\][-{dd]\\0{500000000000000000061,126}"}) {
     std::string error;
     EXPECT_FALSE(IdPattern::compile(source, &error)) << source;
     EXPECT_NE(error.find("a repetition count over 1000 (the counts of nested repetitions "
