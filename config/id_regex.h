@@ -46,6 +46,9 @@ inline std::string_view idRegexLimitExceeded(std::string_view pattern) {
       value = std::min(value * 10 + static_cast<size_t>(pattern[i] - '0'), kOver);
     return value;
   };
+  // What an escape at i (just after its backslash) covers beyond the backslash: "\cX" takes
+  // the X with it, whatever X is; anything else one character.
+  auto escaped = [&]() { return i + 1 < pattern.size() && pattern[i] == 'c' ? 2 : 1; };
   // Per open group: the most copies anything inside it is made into. `last` is that figure for
   // the item a quantifier would apply to (0 at the start of an alternative: nothing to repeat).
   std::vector<size_t> groups{1};
@@ -55,15 +58,15 @@ inline std::string_view idRegexLimitExceeded(std::string_view pattern) {
     if (c == '\\') {
       if (digit()) {
         if (number() > kIdRegexMaxRepeat) return "a back-reference number over 1000";
-      } else if (i < pattern.size()) {
-        ++i;  // the escaped character, whatever it is
+      } else {
+        i += escaped();
       }
       last = 1;
     } else if (c == '[') {
-      // To the closing bracket; a backslash escapes the next character, a ']' first is literal
-      // nowhere in ECMAScript.
-      while (i < pattern.size() && pattern[i] != ']')
-        i += pattern[i] == '\\' ? 2 : 1;
+      // To the closing bracket, which no ']' escapes in ECMAScript but a backslash does.
+      while (i < pattern.size() && pattern[i] != ']') {
+        if (pattern[i++] == '\\') i += escaped();
+      }
       ++i;
       last = 1;
     } else if (c == '(') {
@@ -89,6 +92,18 @@ inline std::string_view idRegexLimitExceeded(std::string_view pattern) {
       groups.back() = std::max(groups.back(), last);
     } else if (c != '*' && c != '+' && c != '?') {
       last = 1;  // a character, '.', '^' or '$'; quantifiers without a count copy nothing
+    }
+  }
+  // Last, deliberately cruder than the reading of the structure above, so that no slip in
+  // that reading can let an overflow through: no run of more than 9 digits after '{', ',' or a
+  // backslash, wherever it stands.
+  size_t run = 0;
+  for (size_t k = 0; k < pattern.size(); ++k) {
+    if (pattern[k] < '0' || pattern[k] > '9') {
+      run = 0;
+    } else if (run > 0 ||
+               (k > 0 && std::string_view("{,\\").find(pattern[k - 1]) != std::string_view::npos)) {
+      if (++run > 9) return "a number of more than 9 digits";
     }
   }
   return {};
