@@ -31,7 +31,8 @@ inline constexpr bool kIdRegexBoundedStack = false;
 // back-reference numbers ("\12") into a long without an overflow check (undefined behaviour):
 // those over 1000 are refused before it reads them (the polynomial matcher refuses
 // back-references anyway). Digits elsewhere (in a class, after an escaped brace) are characters
-// to match.
+// to match, except that a run of more than 9 after '{', ',' or a backslash is refused wherever
+// it stands: a second guard against the overflow that does not rely on reading the structure.
 inline constexpr size_t kIdRegexMaxRepeat = 1000;
 
 // Why std::regex must not be given the pattern, or an empty view when it may be.
