@@ -61,8 +61,18 @@ class Choices {
   uint64_t state_;
 };
 
+// VISCOUNT_FUZZ_TRACE=1 prints what each side saw, for reading a reproducer.
+inline bool tracing() {
+  static const bool on = std::getenv("VISCOUNT_FUZZ_TRACE") != nullptr;
+  return on;
+}
+
 }  // namespace viscount::fuzz
 
+#define FUZZ_TRACE(...)                                                 \
+  do {                                                                  \
+    if (::viscount::fuzz::tracing()) std::fprintf(stderr, __VA_ARGS__); \
+  } while (false)
 #define FUZZ_CHECK(cond)                                                       \
   do {                                                                         \
     if (!(cond)) ::viscount::fuzz::invariantFailed(#cond, __FILE__, __LINE__); \
