@@ -74,8 +74,11 @@ inline std::string_view idRegexLimitExceeded(std::string_view pattern) {
       groups.push_back(1);
       last = 0;
     } else if (c == ')') {
-      last = groups.size() > 1 ? groups.back() : 1;
-      if (groups.size() > 1) groups.pop_back();
+      last = 1;  // unless it closes a group (an unbalanced one std::regex refuses)
+      if (groups.size() > 1) {
+        last = groups.back();
+        groups.pop_back();
+      }
       groups.back() = std::max(groups.back(), last);
     } else if (c == '|') {
       last = 0;
