@@ -42,6 +42,8 @@ void Http1Parser::reset() {
   in_headers_ = true;
   in_trailers_ = false;
   field_done_ = false;
+  message_start_ = 0;
+  pause_wanted_ = false;
   head_bytes_ = 0;
   url_ = {};
   fields_.clear();
@@ -151,6 +153,13 @@ Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t
   const char* start = base + offset;
   size_t done = 0;
   for (;;) {
+    if (!started_) {
+      // llhttp skips any CR and LF before a message; the message (and its head) begins after.
+      size_t skipped = done;
+      while (skipped < len && (start[skipped] == '\r' || start[skipped] == '\n'))
+        ++skipped;
+      message_start_ = offset + skipped;
+    }
     llhttp_errno_t err = llhttp_execute(&parser_, start + done, len - done);
     if (err == HPE_OK) {
       done = len;
@@ -159,6 +168,13 @@ Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t
     const char* pos = llhttp_get_error_pos(&parser_);
     const size_t used = pos ? static_cast<size_t>(pos - start) : done;
     if (err == HPE_PAUSED) {
+      if (!pause_wanted_) {
+        // Paused only to learn where the next message (after a 1xx response, or a response to
+        // HEAD) begins in these bytes.
+        llhttp_resume(&parser_);
+        done = used;
+        continue;
+      }
       base_ = nullptr;
       return {Status::kPaused, used};
     }
@@ -189,7 +205,7 @@ Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t
     return {Status::kError, used};
   }
   if (in_headers_ && started_) {
-    head_bytes_ = offset + len;
+    head_bytes_ = offset + len - message_start_;
     if (head_bytes_ > max_head_bytes_) {
       failOversizedHead();
       base_ = nullptr;
@@ -333,12 +349,12 @@ int Http1Parser::headersComplete() {
   head.headers = &headers_;
   head.version_minor = parser_.http_minor;
   // Head size: up to the end of the last span plus the terminating empty line.
-  uint64_t end = url_.off + url_.len;
+  uint64_t end = std::max<uint64_t>(message_start_, url_.off + url_.len);
   for (const auto& f : fields_) {
     end = std::max<uint64_t>(end, f.name.off + f.name.len);
     end = std::max<uint64_t>(end, f.value.off + f.value.len);
   }
-  head_bytes_ = end + 4;
+  head_bytes_ = end + 4 - message_start_;
   if (head_bytes_ > max_head_bytes_) {
     failOversizedHead();
     return -1;
@@ -362,7 +378,8 @@ void Http1Parser::failOversizedHead() {
   // The request line alone does not fit (it has not even ended, or its target is that long):
   // 414, as nginx answers; otherwise the header fields are to blame: 431.
   constexpr size_t kVersionAndCrlf = sizeof(" HTTP/1.1\r\n") - 1;
-  if (scan_lines_ == 0 || url_.off + url_.len + kVersionAndCrlf > max_head_bytes_) {
+  if (scan_lines_ == 0 ||
+      url_.off - message_start_ + url_.len + kVersionAndCrlf > max_head_bytes_) {
     fail(ErrorCode::kUriTooLong, "request line too long");
   } else {
     fail(ErrorCode::kHeadersTooLarge, "header section too large");
@@ -518,7 +535,7 @@ int Http1Parser::onMessageCompleteCb(llhttp_t* p) {
     me->handler_.onTrailers(trailers);
   }
   me->trailer_bytes_ = 0;
-  const bool pause = me->handler_.onMessageComplete();
+  me->pause_wanted_ = me->handler_.onMessageComplete();
   me->in_headers_ = true;
   me->in_trailers_ = false;
   me->field_done_ = false;
@@ -526,7 +543,9 @@ int Http1Parser::onMessageCompleteCb(llhttp_t* p) {
   me->url_ = {};
   me->fields_.clear();
   me->resetScan();
-  return pause ? HPE_PAUSED : 0;
+  // Always paused, so that execute() learns where the next message begins; it goes on at once
+  // unless the handler asked for the pause.
+  return HPE_PAUSED;
 }
 
 }  // namespace viscount

@@ -164,6 +164,10 @@ class Http1Parser {
   bool in_headers_ = true;
   bool in_trailers_ = false;
   bool field_done_ = false;
+  // Where the current message begins in `base`: after the empty lines allowed before it, which
+  // the caller may or may not have kept (they count towards no limit).
+  uint64_t message_start_ = 0;
+  bool pause_wanted_ = false;  // what the handler's onMessageComplete answered
   uint64_t head_bytes_ = 0;
   size_t scan_line_len_ = 0;
   size_t scan_lines_ = 0;  // non-empty lines seen (the request line is the first)

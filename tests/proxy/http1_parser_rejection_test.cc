@@ -302,6 +302,60 @@ TEST_F(ParserLimitsTest, HeadLimitDoesNotCountTheBody) {
   EXPECT_EQ(recorder_.messages.at(0).body.size(), 1000u);
 }
 
+TEST_F(ParserLimitsTest, EmptyLinesBeforeAMessageDoNotCountTowardsItsHead) {
+  // A connection drops empty lines that arrive on their own and keeps those that arrive with
+  // the request: the limit must not depend on how the bytes were split (found by the
+  // http1_request fuzz target), so the head is counted from its first byte.
+  const std::string head =
+      "GET / HTTP/1.1\r\nHost: h\r\nX-Fill: " + std::string(40, 'f') + "\r\n\r\n";
+  const std::string req = "\r\n\r\n" + head;
+  for (uint64_t limit : {head.size(), head.size() - 1}) {
+    for (size_t cut = 0; cut < req.size(); ++cut) {
+      Recorder rec;
+      Http1Parser parser(Kind::kRequest, rec);
+      parser.setMaxHeadBytes(limit);
+      std::string buf = req.substr(0, cut);
+      Http1Parser::Result r{Status::kOk, 0};
+      if (cut > 0) r = parser.execute(buf.data(), 0, buf.size());
+      size_t from = cut;
+      if (r.status == Status::kOk && !parser.messageStarted()) {
+        buf.clear();  // only empty lines so far: dropped, as the connection does
+        from = 0;
+      }
+      buf.append(req, cut);
+      if (r.status == Status::kOk) r = parser.execute(buf.data(), from, buf.size() - from);
+      if (limit == head.size()) {
+        ASSERT_EQ(r.status, Status::kOk) << "cut " << cut << ": " << parser.errorReason();
+        EXPECT_EQ(parser.headBytes(), head.size()) << "cut " << cut;
+        ASSERT_EQ(rec.messages.size(), 1u) << "cut " << cut;
+        EXPECT_TRUE(rec.messages[0].complete) << "cut " << cut;
+      } else {
+        EXPECT_EQ(r.status, Status::kError) << "cut " << cut;
+        EXPECT_EQ(parser.error(), ErrorCode::kHeadersTooLarge) << "cut " << cut;
+      }
+    }
+  }
+}
+
+TEST_F(ParserLimitsTest, InformationalResponsesDoNotCountTowardsTheFinalHead) {
+  const std::string early =
+      "HTTP/1.1 103 Early Hints\r\nLink: </" + std::string(40, 's') + ".css>; rel=preload\r\n\r\n";
+  const std::string final_head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
+  const std::string resp = early + early + final_head + "ok";
+  response_parser_.setMaxHeadBytes(early.size());
+  ASSERT_EQ(feed(response_parser_, resp).status, Status::kOk) << response_parser_.errorReason();
+  ASSERT_EQ(recorder_.messages.size(), 3u);
+  EXPECT_EQ(recorder_.messages[2].status, 200);
+  EXPECT_EQ(recorder_.messages[2].body, "ok");
+  EXPECT_TRUE(recorder_.messages[2].complete);
+
+  Recorder rec;
+  Http1Parser parser(Kind::kResponse, rec);
+  parser.setMaxHeadBytes(early.size() - 1);
+  EXPECT_EQ(parser.execute(resp.data(), 0, resp.size()).status, Status::kError);
+  EXPECT_EQ(parser.error(), ErrorCode::kUpstreamProtocolError);
+}
+
 TEST_F(ParserLimitsTest, RequestLineAfterRejection) {
   struct Case {
     std::string bytes;
