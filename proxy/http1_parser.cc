@@ -150,6 +150,7 @@ Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t
     return {Status::kError, 0};
   }
   base_ = base;
+  base_len_ = offset + len;
   const char* start = base + offset;
   size_t done = 0;
   for (;;) {
@@ -348,13 +349,16 @@ int Http1Parser::headersComplete() {
   headers_.clear();
   head.headers = &headers_;
   head.version_minor = parser_.http_minor;
-  // Head size: up to the end of the last span plus the terminating empty line.
-  uint64_t end = std::max<uint64_t>(message_start_, url_.off + url_.len);
+  // Head size: every byte from the message's first to the end of the empty line, as the
+  // unfinished head is counted in execute(), so the limit bites the same wherever the bytes were
+  // split. Only line ends follow the last span.
+  size_t last = std::max<size_t>(message_start_, url_.off + url_.len);
   for (const auto& f : fields_) {
-    end = std::max<uint64_t>(end, f.name.off + f.name.len);
-    end = std::max<uint64_t>(end, f.value.off + f.value.len);
+    last = std::max<size_t>(last, f.name.off + f.name.len);
+    // An empty value's span may stand past its line's end.
+    if (f.value.len > 0) last = std::max<size_t>(last, f.value.off + f.value.len);
   }
-  head_bytes_ = end + 4 - message_start_;
+  head_bytes_ = endOfHead(last) - message_start_;
   if (head_bytes_ > max_head_bytes_) {
     failOversizedHead();
     return -1;
@@ -368,6 +372,16 @@ int Http1Parser::headersComplete() {
   if (!handler_.onHeadersComplete(head)) return -1;
   // Returning 1 tells llhttp that no body follows; checkResponseHead decided that already.
   return kind_ == Kind::kResponse && (parser_.flags & F_SKIPBODY) != 0 ? 1 : 0;
+}
+
+size_t Http1Parser::endOfHead(size_t from) const {
+  // The empty line: an LF followed by LF or CRLF (llhttp takes bare LFs in responses).
+  for (size_t i = from; i < base_len_; ++i) {
+    if (base_[i] != '\n') continue;
+    if (i + 1 < base_len_ && base_[i + 1] == '\n') return i + 2;
+    if (i + 2 < base_len_ && base_[i + 1] == '\r' && base_[i + 2] == '\n') return i + 3;
+  }
+  return base_len_;  // not reached: llhttp saw the empty line in these bytes
 }
 
 void Http1Parser::failOversizedHead() {

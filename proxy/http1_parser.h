@@ -129,6 +129,8 @@ class Http1Parser {
   int failTooMany(std::string_view what);
   int countTrailerBytes(size_t len);
   void failOversizedHead();
+  // Where the head ends: just past the empty line after `from` (the end of its last span).
+  size_t endOfHead(size_t from) const;
   // Request heads only: every line ends in CRLF (no bare CR or LF) and no header line starts
   // with whitespace (obs-fold), checked on the raw bytes because llhttp 8.1 lets some through.
   // Scans the new bytes [begin, end) up to the empty line that ends the head. Its state holds
@@ -160,13 +162,14 @@ class Http1Parser {
   bool response_to_head_ = false;
 
   const char* base_ = nullptr;  // valid during execute()
+  size_t base_len_ = 0;         // bytes at base_: the input's end
   bool started_ = false;
   bool in_headers_ = true;
   bool in_trailers_ = false;
   bool field_done_ = false;
   // Where the current message begins in `base`: after the empty lines allowed before it, which
   // the caller may or may not have kept (they count towards no limit).
-  uint64_t message_start_ = 0;
+  size_t message_start_ = 0;
   bool pause_wanted_ = false;  // what the handler's onMessageComplete answered
   uint64_t head_bytes_ = 0;
   size_t scan_line_len_ = 0;
