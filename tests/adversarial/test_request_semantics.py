@@ -177,6 +177,23 @@ class RequestSemanticsTest(ProxyTestCase):
         self.assert_rejected(result, 431)
         self.assertLess(result.elapsed, 2.5, "waited for the head deadline")
 
+    def test_empty_lines_before_a_request_do_not_count_towards_its_head(self):
+        """The head limit counts the request line to the empty line, every byte, whether the
+        empty lines allowed before it come in the same packet or apart."""
+        filler = get(b"X-Fill: \r\n")
+        fits = get(b"X-Fill: " + b"f" * (HEADER_LIMIT - len(filler)) + b"\r\n")
+        self.assertEqual(len(fits), HEADER_LIMIT)
+        over = fits.replace(b"X-Fill: ", b"X-Fill: f", 1)
+        for head, status in ((fits, 200), (over, 431)):
+            for pieces in ([(b"\r\n\r\n" + head, 0)], [(b"\r\n\r\n", 0), (head, 0.05)]):
+                self.mark = self.upstream.mark()
+                result = exchange(self.port, pieces, until_close=status != 200)
+                if status == 200:
+                    self.assertEqual([r.status for r in result.responses], [200], result)
+                    self.assert_upstream_count(1)
+                else:
+                    self.assert_rejected(result, 431)
+
 
 add_cases(RequestSemanticsTest, CASES)
 
