@@ -16,6 +16,6 @@ apt-get install -y -q --no-install-recommends \
   libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev \
   libgtest-dev libgmock-dev googletest libbenchmark-dev \
   clang-14 clang-format-14 libclang-rt-14-dev llvm-14 \
-  curl nghttp2-client nghttp2-proxy wrk nginx-light haproxy gnuplot-nox \
+  curl nghttp2-client nghttp2-proxy wrk nginx-light haproxy gnuplot-nox linux-perf \
   python3 python3-h2 python3-httpx python3-fastapi python3-uvicorn python3-yaml \
   podman runc catatonit netavark aardvark-dns iptables debootstrap
