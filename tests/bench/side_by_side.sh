@@ -174,7 +174,7 @@ secs=${duration%s}
 sample_delay=$(awk -v t="$secs" 'BEGIN{print (t >= 4) ? 1 : t/4}')
 sample_len=$(awk -v t="$secs" 'BEGIN{print (t >= 4) ? t-2 : t/2}')
 echo "# wrk -t1 -c$conns -d$duration x $rounds rounds; proxy and upstream on core 1, wrk on core 0"
-[ "$perf_ok" = 1 ] || echo "# perf cannot sample here: CPU per request from /proc only (skewed: see the script)"
+[ "$perf_ok" = 1 ] || echo "# perf cannot sample here: CPU per request from the proxy-alone runs (/proc beside the upstream is skewed: see the script)"
 cpu_entries=("${proxies[@]}" "viscount-send 18090 $send_pid")
 for entry in "${cpu_entries[@]}"; do
   set -- $entry
@@ -225,8 +225,9 @@ for name in viscount nginx haproxy viscount-send; do
   grep " $name " "$work/cpu.txt" | field upstream_us_per_req | median >"$work/procup_$name"
   grep " $name " "$work/cpu.txt" | field upstream_sampled_us_per_req | median_known >"$work/up_$name"
   grep " $name " "$work/cpu-alone.txt" | field cpu_us_per_req | median >"$work/alone_$name"
-  # Without perf the sampled figures are missing: /proc's stand in, and the table says so.
-  [ -s "$work/cpu_$name" ] || cp "$work/proccpu_$name" "$work/cpu_$name"
+  # Without perf the sampled figures are missing: the proxy-alone figure stands in for the
+  # proxy's, /proc's for the upstream's, and the table says so.
+  [ -s "$work/cpu_$name" ] || cp "$work/alone_$name" "$work/cpu_$name"
   [ -s "$work/up_$name" ] || cp "$work/procup_$name" "$work/up_$name"
 done
 sw() { cat "$work/sw_$1"; }
@@ -353,30 +354,42 @@ for _ in $(seq 100); do  # the master binds, then forks the worker that does the
 done
 [ -n "$nghttpx_pid" ] || { echo "nghttpx started no worker" >&2; exit 1; }
 h2_seconds=${duration%s}
-h2run() {  # name port pid
-  local c0 c1 out
+h2run() {  # name port pid round
+  local c0 c1 out samples sampler
+  samples="$work/perf-h2-$1-$4.data"
+  (sleep "$sample_delay" && sample_core1 "$sample_len" "$samples") &
+  sampler=$!
   c0=$(awk '{print $14+$15}' "/proc/$3/stat")
   out=$(taskset -c 0 h2load -t1 -c16 -m16 -D "$h2_seconds" "http://127.0.0.1:$2/x" 2>&1)
   c1=$(awk '{print $14+$15}' "/proc/$3/stat")
-  echo "$out" | awk -v name="$1" -v c0="$c0" -v c1="$c1" -v t="$(getconf CLK_TCK)" '
+  wait "$sampler" || true
+  local rps_now
+  rps_now=$(echo "$out" | awk '/^finished in/ {printf "%.0f", $4}')
+  local sampled
+  sampled=$(per_req "$(share "$samples" "$3")" "${rps_now:-0}")
+  rm -f "$samples"
+  echo "$out" | awk -v name="$1" -v c0="$c0" -v c1="$c1" -v t="$(getconf CLK_TCK)" -v sampled="$sampled" '
     /^finished in/ {rps=$4}
     /^requests:/ {ok=$8}
     /^status codes:/ {codes=$3}
-    END {printf "%s rps=%.0f succeeded=%d cpu_us_per_req=%.2f\n", name, rps, ok, (ok>0)?(c1-c0)/t*1e6/ok:0}'
+    END {printf "%s rps=%.0f succeeded=%d cpu_us_per_req=%.2f sampled_cpu_us_per_req=%s\n", name, rps, ok, (ok>0)?(c1-c0)/t*1e6/ok:0, sampled}'
 }
 echo "# HTTP/2: h2load -t1 -c16 -m16 -D $h2_seconds x $rounds rounds (h2c), alternating"
 for round in $(seq "$rounds"); do
   for target in "viscount 18085 $viscount_pid" "nghttpx 18083 $nghttpx_pid"; do
     set -- $target
-    echo "round $round $(h2run "$1" "$2" "$3")" | tee -a "$work/h2.txt"
+    echo "round $round $(h2run "$1" "$2" "$3" "$round")" | tee -a "$work/h2.txt"
   done
 done
 for name in viscount nghttpx; do
   grep " $name " "$work/h2.txt" | field rps | median >"$work/h2rps_$name"
-  grep " $name " "$work/h2.txt" | field cpu_us_per_req | median >"$work/h2cpu_$name"
+  grep " $name " "$work/h2.txt" | field cpu_us_per_req | median >"$work/h2proccpu_$name"
+  grep " $name " "$work/h2.txt" | field sampled_cpu_us_per_req | median_known >"$work/h2cpu_$name"
+  [ -s "$work/h2cpu_$name" ] || cp "$work/h2proccpu_$name" "$work/h2cpu_$name"
 done
 h2rps() { cat "$work/h2rps_$1"; }
 h2cpu() { cat "$work/h2cpu_$1"; }
+h2proccpu() { cat "$work/h2proccpu_$1"; }
 
 # ---- 1 and 2 workers -----------------------------------------------------------------------
 viscount_config 18089 2 18099 18080 >"$work/viscount-2w.yaml"
@@ -398,7 +411,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 best_cpu=$(awk -v a="$(cpu nginx)" -v b="$(cpu haproxy)" 'BEGIN{print (a<b)?a:b}')
 cpu_ratio=$(ratio "$(cpu viscount)" "$best_cpu")
 best_alone=$(awk -v a="$(alone nginx)" -v b="$(alone haproxy)" 'BEGIN{print (a<b)?a:b}')
-cpu_how=$([ "$perf_ok" = 1 ] && echo "perf samples of core 1" || echo "/proc: perf could not sample here")
+cpu_how=$([ "$perf_ok" = 1 ] && echo "perf samples of core 1" || echo "perf could not sample here: the proxy alone on core 1")
+up_how=$([ "$perf_ok" = 1 ] && echo "perf samples of core 1" || echo "perf could not sample here: /proc, skewed")
+h2_how=$([ "$perf_ok" = 1 ] && echo "perf samples of core 1" || echo "perf could not sample here: /proc, skewed")
 rps_ratio=$(ratio "$(rps viscount)" "$(rps nginx)")
 verdict() { awk -v v="$1" -v lim="$2" -v dir="$3" 'BEGIN{ok=(dir=="le")?(v<=lim):(v>=lim); print ok?"met":"not met"}'; }
 machine="$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME")"
@@ -417,7 +432,7 @@ machine="$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc
   echo "| CPU µs per request as /proc accounts it beside the upstream (skewed) | $(proccpu viscount) | $(proccpu nginx) | $(proccpu haproxy) | $(proccpu viscount-send) |"
   echo "| req/s (1 worker each) | $(rps viscount) | $(rps nginx) | $(rps haproxy) | $(rps viscount-send) |"
   echo "| context switches per request | $(sw viscount) | $(sw nginx) | $(sw haproxy) | $(sw viscount-send) |"
-  echo "| the upstream's CPU µs per request behind it ($cpu_how) | $(up viscount) | $(up nginx) | $(up haproxy) | $(up viscount-send) |"
+  echo "| the upstream's CPU µs per request behind it ($up_how) | $(up viscount) | $(up nginx) | $(up haproxy) | $(up viscount-send) |"
   echo "| the same as /proc accounts it (skewed) | $(procup viscount) | $(procup nginx) | $(procup haproxy) | $(procup viscount-send) |"
   echo "| p50 / p99 added at $half req/s (µs) | $(added viscount p50_us) / $(added viscount p99_us) | $(added nginx p50_us) / $(added nginx p99_us) | $(added haproxy p50_us) / $(added haproxy p99_us) | |"
   echo "| RSS per idle keep-alive connection ($idle; viscount on a fresh process) | $(idle_b viscount) B | $(idle_b nginx) B | $(idle_b haproxy) B | |"
@@ -443,7 +458,8 @@ machine="$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc
   echo "| | viscount | nghttpx | viscount / nghttpx |"
   echo "|---|---|---|---|"
   echo "| req/s (1 worker each) | $(h2rps viscount) | $(h2rps nghttpx) | $(ratio "$(h2rps viscount)" "$(h2rps nghttpx)") × |"
-  echo "| CPU µs per request | $(h2cpu viscount) | $(h2cpu nghttpx) | $(ratio "$(h2cpu viscount)" "$(h2cpu nghttpx)") × |"
+  echo "| CPU µs per request ($h2_how) | $(h2cpu viscount) | $(h2cpu nghttpx) | $(ratio "$(h2cpu viscount)" "$(h2cpu nghttpx)") × |"
+  echo "| CPU µs per request as /proc accounts it (skewed) | $(h2proccpu viscount) | $(h2proccpu nghttpx) | $(ratio "$(h2proccpu viscount)" "$(h2proccpu nghttpx)") × |"
 } >"$out/results.md"
 
 printf 'viscount %s %s\nnginx %s %s\nHAProxy %s %s\n' \
