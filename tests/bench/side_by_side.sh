@@ -425,6 +425,7 @@ machine="$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc
 {
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $machine$([ "${SMOKE:-0}" = 1 ] && echo ' (SMOKE run: figures are meaningless)')."
   echo "wrk -t1 -c$conns -d$duration, $rounds rounds alternating, medians; proxy and upstream pinned to core 1, wrk to core 0."
+  [ "$perf_ok" = 1 ] || echo "perf could not sample on this machine: the CPU figure is the proxy-alone cross-check below."
   echo "CPU per request: each process's share of perf's cpu-clock samples of core 1 over its req/s; /proc's own figure beside it moves about 3 µs per request from viscount to the upstream (its io_uring call wakes the upstream and the kernel skips a clock reading until the call returns), so the cross-check runs each proxy alone on core 1 (the upstream on core 0 with wrk), where /proc is exact."
   echo "viscount: ids + JSON access log on ($lines lines written in the main run); io_uring in use: ${io_uring_used:-unknown}."
   echo "viscount (send()): the same with \`io_uring: false\`, the path taken where io_uring is refused (seccomp)."
