@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cctype>
 
-#include "config/ascii.h"
 #include "config/duration.h"
+#include "proxy/http/ascii.h"
 
 namespace viscount {
 namespace {

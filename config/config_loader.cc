@@ -10,11 +10,11 @@
 #include <utility>
 
 #include "config/address.h"
-#include "config/ascii.h"
 #include "config/duration.h"
 #include "config/id_regex.h"
 #include "config/reserved_headers.h"
 #include "config/yaml_reader.h"
+#include "proxy/http/ascii.h"
 
 namespace viscount {
 namespace {

@@ -7,7 +7,7 @@
 
 #include <string_view>
 
-#include "config/ascii.h"
+#include "proxy/http/ascii.h"
 
 namespace viscount {
 

@@ -4,11 +4,11 @@
 #include <optional>
 #include <string_view>
 
-#include "config/ascii.h"
 #include "config/reserved_headers.h"
 #include "filters/header_sanitizer.h"
-#include "filters/header_tokens.h"
 #include "filters/trace_context.h"
+#include "proxy/http/ascii.h"
+#include "proxy/http/header_tokens.h"
 
 namespace viscount {
 namespace {

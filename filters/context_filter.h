@@ -16,8 +16,8 @@
 #include "filters/header_name_table.h"
 #include "filters/id_generator.h"
 #include "filters/id_pattern.h"
-#include "proxy/http_message.h"
-#include "proxy/request_context.h"
+#include "proxy/http/http_message.h"
+#include "proxy/http/request_context.h"
 
 namespace viscount {
 

@@ -13,7 +13,7 @@
 #include <initializer_list>
 #include <string_view>
 
-#include "proxy/http_message.h"
+#include "proxy/http/http_message.h"
 
 namespace viscount {
 

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "filters/header_name_table.h"
-#include "filters/header_tokens.h"
+#include "proxy/http/header_tokens.h"
 
 namespace viscount {
 namespace {

@@ -6,7 +6,7 @@
 
 #include <string_view>
 
-#include "proxy/http_message.h"
+#include "proxy/http/http_message.h"
 
 namespace viscount {
 

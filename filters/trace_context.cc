@@ -4,7 +4,7 @@
 #include <cassert>
 #include <cstring>
 
-#include "filters/header_tokens.h"
+#include "proxy/http/header_tokens.h"
 
 namespace viscount {
 namespace {

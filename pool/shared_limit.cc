@@ -1,6 +1,6 @@
 #include "pool/shared_limit.h"
 
-#include "proxy/event_loop.h"
+#include "proxy/net/event_loop.h"
 
 namespace viscount {
 

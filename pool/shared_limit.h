@@ -17,7 +17,7 @@
 #include <memory>
 #include <vector>
 
-#include "proxy/intrusive_list.h"
+#include "proxy/net/intrusive_list.h"
 
 namespace viscount {
 

@@ -10,12 +10,12 @@
 #include <memory>
 #include <string>
 
-#include "proxy/event_loop.h"
-#include "proxy/intrusive_list.h"
-#include "proxy/socket.h"
-#include "proxy/socket_connection.h"
-#include "proxy/stream.h"
-#include "proxy/timer_queue.h"
+#include "proxy/http/stream.h"
+#include "proxy/net/event_loop.h"
+#include "proxy/net/intrusive_list.h"
+#include "proxy/net/socket.h"
+#include "proxy/net/socket_connection.h"
+#include "proxy/net/timer_queue.h"
 
 namespace viscount {
 

@@ -18,8 +18,8 @@
 #include "config/config.h"
 #include "pool/shared_limit.h"
 #include "pool/upstream_connection.h"
-#include "proxy/errors.h"
-#include "proxy/intrusive_list.h"
+#include "proxy/http/errors.h"
+#include "proxy/net/intrusive_list.h"
 
 namespace viscount {
 

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "config/config.h"
-#include "proxy/request_context.h"
+#include "proxy/http/request_context.h"
 
 namespace viscount {
 

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/request_context.h"
+#include "proxy/http/request_context.h"
 #include "telemetry/metric_cells.h"
 
 namespace viscount {

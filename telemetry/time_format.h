@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "proxy/request_context.h"
+#include "proxy/http/request_context.h"
 
 namespace viscount {
 

@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/http1_parser.h"
-#include "proxy/http1_server.h"
-#include "proxy/socket.h"
+#include "proxy/http1/http1_parser.h"
+#include "proxy/http1/http1_server.h"
+#include "proxy/net/socket.h"
 
 namespace viscount {
 namespace {

@@ -7,10 +7,10 @@
 #include <memory>
 #include <vector>
 
-#include "pool/request_limiter.h"
+#include "filters/request_limiter.h"
 #include "pool/shared_limit.h"
-#include "proxy/event_loop.h"
-#include "proxy/timer_queue.h"
+#include "proxy/net/event_loop.h"
+#include "proxy/net/timer_queue.h"
 
 namespace viscount {
 namespace {

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/http_message.h"
+#include "proxy/http/http_message.h"
 
 namespace viscount::test {
 

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/http1_parser.h"
+#include "proxy/http1/http1_parser.h"
 
 namespace viscount::fuzz {
 

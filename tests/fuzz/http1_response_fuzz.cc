@@ -21,10 +21,10 @@
 #include "filters/context_filter.h"
 #include "filters/header_sanitizer.h"
 #include "filters/id_generator.h"
-#include "proxy/buffer.h"
-#include "proxy/http1_client.h"
-#include "proxy/http1_encoder.h"
-#include "proxy/http1_parser.h"
+#include "proxy/http1/http1_client.h"
+#include "proxy/http1/http1_encoder.h"
+#include "proxy/http1/http1_parser.h"
+#include "proxy/net/buffer.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tests/fuzz/http1_messages.h"
 
@@ -48,7 +48,7 @@ Setup& setup() {
 
 struct Options {
   bool head_request = false;  // the request was HEAD
-  uint64_t max_head_bytes = Http1ClientCodec::kMaxResponseHeadBytes;
+  uint64_t max_head_bytes = kMaxResponseHeadBytes;
 };
 
 // The client side of the response: the response phase's filters, the checks on their result,

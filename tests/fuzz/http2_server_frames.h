@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/http2_common.h"
+#include "proxy/http2/http2_common.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace viscount::fuzz {

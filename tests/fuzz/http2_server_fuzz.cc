@@ -50,7 +50,7 @@
 #include <vector>
 
 #include "config/config_loader.h"
-#include "proxy/worker.h"
+#include "proxy/server/worker.h"
 #include "telemetry/access_log.h"
 #include "telemetry/event_log.h"
 #include "telemetry/metrics.h"

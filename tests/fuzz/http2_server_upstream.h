@@ -19,10 +19,10 @@
 #include <string_view>
 #include <vector>
 
-#include "config/ascii.h"
 #include "filters/header_sanitizer.h"
 #include "filters/trace_context.h"
-#include "proxy/http1_parser.h"
+#include "proxy/http/ascii.h"
+#include "proxy/http1/http1_parser.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tests/fuzz/http1_messages.h"
 

@@ -23,7 +23,7 @@
 #include "config/id_regex.h"
 #include "filters/id_pattern.h"
 #include "filters/trace_context.h"
-#include "proxy/http_message.h"
+#include "proxy/http/http_message.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace viscount::fuzz {

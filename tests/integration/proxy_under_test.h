@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "proxy/server.h"
+#include "proxy/server/server.h"
 
 namespace viscount::test {
 

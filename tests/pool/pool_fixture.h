@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "pool/upstream_pool.h"
-#include "proxy/socket.h"
+#include "proxy/net/socket.h"
 #include "telemetry/metrics.h"
 #include "tests/proxy/test_printers.h"
 

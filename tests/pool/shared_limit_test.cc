@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "proxy/event_loop.h"
+#include "proxy/net/event_loop.h"
 
 namespace viscount {
 namespace {

@@ -6,7 +6,7 @@
 
 #include <set>
 
-#include "proxy/http1_client.h"
+#include "proxy/http1/http1_client.h"
 #include "tests/pool/pool_fixture.h"
 
 namespace viscount::pool_test {

@@ -5,8 +5,8 @@
 
 #include <ostream>
 
-#include "proxy/errors.h"
-#include "proxy/http1_parser.h"
+#include "proxy/http/errors.h"
+#include "proxy/http1/http1_parser.h"
 
 namespace viscount {
 

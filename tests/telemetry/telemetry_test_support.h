@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/request_context.h"
+#include "proxy/http/request_context.h"
 
 namespace viscount::testing {
 

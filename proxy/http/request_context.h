@@ -1,0 +1,80 @@
+#pragma once
+
+// The typed per-request context: the sidecar's version of the in-process ContextVars. Exactly one
+// per request (HTTP/1 exchange or HTTP/2 stream), owned by that request, never shared and never
+// global. Filters fill the ids, the proxy fills timings and outcome, and the access log reads it
+// once, at completion.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "proxy/http/errors.h"
+
+namespace viscount {
+
+enum class Protocol : unsigned char { kHttp10, kHttp11, kHttp2 };
+
+constexpr const char* toString(Protocol p) {
+  switch (p) {
+    case Protocol::kHttp10:
+      return "HTTP/1.0";
+    case Protocol::kHttp11:
+      return "HTTP/1.1";
+    case Protocol::kHttp2:
+      return "HTTP/2";
+  }
+  return "HTTP/1.1";
+}
+
+using MonoTime = std::chrono::steady_clock::time_point;
+using WallTime = std::chrono::system_clock::time_point;
+
+struct RequestContext {
+  // --- context ids, as sent upstream ---
+  std::string request_id;
+  std::string correlation_id;
+  std::optional<std::string> user_id;  // only from a trusted source
+  std::string trace_id;                // 32 lowercase hex, empty when trace context is off
+  std::string span_id;                 // 16 lowercase hex: the span this hop created
+  std::string traceparent;             // the full header value sent upstream
+
+  // --- the request ---
+  std::string method;
+  std::string path;  // request target as received
+  Protocol protocol = Protocol::kHttp11;
+  std::string client_address;    // "ip:port"
+  std::string_view tls_version;  // "TLSv1.3" (OpenSSL's static name); empty for cleartext
+  bool client_cert_verified = false;
+
+  // --- the upstream ---
+  std::string upstream;          // upstream name from the config
+  std::string upstream_address;  // "ip:port" of the last attempt, empty if none
+  uint32_t attempts = 0;
+
+  // --- timings ---
+  WallTime start_wall{};
+  MonoTime start{};
+  std::optional<MonoTime> upstream_start;  // first byte written to the upstream
+  std::optional<MonoTime> upstream_end;    // last response byte, or the failure
+  MonoTime end{};
+
+  // --- outcome ---
+  int status = 0;  // sent to the client; 0 if none could be sent
+  ErrorCode error = ErrorCode::kNone;
+  uint64_t bytes_in = 0;   // request body bytes from the client
+  uint64_t bytes_out = 0;  // response body bytes to the client
+
+  double durationMs() const {
+    return std::chrono::duration<double, std::milli>(end - start).count();
+  }
+  std::optional<double> upstreamMs() const {
+    if (!upstream_start) return std::nullopt;
+    MonoTime stop = upstream_end ? *upstream_end : end;
+    return std::chrono::duration<double, std::milli>(stop - *upstream_start).count();
+  }
+};
+
+}  // namespace viscount

@@ -1,0 +1,219 @@
+#include "proxy/http1/http1_client.h"
+
+#include "proxy/http/upstream_request.h"
+#include "proxy/http1/http1_encoder.h"
+
+namespace viscount {
+
+Http1ClientCodec::Http1ClientCodec(UpstreamConnection& connection)
+    : UpstreamCodec(connection), parser_(Http1Parser::Kind::kResponse, *this) {
+  parser_.setMaxHeadBytes(kMaxResponseHeadBytes);
+}
+
+UpstreamStream& Http1ClientCodec::newStream(UpstreamStreamCallbacks& callbacks) {
+  callbacks_ = &callbacks;
+  active_ = true;
+  parser_.reset();
+  parsed_ = 0;
+  request_chunked_ = false;
+  request_done_ = false;
+  written_before_stream_ = connection_.bytesWritten();
+  headers_delivered_ = false;
+  end_delivered_ = false;
+  informational_ = false;
+  response_done_ = false;
+  response_started_ = false;
+  reset_pending_ = false;
+  setReadDisabled(false);
+  return *this;
+}
+
+void Http1ClientCodec::sendHead(const UpstreamRequest& request, bool end_stream) {
+  parser_.setResponseToHead(request.isHead());
+  encodeRequestHead(out(), request);
+  request_chunked_ = request.chunked;
+  if (end_stream) {
+    if (request_chunked_) encodeLastChunk(out(), nullptr);
+    request_done_ = true;
+  }
+  scheduleWrite();
+}
+
+void Http1ClientCodec::sendBody(std::string_view data, bool end_stream) {
+  if (request_chunked_) {
+    encodeChunk(out(), data);
+    if (end_stream) encodeLastChunk(out(), nullptr);
+  } else {
+    out().append(data);
+  }
+  if (end_stream) request_done_ = true;
+  scheduleWrite();
+}
+
+void Http1ClientCodec::sendTrailers(HeaderList& trailers) {
+  if (request_chunked_) encodeLastChunk(out(), &trailers);
+  request_done_ = true;
+  scheduleWrite();
+}
+
+void Http1ClientCodec::reset() {
+  callbacks_ = nullptr;
+  if (dispatching_) {
+    reset_pending_ = true;  // the parser is running over in(): close once it returns
+    return;
+  }
+  active_ = false;
+  connection_.close();
+}
+
+size_t Http1ClientCodec::readBudget() const {
+  if (parser_.inHeaders()) {
+    const size_t limit = kMaxResponseHeadBytes + BufferCache::kBlockSize;
+    const size_t held = in().size();
+    return held >= limit ? 0 : limit - held;
+  }
+  return BufferCache::kBlockSize;
+}
+
+void Http1ClientCodec::onOutputDrained() {
+  if (callbacks_) callbacks_->onUpstreamWritable();
+}
+
+void Http1ClientCodec::onOutputProgress() {
+  if (callbacks_ && connection_.bufferedOutput() < kLowWatermark) {
+    callbacks_->onUpstreamWritable();
+  }
+}
+
+void Http1ClientCodec::onData() {
+  if (!callbacks_) {
+    // Bytes on an idle connection answer no request of ours: never reuse it.
+    connection_.close();
+    return;
+  }
+  response_started_ = true;
+  parse();
+}
+
+void Http1ClientCodec::parse() {
+  Buffer& in = this->in();
+  dispatching_ = true;
+  const Http1Parser::Result r = parser_.execute(in.data(), parsed_, in.size() - parsed_);
+  dispatching_ = false;
+  if (reset_pending_) {
+    active_ = false;
+    connection_.close();
+    return;
+  }
+  if (r.status == Http1Parser::Status::kError) {
+    failStream(parser_.error() == ErrorCode::kNone ? ErrorCode::kUpstreamProtocolError
+                                                   : parser_.error());
+    return;
+  }
+  if (r.status == Http1Parser::Status::kPaused) {
+    const bool trailing = parsed_ + r.consumed < in.size();
+    in.clear();
+    parsed_ = 0;
+    finishResponse(trailing);
+    return;
+  }
+  if (parser_.inHeaders()) {
+    parsed_ = in.size();  // head bytes stay until the head is complete
+  } else {
+    in.clear();
+    parsed_ = 0;
+  }
+}
+
+bool Http1ClientCodec::onHeadersComplete(Http1Head& head) {
+  if (!callbacks_) return false;
+  response_.headers = std::move(*head.headers);
+  response_.status = head.status;
+  response_.content_length = head.content_length;
+  response_.chunked = head.chunked;
+  response_.keep_alive = head.keep_alive;
+  if (head.status < 200) {
+    informational_ = true;
+    callbacks_->onUpstreamInformational(response_);
+    *head.headers = std::move(response_.headers);
+    return callbacks_ != nullptr;
+  }
+  informational_ = false;
+  headers_delivered_ = true;
+  callbacks_->onUpstreamHeaders(response_, false);
+  *head.headers = std::move(response_.headers);
+  return callbacks_ != nullptr;
+}
+
+void Http1ClientCodec::onBody(std::string_view data) {
+  if (callbacks_ && !data.empty()) callbacks_->onUpstreamBody(data, false);
+}
+
+void Http1ClientCodec::onTrailers(HeaderList& trailers) {
+  if (callbacks_ && !informational_) {
+    end_delivered_ = true;
+    callbacks_->onUpstreamTrailers(trailers);
+  }
+}
+
+bool Http1ClientCodec::onMessageComplete() {
+  if (informational_) {
+    informational_ = false;
+    return false;  // the final response follows
+  }
+  response_done_ = true;
+  return true;
+}
+
+void Http1ClientCodec::finishResponse(bool trailing_bytes) {
+  UpstreamStreamCallbacks* cb = callbacks_;
+  callbacks_ = nullptr;
+  const bool reusable =
+      response_.keep_alive && request_done_ && connection_.bufferedOutput() == 0 && !trailing_bytes;
+  if (cb && !end_delivered_) cb->onUpstreamBody({}, true);
+  active_ = false;
+  connection_.streamDone(reusable);
+}
+
+void Http1ClientCodec::failStream(ErrorCode code) {
+  UpstreamStreamCallbacks* cb = callbacks_;
+  callbacks_ = nullptr;
+  const bool sent = connection_.bytesWritten() > written_before_stream_;
+  active_ = false;
+  connection_.close();
+  if (cb) cb->onUpstreamReset(code, sent);
+}
+
+void Http1ClientCodec::onPeerClosed() {
+  if (!callbacks_) {
+    connection_.close();
+    return;
+  }
+  if (headers_delivered_ && !parser_.inHeaders()) {
+    // A close-delimited body ends here; any other framing was cut short.
+    dispatching_ = true;
+    const bool complete = parser_.finish() && response_done_;
+    dispatching_ = false;
+    if (reset_pending_) {
+      active_ = false;
+      connection_.close();
+      return;
+    }
+    if (complete) {
+      response_.keep_alive = false;
+      finishResponse(false);
+      return;
+    }
+  }
+  failStream(ErrorCode::kUpstreamReset);
+}
+
+void Http1ClientCodec::onSocketError(int) {
+  if (!callbacks_) {
+    connection_.close();
+    return;
+  }
+  failStream(ErrorCode::kUpstreamReset);
+}
+
+}  // namespace viscount

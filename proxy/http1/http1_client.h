@@ -1,0 +1,76 @@
+#pragma once
+
+// HTTP/1.1 to an upstream: one request at a time on a pooled connection. The connection goes
+// back to the pool only when the request was fully written and the response ended cleanly with
+// nothing after it; a framing error, an early response, extra bytes or a close does not.
+
+#include "pool/upstream_connection.h"
+#include "proxy/http/stream.h"
+#include "proxy/http1/http1_parser.h"
+
+namespace viscount {
+
+class Http1ClientCodec final : public UpstreamCodec,
+                               public UpstreamStream,
+                               private Http1ParserHandler {
+ public:
+  explicit Http1ClientCodec(UpstreamConnection& connection);
+
+  // UpstreamCodec
+  void start() override { connection_.ready(); }
+  UpstreamStream& newStream(UpstreamStreamCallbacks& callbacks) override;
+  size_t activeStreams() const override { return active_ ? 1 : 0; }
+  size_t streamCapacity() const override { return active_ ? 0 : 1; }
+  // Bytes on an idle HTTP/1 connection answer nothing: it is broken too.
+  bool idleAndOpen() override { return connection_.socketIdleAndOpen(false); }
+
+  // UpstreamStream
+  void sendHead(const UpstreamRequest& request, bool end_stream) override;
+  void sendBody(std::string_view data, bool end_stream) override;
+  void sendTrailers(HeaderList& trailers) override;
+  void reset() override;
+  void readDisable(bool disable) override { setReadDisabled(disable); }
+  size_t bufferedRequestBytes() const override { return connection_.bufferedOutput(); }
+
+ private:
+  // UpstreamCodec: socket events
+  void onData() override;
+  void onPeerClosed() override;
+  void onSocketError(int err) override;
+  void onOutputDrained() override;
+  void onOutputProgress() override;
+  size_t readBudget() const override;
+  // Only once part of the response is in: a stream just handed this connection (its request
+  // perhaps not even sent) has nothing in flight that a reset could cut.
+  bool awaitingInput() const override {
+    return callbacks_ != nullptr && !response_done_ && response_started_;
+  }
+
+  // Http1ParserHandler
+  bool onHeadersComplete(Http1Head& head) override;
+  void onBody(std::string_view data) override;
+  void onTrailers(HeaderList& trailers) override;
+  bool onMessageComplete() override;
+
+  void parse();
+  void finishResponse(bool trailing_bytes);
+  void failStream(ErrorCode code);
+
+  Http1Parser parser_;
+  UpstreamStreamCallbacks* callbacks_ = nullptr;
+  ResponseHead response_;
+  size_t parsed_ = 0;    // bytes of in() already given to the parser (the current head)
+  bool active_ = false;  // a stream was started and has not ended
+  bool request_chunked_ = false;
+  bool request_done_ = false;
+  uint64_t written_before_stream_ = 0;  // bytesWritten() when this request started
+  bool headers_delivered_ = false;
+  bool end_delivered_ = false;
+  bool informational_ = false;
+  bool response_done_ = false;
+  bool response_started_ = false;  // bytes of this stream's response have arrived
+  bool dispatching_ = false;
+  bool reset_pending_ = false;
+};
+
+}  // namespace viscount

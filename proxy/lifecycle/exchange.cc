@@ -1,0 +1,475 @@
+#include "proxy/lifecycle/exchange.h"
+
+#include "filters/header_sanitizer.h"
+#include "filters/id_generator.h"
+#include "proxy/lifecycle/request_buffers.h"
+#include "telemetry/access_log.h"
+#include "telemetry/event_log.h"
+#include "telemetry/json_escape.h"
+#include "telemetry/metrics.h"
+
+namespace viscount {
+
+Exchange::Exchange(ExchangeServices& services, WorkerSnapshotPtr snapshot,
+                   const ListenerRuntime& listener, DownstreamStream& downstream,
+                   ExchangeOwner& owner, const PeerInfo& peer, const TlsSession* tls,
+                   MonoTime start, WallTime start_wall)
+    : services_(services),
+      snapshot_(std::move(snapshot)),
+      listener_(listener),
+      upstream_runtime_(*listener.upstream),
+      downstream_(downstream),
+      owner_(owner),
+      peer_(peer),
+      tls_(tls),
+      pending_body_(&services.loop.buffers()),
+      request_timer_(services.loop.timers(), &Exchange::onRequestTimeout, this),
+      wait_timer_(services.loop.timers(), &Exchange::onWaitTimeout, this) {
+  services.request_buffers.lend(ctx_, request_);
+  ctx_.start = start;
+  ctx_.start_wall = start_wall;
+  PeerAddress::TextBuffer text;
+  ctx_.client_address.assign(peer.address.text(text));
+  if (tls != nullptr) {
+    ctx_.tls_version = tls->version();
+    ctx_.client_cert_verified = tls->peerVerified();
+  }
+  ctx_.upstream = upstream_runtime_.config->name;
+}
+
+Exchange::~Exchange() {
+  // Leave the pool's waiter list now: the snapshot member, which may hold the last reference to
+  // the pool, dies before the list hook base does.
+  detachUpstream();
+  services_.request_buffers.reclaim(ctx_, request_);
+}
+
+void Exchange::detachUpstream() {
+  if (waiting_ == Waiting::kSlot) upstream_runtime_.limiter->cancel(*this);
+  if (waiting_ == Waiting::kConnection) upstream_runtime_.pool->cancel(*this);
+  if (waiting_ != Waiting::kNone) {
+    waiting_ = Waiting::kNone;
+    wait_timer_.cancel();
+  }
+  if (upstream_) {
+    upstream_->reset();
+    upstream_ = nullptr;
+  }
+  releaseSlot();
+}
+
+void Exchange::releaseSlot() {
+  if (!has_slot_) return;
+  has_slot_ = false;
+  // May hand the slot to a queued request at once, which then runs its phase 3.
+  upstream_runtime_.limiter->release();
+}
+
+// ---- phase 2: request headers --------------------------------------------------------------
+
+void Exchange::onRequestHeaders(RequestHead& head) {
+  ctx_.method.assign(head.method);
+  ctx_.path.assign(head.target);
+  ctx_.protocol = head.protocol;
+
+  RequestFilterInput input{.context = *snapshot_->context_filter,
+                           .trusted = peer_.trusted,
+                           .client_ip = {},
+                           .certificate_user = std::nullopt,
+                           .deadline_header = upstream_runtime_.config->timeouts.deadline_header,
+                           .budget = upstream_runtime_.config->timeouts.request,
+                           .upstream_authority = upstream_runtime_.authority};
+  std::string certificate_user;  // outlives the filters' use of it
+  if (const auto& tls = listener_.config->tls; tls && tls->user_id_from_certificate) {
+    certificate_user = tls_ != nullptr ? tls_->peerCommonName() : "";
+    input.certificate_user = certificate_user;
+  }
+  PeerAddress::TextBuffer ip;
+  input.client_ip = peer_.address.ip(ip);
+  budget_ = filterRequestHead(head, ctx_, services_.ids, input);
+
+  const uint64_t body_limit = listener_.config->limits.max_request_body_size;
+  if (body_limit != 0 && head.content_length && *head.content_length > body_limit) {
+    sendLocalReply(ErrorCode::kBodyTooLarge);
+    return;
+  }
+
+  // Phase 4 is prepared now: the client's buffer holding the head is reused for the body.
+  request_.assign(head);
+  request_complete_ = !head.hasBody();
+  request_timer_.arm(budget_);
+
+  // Phase 3: a slot under the upstream's concurrency limit, then a connection.
+  switch (upstream_runtime_.limiter->admit(*this)) {
+    case RequestLimiter::Admission::kGranted:
+      has_slot_ = true;
+      break;
+    case RequestLimiter::Admission::kQueued:
+      waiting_ = Waiting::kSlot;
+      wait_timer_.arm(upstream_runtime_.config->limits.queue_timeout);
+      break;
+    case RequestLimiter::Admission::kRejected:
+      reject(ErrorCode::kOverloaded, "queue_full");
+      return;
+  }
+  // A client waiting for 100 Continue would otherwise hold its body back while we queue.
+  if (head.expect_continue && head.hasBody()) downstream_.sendContinue();
+  if (has_slot_) acquireConnection();
+}
+
+void Exchange::onSlotGranted() {
+  waiting_ = Waiting::kNone;
+  wait_timer_.cancel();
+  has_slot_ = true;
+  acquireConnection();
+}
+
+void Exchange::acquireConnection() {
+  waiting_ = Waiting::kConnection;
+  // The pool may answer before acquire() returns; the wait is bounded only if it did not.
+  upstream_runtime_.pool->acquire(*this);
+  if (waiting_ == Waiting::kConnection && !wait_timer_.armed()) {
+    wait_timer_.arm(upstream_runtime_.config->pool.wait_timeout);
+  }
+}
+
+void Exchange::onWaitTimeout(void* arg) {
+  auto* self = static_cast<Exchange*>(arg);
+  if (self->waiting_ == Waiting::kSlot) {
+    self->services_.metrics.timedOut("queue");
+    self->reject(ErrorCode::kOverloaded, "queue_timeout");
+  } else if (self->waiting_ == Waiting::kConnection) {
+    self->services_.metrics.timedOut("pool_wait");
+    self->reject(ErrorCode::kPoolTimeout, "pool_timeout");
+  }
+}
+
+void Exchange::reject(ErrorCode code, std::string_view reason) {
+  services_.metrics.rejected(reason);
+  sendLocalReply(code);
+}
+
+void Exchange::onRequestBody(std::string_view data) {
+  if (completed_) return;
+  ctx_.bytes_in += data.size();
+  const uint64_t body_limit = listener_.config->limits.max_request_body_size;
+  if (body_limit != 0 && ctx_.bytes_in > body_limit) {
+    if (!response_started_) {
+      sendLocalReply(ErrorCode::kBodyTooLarge);
+    } else if (!response_ended_) {
+      ctx_.error = ErrorCode::kBodyTooLarge;
+      downstream_.resetStream(ErrorCode::kBodyTooLarge);
+      complete();
+    }
+    return;
+  }
+  if (response_ended_) return;  // the upstream already answered; the rest is discarded
+  forwardRequestBody(data);
+}
+
+void Exchange::forwardRequestBody(std::string_view data) {
+  if (upstream_) {
+    body_forwarded_ = true;
+    upstream_->sendBody(data, false);
+  } else {
+    pending_body_.append(data);
+  }
+  checkRequestBackpressure();
+}
+
+void Exchange::checkRequestBackpressure() {
+  const size_t queued = upstream_ ? upstream_->bufferedRequestBytes() : pending_body_.size();
+  if (!downstream_paused_ && queued > kHighWatermark) {
+    downstream_paused_ = true;
+    downstream_.readDisable(true);
+  } else if (downstream_paused_ && queued < kLowWatermark) {
+    downstream_paused_ = false;
+    downstream_.readDisable(false);
+  }
+}
+
+void Exchange::onRequestTrailers(HeaderList& trailers) {
+  if (completed_) return;
+  request_complete_ = true;
+  if (response_ended_) return;
+  sanitizeTrailers(trailers);
+  if (upstream_) {
+    trailers_forwarded_ = true;
+    upstream_->sendTrailers(trailers);
+  } else {
+    pending_trailers_ = std::move(trailers);
+    has_pending_trailers_ = true;
+  }
+}
+
+void Exchange::onRequestComplete() {
+  if (completed_) return;
+  request_complete_ = true;
+  if (upstream_ && !response_ended_) upstream_->sendBody({}, true);
+}
+
+// ---- phase 3: upstream connection ----------------------------------------------------------
+
+void Exchange::onPoolReady(UpstreamConnection& connection) {
+  waiting_ = Waiting::kNone;
+  wait_timer_.cancel();
+  ++ctx_.attempts;
+  ctx_.upstream_address = connection.addressText();
+  // A reused HTTP/1 connection may have been closed by the upstream just as the request went
+  // out (the keep-alive race): a reset there counts as unseen. An HTTP/2 upstream says itself
+  // which streams it never processed (REFUSED_STREAM, GOAWAY), and may say it of any stream.
+  attempt_reused_ = !connection.multiplexed() && connection.requestsServed() > 0;
+  const bool refusable = attempt_reused_ || connection.multiplexed();
+  upstream_ = &connection.newStream(*this);
+  const MonoTime now = Clock::now();
+  if (!ctx_.upstream_start) ctx_.upstream_start = now;
+
+  // Phase 4: the upstream request, with whatever body arrived while we waited, and what is
+  // left of the budget.
+  const std::string& deadline_header = upstream_runtime_.config->timeouts.deadline_header;
+  if (!deadline_header.empty()) {
+    const auto spent = std::chrono::duration_cast<Duration>(now - ctx_.start);
+    request_.setDeadline(deadline_header, std::max<int64_t>(1, (budget_ - spent).count()));
+  }
+  const bool body_pending = !pending_body_.empty() || has_pending_trailers_;
+  upstream_->sendHead(request_, request_complete_ && !body_pending);
+  if (!pending_body_.empty()) {
+    upstream_->sendBody(pending_body_.view(), request_complete_ && !has_pending_trailers_);
+    // A whole small body of a request that may be retried is kept until the response starts:
+    // a pooled connection the upstream closed meanwhile, or a stream it refused, then costs a
+    // retry, not an error.
+    const bool keep = request_complete_ && !has_pending_trailers_ && refusable &&
+                      pending_body_.size() <= kMaxReplayBody && request_.idempotent() &&
+                      ctx_.attempts <= upstream_runtime_.config->retries.attempts;
+    if (!keep) {
+      body_forwarded_ = true;
+      pending_body_.release();
+    }
+  }
+  if (has_pending_trailers_) {
+    has_pending_trailers_ = false;
+    trailers_forwarded_ = true;
+    upstream_->sendTrailers(pending_trailers_);
+  }
+  checkRequestBackpressure();
+}
+
+void Exchange::onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) {
+  waiting_ = Waiting::kNone;
+  wait_timer_.cancel();
+  // No address to try is not an attempt, and trying again would find none either.
+  if (!address.empty()) {
+    ++ctx_.attempts;  // a connect was tried: that is an attempt, even though it failed
+    ctx_.upstream_address.assign(address);
+    if (retry(code, false)) return;
+  }
+  upstreamFailed(code, detail);
+}
+
+bool Exchange::retry(ErrorCode code, bool request_sent) {
+  // Only idempotent methods, only requests whose body we still hold in full, and only attempts
+  // the upstream never saw: a connect that failed or timed out, a reset before anything was
+  // written, or a pooled connection the upstream had closed (it ends before any response byte).
+  if (response_started_ || completed_ || !request_.idempotent() || !bodyReplayable() ||
+      ctx_.attempts > upstream_runtime_.config->retries.attempts) {
+    return false;
+  }
+  if (code != ErrorCode::kUpstreamConnectFailed && code != ErrorCode::kUpstreamConnectTimeout &&
+      code != ErrorCode::kUpstreamReset) {
+    return false;
+  }
+  if (request_sent && !(code == ErrorCode::kUpstreamReset && attempt_reused_)) return false;
+  EventLog& events = services_.events;
+  if (events.enabled(LogLevel::kDebug)) {
+    events.log(LogLevel::kDebug, "upstream_retry",
+               {{"upstream", std::string_view(ctx_.upstream)},
+                {"error", errorInfo(code).code},
+                {"attempts", static_cast<uint64_t>(ctx_.attempts)}},
+               ctx_.request_id);
+  }
+  services_.metrics.retried(*upstream_runtime_.metrics);
+  acquireConnection();
+  return true;
+}
+
+// ---- phases 5 and 6: response --------------------------------------------------------------
+
+void Exchange::onUpstreamInformational(ResponseHead& head) {
+  // We answered Expect: 100-continue ourselves; other 1xx (103 Early Hints) pass through.
+  if (completed_) return;
+  dropReplayBody();
+  if (head.status == 100) return;
+  sanitizeResponseHeaders(head);
+  downstream_.sendInformational(head);
+}
+
+void Exchange::onUpstreamHeaders(ResponseHead& head, bool end_stream) {
+  if (completed_) return;
+  dropReplayBody();
+  response_started_ = true;
+  ctx_.status = head.status;
+  // Response filters run in reverse order: sanitizing, then the context ids echoed.
+  sanitizeResponseHeaders(head);
+  snapshot_->context_filter->onResponseHeaders(head, ctx_);
+  downstream_.sendResponseHead(head, end_stream);
+  if (end_stream) upstreamFinished();
+}
+
+void Exchange::onUpstreamBody(std::string_view data, bool end_stream) {
+  if (completed_) return;
+  ctx_.bytes_out += data.size();
+  downstream_.sendResponseBody(data, end_stream);
+  if (end_stream) {
+    upstreamFinished();
+    return;
+  }
+  if (!upstream_paused_ && upstream_ && downstream_.bufferedResponseBytes() > kHighWatermark) {
+    upstream_paused_ = true;
+    upstream_->readDisable(true);
+  }
+}
+
+void Exchange::onUpstreamTrailers(HeaderList& trailers) {
+  if (completed_) return;
+  sanitizeTrailers(trailers);
+  downstream_.sendResponseTrailers(trailers);
+  upstreamFinished();
+}
+
+void Exchange::onUpstreamWritable() {
+  if (upstream_) checkRequestBackpressure();
+}
+
+void Exchange::onDownstreamWritable() {
+  if (upstream_paused_ && upstream_ && downstream_.bufferedResponseBytes() < kLowWatermark) {
+    upstream_paused_ = false;
+    upstream_->readDisable(false);
+  }
+}
+
+void Exchange::dropReplayBody() {
+  // The upstream answered: the attempt cannot be repeated, so its copy of the body can go.
+  if (!body_forwarded_ && !pending_body_.empty() && upstream_) {
+    body_forwarded_ = true;
+    pending_body_.release();
+  }
+}
+
+void Exchange::upstreamFinished() {
+  // The upstream connection returns itself to the pool after this callback.
+  releaseSlot();
+  upstream_ = nullptr;
+  upstream_paused_ = false;
+  response_ended_ = true;
+  ctx_.upstream_end = Clock::now();
+  request_timer_.cancel();
+  if (downstream_paused_) {
+    downstream_paused_ = false;
+    downstream_.readDisable(false);
+  }
+}
+
+// ---- phase 7: errors -----------------------------------------------------------------------
+
+void Exchange::onUpstreamReset(ErrorCode code, bool request_sent) {
+  upstream_ = nullptr;
+  if (retry(code, request_sent)) return;
+  upstreamFailed(code, "upstream connection failed");
+}
+
+void Exchange::onRequestTimeout(void* arg) {
+  auto* self = static_cast<Exchange*>(arg);
+  if (self->response_ended_) return;
+  self->services_.metrics.timedOut("upstream_request");
+  self->upstreamFailed(ErrorCode::kUpstreamTimeout, "request timeout");
+}
+
+void Exchange::upstreamFailed(ErrorCode code, std::string_view detail) {
+  if (completed_) return;
+  detachUpstream();
+  const auto now = Clock::now();
+  if (ctx_.upstream_start) ctx_.upstream_end = now;
+  EventLog& events = services_.events;
+  if (events.enabled(LogLevel::kWarn)) {
+    events.log(LogLevel::kWarn, "upstream_error",
+               {{"upstream", std::string_view(ctx_.upstream)},
+                {"error", errorInfo(code).code},
+                {"detail", detail},
+                {"upstream_address", std::string_view(ctx_.upstream_address)}},
+               ctx_.request_id);
+  }
+  sendLocalReply(code);  // or, once the response has started, a reset of the client stream
+}
+
+void Exchange::sendLocalReply(ErrorCode code) {
+  if (completed_) return;
+  if (response_started_) {
+    ctx_.error = code;
+    downstream_.resetStream(code);
+    complete();
+    return;
+  }
+  detachUpstream();
+  request_timer_.cancel();
+
+  const ErrorInfo info = errorInfo(code);
+  ctx_.error = code;
+  ctx_.status = info.status;
+  snapshot_->context_filter->ensureIds(ctx_, services_.ids);
+
+  local_body_.clear();
+  local_body_.append("{\"error\":\"");
+  local_body_.append(info.code);
+  local_body_.append("\",\"status\":");
+  local_body_.append(std::to_string(info.status));
+  local_body_.append(",\"request_id\":");
+  appendJsonString(local_body_, ctx_.request_id);
+  local_body_.append("}\n");
+
+  ResponseHead head;
+  head.status = info.status;
+  head.headers.add("content-type", "application/json");
+  head.headers.addCopy("proxy-status", std::string("viscount; error=") +
+                                           std::string(info.proxy_status) + "; details=\"" +
+                                           std::string(info.code) + "\"");
+  if (info.retry_after) head.headers.add("retry-after", "1");
+  head.headers.add("cache-control", "no-store");
+  snapshot_->context_filter->onResponseHeaders(head, ctx_);
+  head.content_length = local_body_.size();
+  head.close_client = info.close_connection;
+
+  response_started_ = true;
+  response_ended_ = true;
+  if (!downstream_.isHeadRequest()) ctx_.bytes_out += local_body_.size();
+  downstream_.sendResponseHead(head, false);
+  downstream_.sendResponseBody(local_body_, true);
+}
+
+// ---- downstream lifecycle ------------------------------------------------------------------
+
+void Exchange::onDownstreamReset(ErrorCode code) {
+  if (completed_) return;
+  if (ctx_.error == ErrorCode::kNone) ctx_.error = code;
+  complete();
+}
+
+void Exchange::onResponseSent() {
+  if (response_ended_) complete();
+}
+
+// ---- phase 8: complete, exactly once -------------------------------------------------------
+
+void Exchange::complete() {
+  if (completed_) return;
+  completed_ = true;
+  request_timer_.cancel();
+  detachUpstream();
+  ctx_.end = Clock::now();
+  if (ctx_.upstream_start && !ctx_.upstream_end) ctx_.upstream_end = ctx_.end;
+  if (ctx_.request_id.empty()) snapshot_->context_filter->ensureIds(ctx_, services_.ids);
+  services_.access_log.append(ctx_);
+  services_.metrics.requestCompleted(*upstream_runtime_.metrics, ctx_);
+  owner_.onExchangeComplete();
+}
+
+}  // namespace viscount
