@@ -1,6 +1,6 @@
 #pragma once
 
-// The command line of CONTRACT.md, parsed into what main() should do. Parsing is pure (the
+// The command line of docs/reference.md, parsed into what main() should do. Parsing is pure (the
 // environment variable is passed in) so every combination can be tested without a process.
 
 #include <optional>

@@ -1,9 +1,9 @@
 #pragma once
 
-// The typed, immutable configuration snapshot. Everything the YAML schema of CONTRACT.md can say
-// lives here with its default; the loader (config_loader.h) fills it and validates it, and the rest
-// of the proxy only ever sees a `ConfigPtr` (shared_ptr<const Config>), so a reload can swap the
-// snapshot for new requests while in-flight ones finish on the old one.
+// The typed, immutable configuration snapshot. Everything the YAML schema of docs/reference.md can
+// say lives here with its default; the loader (config_loader.h) fills it and validates it, and the
+// rest of the proxy only ever sees a `ConfigPtr` (shared_ptr<const Config>), so a reload can swap
+// the snapshot for new requests while in-flight ones finish on the old one.
 
 #include <chrono>
 #include <cstdint>

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "pool/upstream_source.h"
 #include "proxy/http/stream.h"
 #include "proxy/net/event_loop.h"
 #include "proxy/net/intrusive_list.h"
@@ -70,7 +71,9 @@ class UpstreamCodec {
   UpstreamConnection& connection_;
 };
 
-class UpstreamConnection final : public SocketConnection, public ListHook<> {
+class UpstreamConnection final : public SocketConnection,
+                                 public ListHook<>,
+                                 public PooledConnection {
  public:
   enum class State { kConnecting, kIdle, kBusy, kClosed };
 
@@ -81,10 +84,10 @@ class UpstreamConnection final : public SocketConnection, public ListHook<> {
   void connect();
 
   // Starts a request on this connection (the pool says when it has room).
-  UpstreamStream& newStream(UpstreamStreamCallbacks& callbacks);
+  UpstreamStream& newStream(UpstreamStreamCallbacks& callbacks) override;
   size_t activeStreams() const { return codec_ ? codec_->activeStreams() : 0; }
   size_t streamCapacity() const { return codec_ && open() ? codec_->streamCapacity() : 0; }
-  bool multiplexed() const { return codec_ && codec_->multiplexed(); }
+  bool multiplexed() const override { return codec_ && codec_->multiplexed(); }
   // pool_pre_ping: true when the peer has not closed the idle connection.
   bool stillOpen();
   // A socket check for codecs: neither EOF nor an error is waiting. `data_allowed`: bytes
@@ -105,9 +108,9 @@ class UpstreamConnection final : public SocketConnection, public ListHook<> {
   void fail(ErrorCode code, const std::string& detail);
 
   State state() const { return state_; }
-  const std::string& addressText() const { return address_text_; }
+  const std::string& addressText() const override { return address_text_; }
   Clock::time_point createdAt() const { return created_at_; }
-  uint64_t requestsServed() const { return requests_; }
+  uint64_t requestsServed() const override { return requests_; }
   UpstreamCodec* codec() { return codec_.get(); }
   UpstreamPool& pool() { return pool_; }
 

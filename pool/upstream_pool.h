@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "pool/shared_limit.h"
 #include "pool/upstream_connection.h"
+#include "pool/upstream_source.h"
 #include "proxy/http/errors.h"
 #include "proxy/net/intrusive_list.h"
 
@@ -27,17 +28,6 @@ class MetricsShard;
 class UpstreamMetrics;
 class EventLog;
 
-struct PoolWaitTag {};
-
-// A request waiting for a connection (a stream on one).
-class PoolCallbacks : public ListHook<PoolWaitTag> {
- public:
-  virtual ~PoolCallbacks() = default;
-  virtual void onPoolReady(UpstreamConnection& connection) = 0;
-  // `address` is the upstream address a connect was tried on (empty if none was).
-  virtual void onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) = 0;
-};
-
 // Connection limits (pool.size, pool.max_overflow) hold across workers: `connections` counts every
 // open or opening connection of the upstream on every worker, and its capacity is
 // size + max_overflow. A connection that comes free with nobody waiting stays idle only while
@@ -45,7 +35,7 @@ class PoolCallbacks : public ListHook<PoolWaitTag> {
 // pool_size, the connections kept for reuse) and no worker waits for one; otherwise it closes.
 // Counting idle connections, not all of them, matters under a steady load that needs more than
 // `size` at once: each freed connection is reused rather than closed and connected again.
-class UpstreamPool final : public LimitMember {
+class UpstreamPool final : public LimitMember, public UpstreamSource {
  public:
   // Makes the codec for a connection whose transport is up, speaking `protocol`.
   using Factory =
@@ -66,9 +56,9 @@ class UpstreamPool final : public LimitMember {
   // Gets a connection with room for a stream for `waiter`: onPoolReady or onPoolFailure is
   // called, possibly before acquire returns. With every allowed connection full, the waiter
   // waits until one has room (the caller bounds the wait: pool.wait_timeout).
-  void acquire(PoolCallbacks& waiter);
+  void acquire(PoolCallbacks& waiter) override;
   // The waiter gave up (client left, timeout): it will not be called back.
-  void cancel(PoolCallbacks& waiter);
+  void cancel(PoolCallbacks& waiter) override;
   // Closes idle connections (drain, config swap).
   void closeIdle();
 

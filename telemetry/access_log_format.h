@@ -1,7 +1,7 @@
 #pragma once
 
 // One access-log line from a completed request. The JSON form is the contract's schema (see
-// CONTRACT.md, "Access log"); the pretty form is for a developer watching a terminal.
+// docs/reference.md, "Access log"); the pretty form is for a developer watching a terminal.
 
 #include <string>
 

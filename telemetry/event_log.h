@@ -67,8 +67,8 @@ class EventLog {
     return static_cast<int>(level) >= static_cast<int>(level_.load(std::memory_order_relaxed));
   }
 
-  // `request_id`, when given, ties the event to a request (CONTRACT.md: the event log carries it
-  // whenever an event belongs to one).
+  // `request_id`, when given, ties the event to a request (docs/reference.md: the event log carries
+  // it whenever an event belongs to one).
   void log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {},
            std::string_view request_id = {});
 

@@ -1,11 +1,12 @@
 #include "proxy/lifecycle/exchange.h"
 
+#include <cassert>
+
 #include "filters/header_sanitizer.h"
 #include "filters/id_generator.h"
 #include "proxy/lifecycle/request_buffers.h"
 #include "telemetry/access_log.h"
 #include "telemetry/event_log.h"
-#include "telemetry/json_escape.h"
 #include "telemetry/metrics.h"
 
 namespace viscount {
@@ -44,17 +45,22 @@ Exchange::~Exchange() {
   services_.request_buffers.reclaim(ctx_, request_);
 }
 
+void Exchange::moveTo(Phase next) {
+  // Forward, or back to kRequest from an attempt that ended before any response.
+  assert(next > phase_ || (next == Phase::kRequest && phase_ < Phase::kResponse) ||
+         next == Phase::kCompleted);
+  phase_ = next;
+}
+
 void Exchange::detachUpstream() {
-  if (waiting_ == Waiting::kSlot) upstream_runtime_.limiter->cancel(*this);
-  if (waiting_ == Waiting::kConnection) upstream_runtime_.pool->cancel(*this);
-  if (waiting_ != Waiting::kNone) {
-    waiting_ = Waiting::kNone;
-    wait_timer_.cancel();
-  }
+  if (phase_ == Phase::kAdmission) upstream_runtime_.limiter->cancel(*this);
+  if (phase_ == Phase::kConnecting) upstream_runtime_.source->cancel(*this);
+  wait_timer_.cancel();
   if (upstream_) {
-    upstream_->reset();
+    upstream_->reset();  // calls nothing back
     upstream_ = nullptr;
   }
+  if (phase_ > Phase::kRequest && phase_ < Phase::kResponse) moveTo(Phase::kRequest);
   releaseSlot();
 }
 
@@ -65,9 +71,10 @@ void Exchange::releaseSlot() {
   upstream_runtime_.limiter->release();
 }
 
-// ---- phase 2: request headers --------------------------------------------------------------
+// ---- phase 2: request headers (filters/request_phase.h), then admission ---------------------
 
 void Exchange::onRequestHeaders(RequestHead& head) {
+  reply_format_ = &LocalReplyFormat::forRequest(head);
   ctx_.method.assign(head.method);
   ctx_.path.assign(head.target);
   ctx_.protocol = head.protocol;
@@ -105,7 +112,7 @@ void Exchange::onRequestHeaders(RequestHead& head) {
       has_slot_ = true;
       break;
     case RequestLimiter::Admission::kQueued:
-      waiting_ = Waiting::kSlot;
+      moveTo(Phase::kAdmission);
       wait_timer_.arm(upstream_runtime_.config->limits.queue_timeout);
       break;
     case RequestLimiter::Admission::kRejected:
@@ -118,27 +125,26 @@ void Exchange::onRequestHeaders(RequestHead& head) {
 }
 
 void Exchange::onSlotGranted() {
-  waiting_ = Waiting::kNone;
   wait_timer_.cancel();
   has_slot_ = true;
   acquireConnection();
 }
 
 void Exchange::acquireConnection() {
-  waiting_ = Waiting::kConnection;
+  moveTo(Phase::kConnecting);
   // The pool may answer before acquire() returns; the wait is bounded only if it did not.
-  upstream_runtime_.pool->acquire(*this);
-  if (waiting_ == Waiting::kConnection && !wait_timer_.armed()) {
+  upstream_runtime_.source->acquire(*this);
+  if (phase_ == Phase::kConnecting && !wait_timer_.armed()) {
     wait_timer_.arm(upstream_runtime_.config->pool.wait_timeout);
   }
 }
 
 void Exchange::onWaitTimeout(void* arg) {
   auto* self = static_cast<Exchange*>(arg);
-  if (self->waiting_ == Waiting::kSlot) {
+  if (self->phase_ == Phase::kAdmission) {
     self->services_.metrics.timedOut("queue");
     self->reject(ErrorCode::kOverloaded, "queue_timeout");
-  } else if (self->waiting_ == Waiting::kConnection) {
+  } else if (self->phase_ == Phase::kConnecting) {
     self->services_.metrics.timedOut("pool_wait");
     self->reject(ErrorCode::kPoolTimeout, "pool_timeout");
   }
@@ -150,20 +156,20 @@ void Exchange::reject(ErrorCode code, std::string_view reason) {
 }
 
 void Exchange::onRequestBody(std::string_view data) {
-  if (completed_) return;
+  if (completed()) return;
   ctx_.bytes_in += data.size();
   const uint64_t body_limit = listener_.config->limits.max_request_body_size;
   if (body_limit != 0 && ctx_.bytes_in > body_limit) {
-    if (!response_started_) {
+    if (phase_ < Phase::kResponse) {
       sendLocalReply(ErrorCode::kBodyTooLarge);
-    } else if (!response_ended_) {
+    } else if (phase_ == Phase::kResponse) {
       ctx_.error = ErrorCode::kBodyTooLarge;
       downstream_.resetStream(ErrorCode::kBodyTooLarge);
       complete();
     }
     return;
   }
-  if (response_ended_) return;  // the upstream already answered; the rest is discarded
+  if (phase_ == Phase::kResponseDone) return;  // the upstream answered; the rest is discarded
   forwardRequestBody(data);
 }
 
@@ -189,9 +195,9 @@ void Exchange::checkRequestBackpressure() {
 }
 
 void Exchange::onRequestTrailers(HeaderList& trailers) {
-  if (completed_) return;
+  if (completed()) return;
   request_complete_ = true;
-  if (response_ended_) return;
+  if (phase_ == Phase::kResponseDone) return;
   sanitizeTrailers(trailers);
   if (upstream_) {
     trailers_forwarded_ = true;
@@ -203,16 +209,16 @@ void Exchange::onRequestTrailers(HeaderList& trailers) {
 }
 
 void Exchange::onRequestComplete() {
-  if (completed_) return;
+  if (completed()) return;
   request_complete_ = true;
-  if (upstream_ && !response_ended_) upstream_->sendBody({}, true);
+  if (upstream_ && phase_ != Phase::kResponseDone) upstream_->sendBody({}, true);
 }
 
 // ---- phase 3: upstream connection ----------------------------------------------------------
 
-void Exchange::onPoolReady(UpstreamConnection& connection) {
-  waiting_ = Waiting::kNone;
+void Exchange::onPoolReady(PooledConnection& connection) {
   wait_timer_.cancel();
+  moveTo(Phase::kUpstream);
   ++ctx_.attempts;
   ctx_.upstream_address = connection.addressText();
   // A reused HTTP/1 connection may have been closed by the upstream just as the request went
@@ -255,8 +261,8 @@ void Exchange::onPoolReady(UpstreamConnection& connection) {
 }
 
 void Exchange::onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) {
-  waiting_ = Waiting::kNone;
   wait_timer_.cancel();
+  moveTo(Phase::kRequest);  // the pool let go of us: the attempt is over
   // No address to try is not an attempt, and trying again would find none either.
   if (!address.empty()) {
     ++ctx_.attempts;  // a connect was tried: that is an attempt, even though it failed
@@ -270,7 +276,7 @@ bool Exchange::retry(ErrorCode code, bool request_sent) {
   // Only idempotent methods, only requests whose body we still hold in full, and only attempts
   // the upstream never saw: a connect that failed or timed out, a reset before anything was
   // written, or a pooled connection the upstream had closed (it ends before any response byte).
-  if (response_started_ || completed_ || !request_.idempotent() || !bodyReplayable() ||
+  if (phase_ >= Phase::kResponse || !request_.idempotent() || !bodyReplayable() ||
       ctx_.attempts > upstream_runtime_.config->retries.attempts) {
     return false;
   }
@@ -296,7 +302,7 @@ bool Exchange::retry(ErrorCode code, bool request_sent) {
 
 void Exchange::onUpstreamInformational(ResponseHead& head) {
   // We answered Expect: 100-continue ourselves; other 1xx (103 Early Hints) pass through.
-  if (completed_) return;
+  if (completed()) return;
   dropReplayBody();
   if (head.status == 100) return;
   sanitizeResponseHeaders(head);
@@ -304,9 +310,9 @@ void Exchange::onUpstreamInformational(ResponseHead& head) {
 }
 
 void Exchange::onUpstreamHeaders(ResponseHead& head, bool end_stream) {
-  if (completed_) return;
+  if (completed()) return;
   dropReplayBody();
-  response_started_ = true;
+  moveTo(Phase::kResponse);
   ctx_.status = head.status;
   // Response filters run in reverse order: sanitizing, then the context ids echoed.
   sanitizeResponseHeaders(head);
@@ -316,7 +322,7 @@ void Exchange::onUpstreamHeaders(ResponseHead& head, bool end_stream) {
 }
 
 void Exchange::onUpstreamBody(std::string_view data, bool end_stream) {
-  if (completed_) return;
+  if (completed()) return;
   ctx_.bytes_out += data.size();
   downstream_.sendResponseBody(data, end_stream);
   if (end_stream) {
@@ -330,7 +336,7 @@ void Exchange::onUpstreamBody(std::string_view data, bool end_stream) {
 }
 
 void Exchange::onUpstreamTrailers(HeaderList& trailers) {
-  if (completed_) return;
+  if (completed()) return;
   sanitizeTrailers(trailers);
   downstream_.sendResponseTrailers(trailers);
   upstreamFinished();
@@ -360,7 +366,7 @@ void Exchange::upstreamFinished() {
   releaseSlot();
   upstream_ = nullptr;
   upstream_paused_ = false;
-  response_ended_ = true;
+  moveTo(Phase::kResponseDone);
   ctx_.upstream_end = Clock::now();
   request_timer_.cancel();
   if (downstream_paused_) {
@@ -373,19 +379,20 @@ void Exchange::upstreamFinished() {
 
 void Exchange::onUpstreamReset(ErrorCode code, bool request_sent) {
   upstream_ = nullptr;
+  if (phase_ == Phase::kUpstream) moveTo(Phase::kRequest);  // the attempt is over
   if (retry(code, request_sent)) return;
   upstreamFailed(code, "upstream connection failed");
 }
 
 void Exchange::onRequestTimeout(void* arg) {
   auto* self = static_cast<Exchange*>(arg);
-  if (self->response_ended_) return;
+  if (self->phase_ >= Phase::kResponseDone) return;
   self->services_.metrics.timedOut("upstream_request");
   self->upstreamFailed(ErrorCode::kUpstreamTimeout, "request timeout");
 }
 
 void Exchange::upstreamFailed(ErrorCode code, std::string_view detail) {
-  if (completed_) return;
+  if (completed()) return;
   detachUpstream();
   const auto now = Clock::now();
   if (ctx_.upstream_start) ctx_.upstream_end = now;
@@ -402,8 +409,8 @@ void Exchange::upstreamFailed(ErrorCode code, std::string_view detail) {
 }
 
 void Exchange::sendLocalReply(ErrorCode code) {
-  if (completed_) return;
-  if (response_started_) {
+  if (completed()) return;
+  if (phase_ >= Phase::kResponse) {
     ctx_.error = code;
     downstream_.resetStream(code);
     complete();
@@ -412,34 +419,16 @@ void Exchange::sendLocalReply(ErrorCode code) {
   detachUpstream();
   request_timer_.cancel();
 
-  const ErrorInfo info = errorInfo(code);
   ctx_.error = code;
-  ctx_.status = info.status;
-  snapshot_->context_filter->ensureIds(ctx_, services_.ids);
-
-  local_body_.clear();
-  local_body_.append("{\"error\":\"");
-  local_body_.append(info.code);
-  local_body_.append("\",\"status\":");
-  local_body_.append(std::to_string(info.status));
-  local_body_.append(",\"request_id\":");
-  appendJsonString(local_body_, ctx_.request_id);
-  local_body_.append("}\n");
-
+  snapshot_->context_filter->ensureIds(ctx_, services_.ids);  // the body names the request id
   ResponseHead head;
-  head.status = info.status;
-  head.headers.add("content-type", "application/json");
-  head.headers.addCopy("proxy-status", std::string("viscount; error=") +
-                                           std::string(info.proxy_status) + "; details=\"" +
-                                           std::string(info.code) + "\"");
-  if (info.retry_after) head.headers.add("retry-after", "1");
-  head.headers.add("cache-control", "no-store");
+  local_body_.clear();
+  reply_format_->format(code, ctx_, head, local_body_);
+  ctx_.status = head.status;
   snapshot_->context_filter->onResponseHeaders(head, ctx_);
   head.content_length = local_body_.size();
-  head.close_client = info.close_connection;
 
-  response_started_ = true;
-  response_ended_ = true;
+  moveTo(Phase::kResponseDone);  // before sending: the last byte may complete() at once
   if (!downstream_.isHeadRequest()) ctx_.bytes_out += local_body_.size();
   downstream_.sendResponseHead(head, false);
   downstream_.sendResponseBody(local_body_, true);
@@ -448,22 +437,22 @@ void Exchange::sendLocalReply(ErrorCode code) {
 // ---- downstream lifecycle ------------------------------------------------------------------
 
 void Exchange::onDownstreamReset(ErrorCode code) {
-  if (completed_) return;
+  if (completed()) return;
   if (ctx_.error == ErrorCode::kNone) ctx_.error = code;
   complete();
 }
 
 void Exchange::onResponseSent() {
-  if (response_ended_) complete();
+  if (phase_ == Phase::kResponseDone) complete();
 }
 
 // ---- phase 8: complete, exactly once -------------------------------------------------------
 
 void Exchange::complete() {
-  if (completed_) return;
-  completed_ = true;
+  if (completed()) return;
   request_timer_.cancel();
-  detachUpstream();
+  detachUpstream();  // by the phase it leaves: the slot queue, the pool's waiters, the stream
+  moveTo(Phase::kCompleted);
   ctx_.end = Clock::now();
   if (ctx_.upstream_start && !ctx_.upstream_end) ctx_.upstream_end = ctx_.end;
   if (ctx_.request_id.empty()) snapshot_->context_filter->ensureIds(ctx_, services_.ids);

@@ -1,9 +1,13 @@
 #pragma once
 
 // One proxied request, from the client's request head to the last response byte: the phases of
-// ARCHITECTURE.md in code. It owns the RequestContext, runs the filters, gets an upstream stream
-// from the pool, moves bodies both ways with watermark backpressure, maps every failure to one
-// answer (errors.h) and completes exactly once: access-log line, metrics, connection returned.
+// ARCHITECTURE.md in code. It owns the RequestContext, runs the request phase (filters/), gets a
+// slot and an upstream stream, moves bodies both ways with watermark backpressure, maps every
+// failure to one answer (proxy/http/errors.h, formatted by filters/local_reply.h) and completes
+// exactly once: access-log line, metrics, slot and connection given back.
+//
+// It is given services (lifecycle/services.h), never the worker: tests/proxy/lifecycle drives it
+// with a real loop and fakes for both streams and the pool.
 //
 // The downstream codec owns the Exchange and deletes it (deferred) after onExchangeComplete.
 
@@ -12,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "filters/local_reply.h"
 #include "filters/request_limiter.h"
 #include "filters/request_phase.h"
 #include "pool/upstream_pool.h"
@@ -30,16 +35,30 @@ class Exchange final : public Deletable,
                        public PoolCallbacks,
                        public UpstreamStreamCallbacks {
  public:
+  // Where the request is. It moves forward only, but for one step back: an attempt on the
+  // upstream that ends before any response (a failed connect, a reset, a wait given up) returns
+  // to kRequest, from where a retry or a local reply goes on.
+  enum class Phase : unsigned char {
+    kRequest,       // the head is being filtered, or no upstream attempt is in progress
+    kAdmission,     // queued for a slot under the upstream's concurrency limit
+    kConnecting,    // waiting for a stream on an upstream connection
+    kUpstream,      // the request is on an upstream stream; no response head yet
+    kResponse,      // the response head went to the client; body and trailers follow
+    kResponseDone,  // the whole response is out of our hands, on its way to the client's socket
+    kCompleted,     // logged, counted, everything given back: nothing more happens
+  };
+
   Exchange(ExchangeServices& services, WorkerSnapshotPtr snapshot, const ListenerRuntime& listener,
            DownstreamStream& downstream, ExchangeOwner& owner, const PeerInfo& peer,
            const TlsSession* tls, MonoTime start, WallTime start_wall);
   ~Exchange() override;
 
   RequestContext& context() { return ctx_; }
-  bool completed() const { return completed_; }
+  Phase phase() const { return phase_; }
+  bool completed() const { return phase_ == Phase::kCompleted; }
 
   // --- events from the downstream codec ---
-  // Phase 2 (request headers) to 4 (upstream request).
+  // The request phase, admission and the upstream request.
   void onRequestHeaders(RequestHead& head);
   void onRequestBody(std::string_view data);
   void onRequestTrailers(HeaderList& trailers);
@@ -50,20 +69,22 @@ class Exchange final : public Deletable,
   void onDownstreamReset(ErrorCode code);
   // Every byte of the response reached the client's socket.
   void onResponseSent();
-  // Answer locally (phase 7) before any response byte went out, e.g. a 400 from the parser.
+  // Answer locally (phase 7) before any response byte went out, e.g. a 400 from the parser;
+  // once the response has started, the client's stream is reset instead.
   void sendLocalReply(ErrorCode code);
-  // Leaves the slot queue or the pool's waiters, resets the upstream stream and gives back the
-  // concurrency slot, whichever apply.
-  void detachUpstream();
 
  private:
-  // SlotWaiter (phase 3: the upstream's concurrency limit)
+  void moveTo(Phase next);
+  // Leaves the slot queue or the pool's waiters, resets the upstream stream and gives back the
+  // concurrency slot, whichever apply; an attempt in progress is over (kRequest).
+  void detachUpstream();
+  // SlotWaiter (admission: the upstream's concurrency limit)
   void onSlotGranted() override;
   void acquireConnection();
   void reject(ErrorCode code, std::string_view reason);
   void releaseSlot();
   // PoolCallbacks (phase 3)
-  void onPoolReady(UpstreamConnection& connection) override;
+  void onPoolReady(PooledConnection& connection) override;
   void onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) override;
   // UpstreamStreamCallbacks (phases 5 and 6)
   void onUpstreamInformational(ResponseHead& head) override;
@@ -102,24 +123,21 @@ class Exchange final : public Deletable,
   Buffer pending_body_;  // request body that arrived before the upstream stream existed
   HeaderList pending_trailers_;
   bool has_pending_trailers_ = false;
+  // How a local reply is written for this request (chosen from its head).
+  const LocalReplyFormat* reply_format_ = &LocalReplyFormat::json();
   std::string local_body_;
   Timer request_timer_;
-  Timer wait_timer_;  // queue_timeout while waiting for a slot, pool.wait_timeout for a connection
+  Timer wait_timer_;  // queue_timeout in kAdmission, pool.wait_timeout in kConnecting
   Duration budget_{};
 
-  enum class Waiting : unsigned char { kNone, kSlot, kConnection };
-  Waiting waiting_ = Waiting::kNone;
-  bool has_slot_ = false;
+  Phase phase_ = Phase::kRequest;
+  bool has_slot_ = false;        // from admission until the upstream's response ends
   bool attempt_reused_ = false;  // the current attempt runs on a reused HTTP/1 connection
   bool body_forwarded_ = false;  // body bytes went to an upstream and are no longer held
   bool trailers_forwarded_ = false;
-
   bool request_complete_ = false;
-  bool response_started_ = false;
-  bool response_ended_ = false;
   bool upstream_paused_ = false;
   bool downstream_paused_ = false;
-  bool completed_ = false;
 };
 
 }  // namespace viscount

@@ -24,6 +24,8 @@ struct UpstreamRuntime {
   std::string authority;  // config->url.authority(), kept for requests without a Host
   std::unique_ptr<RequestLimiter> limiter;
   std::unique_ptr<UpstreamPool> pool;
+  // Where this upstream's requests get their streams: `pool`, or a unit test's fake.
+  UpstreamSource* source = nullptr;
   UpstreamMetrics* metrics = nullptr;
 };
 

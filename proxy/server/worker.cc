@@ -116,6 +116,7 @@ void Worker::buildSnapshot(const ConfigRuntime& runtime) {
     if (auto it = runtime.upstream_tls.find(u.name); it != runtime.upstream_tls.end()) {
       rt->pool->setTls(it->second);
     }
+    rt->source = rt->pool.get();
     snap->upstreams.push_back(std::move(rt));
   }
   for (size_t i = 0; i < config->listeners.size(); ++i) {

@@ -16,7 +16,7 @@ using std::chrono::milliseconds;
 using std::chrono::minutes;
 using std::chrono::seconds;
 
-// Copied verbatim from CONTRACT.md.
+// Copied verbatim from docs/reference.md.
 constexpr const char* kContractExample =
     R"(workers: auto                      # event-loop threads; auto = number of cores
 drain_timeout: 20s

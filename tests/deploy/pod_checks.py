@@ -22,7 +22,7 @@ import sys
 import urllib.error
 import urllib.request
 
-# The access-log schema of CONTRACT.md: field -> the JSON types it may have.
+# The access-log schema of docs/reference.md: field -> the JSON types it may have.
 ACCESS_LOG_FIELDS = {
     "ts": (str,),
     "request_id": (str,),

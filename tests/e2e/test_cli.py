@@ -1,4 +1,4 @@
-"""The command line of CONTRACT.md against the real binary: flags, exit codes, --validate,
+"""The command line of docs/reference.md against the real binary: flags, exit codes, --validate,
 --print-config, VISCOUNT_CONFIG and a listener that cannot bind."""
 
 import os

@@ -123,7 +123,7 @@ class DrainTest(unittest.TestCase):
                         f"hanging request got {request.status}")
 
     def test_request_cut_by_drain_timeout_is_still_logged(self):
-        # CONTRACT.md: one access-log line per request, always -- errors included.
+        # docs/reference.md: one access-log line per request, always -- errors included.
         proxy = self.start(drain_timeout="500ms")
         request = self.in_flight(proxy, "/hang", "hang-3")
         proxy.signal(signal.SIGTERM)

@@ -51,7 +51,7 @@ class ZeroConfigTest(unittest.TestCase):
 
     def test_listens_where_told_with_default_admin(self):
         self.assertEqual(self.proxy.listener_port, self.port)
-        self.assertEqual(self.proxy.admin_port, 15000)  # CONTRACT.md default admin address
+        self.assertEqual(self.proxy.admin_port, 15000)  # docs/reference.md default admin address
         self.assertEqual(self.proxy.admin_get("/ready")[0], 200)
 
     def test_curl_get(self):

@@ -105,10 +105,10 @@ class Waiter : public PoolCallbacks {
   explicit Waiter(std::string name = "", std::vector<std::string>* order = nullptr)
       : name_(std::move(name)), order_(order) {}
 
-  void onPoolReady(UpstreamConnection& c) override {
+  void onPoolReady(PooledConnection& c) override {
     ++calls;
-    connection = &c;
-    c.newStream(stream_callbacks_);  // as the Exchange does
+    connection = &static_cast<UpstreamConnection&>(c);  // the pool hands out its own connections
+    c.newStream(stream_callbacks_);                     // as the Exchange does
     if (order_) order_->push_back(name_);
   }
   void onPoolFailure(ErrorCode code, std::string_view why, std::string_view addr) override {
