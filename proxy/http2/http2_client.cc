@@ -176,10 +176,7 @@ void Http2ClientStream::onHeaderBlock(bool end_stream) {
   head.chunked = false;
   head.keep_alive = true;
   head.close_client = false;
-  const std::string_view bytes(block_);
-  for (const Field& f : fields_) {
-    const std::string_view name = bytes.substr(f.name_off, f.name_len);
-    const std::string_view value = bytes.substr(f.value_off, f.value_len);
+  for (const auto [name, value] : received_) {
     head.headers.add(name, value);
     if (name == "content-length") {
       // Framing is rebuilt from real lengths; nghttp2 checked the value and the DATA against it.
@@ -455,8 +452,7 @@ int Http2ClientCodec::onBeginHeaders(nghttp2_session*, const nghttp2_frame* fram
                                      void* user_data) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   if (Http2ClientStream* s = codecOf(user_data).streamOf(frame->hd.stream_id)) {
-    s->block_.clear();
-    s->fields_.clear();
+    s->received_.clear();
     s->status_ = 0;
   }
   return 0;
@@ -473,15 +469,11 @@ int Http2ClientCodec::onHeader(nghttp2_session*, const nghttp2_frame* frame, con
     std::from_chars(v.data(), v.data() + v.size(), s->status_);  // nghttp2 checked: 3 digits
     return 0;
   }
-  if (s->block_.size() + n.size() + v.size() > kMaxResponseHeadBytes) {
+  if (s->received_.bytes() + n.size() + v.size() > kMaxResponseHeadBytes) {
     s->protocol_error_ = true;
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the stream is reset
   }
-  const auto at = static_cast<uint32_t>(s->block_.size());
-  s->block_.append(n);
-  s->block_.append(v);
-  s->fields_.push_back({at, static_cast<uint32_t>(n.size()), at + static_cast<uint32_t>(n.size()),
-                        static_cast<uint32_t>(v.size())});
+  s->received_.add(n, v);
   return 0;
 }
 

@@ -26,6 +26,7 @@
 
 #include "pool/upstream_connection.h"
 #include "proxy/http/stream.h"
+#include "proxy/http2/header_arena.h"
 #include "proxy/http2/http2_common.h"
 #include "proxy/net/intrusive_list.h"
 
@@ -48,9 +49,6 @@ class Http2ClientStream final : public UpstreamStream, public ListHook<> {
 
  private:
   friend class Http2ClientCodec;
-  struct Field {
-    uint32_t name_off, name_len, value_off, value_len;
-  };
 
   // nghttp2's data source for the request body.
   static ssize_t readBody(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length,
@@ -83,8 +81,7 @@ class Http2ClientStream final : public UpstreamStream, public ListHook<> {
   bool notify_writable_ = false;
 
   // --- response ---
-  std::string block_;  // names and values of the header block being received
-  std::vector<Field> fields_;
+  h2::HeaderArena received_;  // the header block being received
   int status_ = 0;
   bool final_head_ = false;  // the final (non-1xx) head was delivered
   bool paused_ = false;      // readDisable: no WINDOW_UPDATE for what arrives

@@ -60,9 +60,7 @@ Exchange& Http2Stream::newExchange() {
 bool Http2Stream::buildRequestHead(RequestHead& head, ErrorCode* error) {
   std::string_view host;
   size_t cookies = 0;
-  for (const Field& f : fields_) {
-    const std::string_view name = arenaView(f.name_off, f.name_len);
-    const std::string_view value = arenaView(f.value_off, f.value_len);
+  for (const auto [name, value] : received_) {
     if (name.front() == ':') {
       if (name == ":method") head.method = value;
       if (name == ":path") head.target = value;
@@ -125,13 +123,11 @@ bool Http2Stream::buildRequestHead(RequestHead& head, ErrorCode* error) {
 }
 
 void Http2Stream::buildTrailers(HeaderList& trailers) {
-  for (const Field& f : fields_) {
-    const std::string_view name = arenaView(f.name_off, f.name_len);
+  for (const auto [name, value] : received_) {
     if (name.front() == ':') continue;  // nghttp2 refuses them in trailers already
     // Copied into the list: the Exchange keeps the trailers until its upstream connection is
     // ready, long after the arena they were decoded into is cleared.
-    trailers.add(trailers.keep(std::string(name)),
-                 trailers.keep(std::string(arenaView(f.value_off, f.value_len))));
+    trailers.add(trailers.keep(std::string(name)), trailers.keep(std::string(value)));
   }
 }
 
@@ -481,9 +477,7 @@ int Http2ServerConnection::onBeginHeaders(nghttp2_session* session, const nghttp
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
     c->idle_goaway_ = false;
   } else if (Http2Stream* s = c->stream(frame->hd.stream_id)) {
-    s->arena_.clear();  // trailers
-    s->fields_.clear();
-    s->header_bytes_ = 0;
+    s->received_.clear();  // trailers
   }
   if ((frame->hd.flags & NGHTTP2_FLAG_END_HEADERS) == 0) {
     c->header_timer_.arm(c->services_.listener(c->listenerIndex()).timeouts.request_headers);
@@ -500,21 +494,13 @@ int Http2ServerConnection::onHeader(nghttp2_session*, const nghttp2_frame* frame
   const ListenerConfig& listener = c->services_.listener(c->listenerIndex());
   // The contract's header limits, counted on the decoded block (HPACK can make a small frame
   // decode into a large list).
-  s->header_bytes_ += namelen + valuelen;
   const bool pseudo = namelen > 0 && name[0] == ':';
-  if (s->header_bytes_ > listener.limits.max_request_headers_size ||
-      (!pseudo && s->fields_.size() >= listener.limits.max_request_headers_count + 4)) {
+  if (s->received_.bytes() + namelen + valuelen > listener.limits.max_request_headers_size ||
+      (!pseudo && s->received_.count() >= listener.limits.max_request_headers_count + 4)) {
     s->refused_ = ErrorCode::kHeadersTooLarge;
     return 0;
   }
-  Http2Stream::Field f;
-  f.name_off = static_cast<uint32_t>(s->arena_.size());
-  f.name_len = static_cast<uint32_t>(namelen);
-  s->arena_.append(h2::view(name, namelen));
-  f.value_off = static_cast<uint32_t>(s->arena_.size());
-  f.value_len = static_cast<uint32_t>(valuelen);
-  s->arena_.append(h2::view(value, valuelen));
-  s->fields_.push_back(f);
+  s->received_.add(h2::view(name, namelen), h2::view(value, valuelen));
   return 0;
 }
 
@@ -577,21 +563,17 @@ void Http2ServerConnection::headersComplete(Http2Stream& s, bool end_stream) {
   s.is_head_ = head.method == "HEAD";
   if (!valid) {
     // Log what the head said, as far as it got.
-    for (const Http2Stream::Field& f : s.fields_) {
-      const std::string_view name = s.arenaView(f.name_off, f.name_len);
-      if (name == ":method") exchange.context().method = s.arenaView(f.value_off, f.value_len);
-      if (name == ":path") exchange.context().path = s.arenaView(f.value_off, f.value_len);
+    for (const auto [name, value] : s.received_) {
+      if (name == ":method") exchange.context().method = value;
+      if (name == ":path") exchange.context().path = value;
     }
     exchange.context().protocol = Protocol::kHttp2;
-    s.arena_.clear();
-    s.fields_.clear();
+    s.received_.clear();
     exchange.sendLocalReply(error);
     return;
   }
   exchange.onRequestHeaders(head);
-  s.arena_.clear();
-  s.arena_.shrink_to_fit();
-  s.fields_.clear();
+  s.received_.release();
   if (end_stream && s.exchange_ && !s.exchange_done_) s.exchange_->onRequestComplete();
 }
 
@@ -601,8 +583,7 @@ void Http2ServerConnection::trailersComplete(Http2Stream& s) {
   HeaderList trailers;
   s.buildTrailers(trailers);
   s.exchange_->onRequestTrailers(trailers);
-  s.arena_.clear();
-  s.fields_.clear();
+  s.received_.clear();
 }
 
 void Http2ServerConnection::requestEnded(Http2Stream& s) {

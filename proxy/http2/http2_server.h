@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "proxy/http/stream.h"
+#include "proxy/http2/header_arena.h"
 #include "proxy/http2/http2_common.h"
 #include "proxy/lifecycle/client_connection.h"
 #include "proxy/lifecycle/exchange.h"
@@ -56,14 +57,7 @@ class Http2Stream final : public Deletable, public DownstreamStream, public List
  private:
   friend class Http2ServerConnection;
 
-  // A received header block, copied out of nghttp2's buffers as it is decoded.
-  struct Field {
-    uint32_t name_off, name_len, value_off, value_len;
-  };
-  std::string_view arenaView(uint32_t off, uint32_t len) const {
-    return {arena_.data() + off, len};
-  }
-  // The received block as request head / trailers; views into arena_.
+  // The received block as request head / trailers; views into received_.
   bool buildRequestHead(RequestHead& head, ErrorCode* error);
   void buildTrailers(HeaderList& trailers);
   // Passes a received piece of the request body on, holding back the declared last byte.
@@ -84,9 +78,7 @@ class Http2Stream final : public Deletable, public DownstreamStream, public List
   MonoTime start_{};
   WallTime start_wall_{};
 
-  std::string arena_;
-  std::vector<Field> fields_;
-  size_t header_bytes_ = 0;
+  h2::HeaderArena received_;              // the header block being received
   ErrorCode refused_ = ErrorCode::kNone;  // the head broke a listener limit
 
   Buffer body_;  // response body waiting for the client's window
