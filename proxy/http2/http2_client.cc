@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "proxy/http/upstream_request.h"
+#include "proxy/http2/content_length.h"
 
 namespace viscount {
 namespace {
@@ -177,13 +178,11 @@ void Http2ClientStream::onHeaderBlock(bool end_stream) {
   head.keep_alive = true;
   head.close_client = false;
   for (const auto [name, value] : received_) {
-    head.headers.add(name, value);
     if (name == "content-length") {
-      // Framing is rebuilt from real lengths; nghttp2 checked the value and the DATA against it.
-      head.headers.fields().back().removed = true;
-      uint64_t length = 0;
-      const auto r = std::from_chars(value.data(), value.data() + value.size(), length);
-      if (r.ec == std::errc()) head.content_length = length;
+      // nghttp2 checked the value, and checks the DATA against it.
+      h2::takeContentLength(head.headers, value, &head.content_length);
+    } else {
+      head.headers.add(name, value);
     }
   }
   if (final_head_) {

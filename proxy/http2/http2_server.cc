@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "proxy/http2/content_length.h"
 #include "telemetry/metrics.h"
 
 namespace viscount {
@@ -29,12 +30,6 @@ bool isVisibleAscii(std::string_view s) {
     if (c < 0x21 || c > 0x7e) return false;
   }
   return true;
-}
-
-bool parseLength(std::string_view v, uint64_t* out) {
-  if (v.empty()) return false;
-  const auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), *out);
-  return ec == std::errc() && ptr == v.data() + v.size();
 }
 
 }  // namespace
@@ -71,17 +66,16 @@ bool Http2Stream::buildRequestHead(RequestHead& head, ErrorCode* error) {
       host = value;
       continue;
     }
-    if (name == "cookie") ++cookies;
-    head.headers.add(name, value);
     if (name == "content-length") {
-      head.headers.fields().back().removed = true;  // framing is rebuilt from real lengths
-      uint64_t length = 0;
-      if (!parseLength(value, &length)) {
+      if (!h2::takeContentLength(head.headers, value, &head.content_length)) {
         *error = ErrorCode::kBadRequest;
         return false;
       }
-      head.content_length = length;
-    } else if (name == "expect") {
+      continue;
+    }
+    if (name == "cookie") ++cookies;
+    head.headers.add(name, value);
+    if (name == "expect") {
       if (value != "100-continue") {
         *error = ErrorCode::kExpectationFailed;
         return false;
