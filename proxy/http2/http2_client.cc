@@ -42,11 +42,7 @@ void Http2ClientStream::sendHead(const UpstreamRequest& request, bool end_stream
     // As for HTTP/1: a zero length is only worth saying for methods that normally carry a body.
     const std::string_view m = request.method();
     if (*request.content_length > 0 || m == "POST" || m == "PUT" || m == "PATCH") {
-      const auto r = std::to_chars(content_length_, content_length_ + sizeof content_length_,
-                                   *request.content_length);
-      block.addLower(
-          "content-length",
-          std::string_view(content_length_, static_cast<size_t>(r.ptr - content_length_)));
+      block.addContentLength(*request.content_length);
     }
   }
   body_end_ = end_stream;

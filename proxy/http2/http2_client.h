@@ -72,7 +72,6 @@ class Http2ClientStream final : public UpstreamStream, public ListHook<> {
   Buffer body_;                // waiting for flow control
   std::string trailer_bytes_;  // the request trailers' names and values
   h2::HeaderBlock trailers_;
-  char content_length_[24] = {};
   bool body_end_ = false;  // the request ends after body_ (and trailers_)
   bool has_trailers_ = false;
   bool deferred_ = false;      // the data source waits for sendBody

@@ -1,5 +1,7 @@
 #include "proxy/http2/http2_common.h"
 
+#include <charconv>
+
 #include "proxy/http/ascii.h"
 
 namespace viscount::h2 {
@@ -41,6 +43,11 @@ void HeaderBlock::addAll(const HeaderList& headers) {
   for (const HeaderField& f : headers.fields()) {
     if (!f.removed) add(f.name, f.value);
   }
+}
+
+void HeaderBlock::addContentLength(uint64_t length) {
+  const auto r = std::to_chars(length_, length_ + sizeof length_, length);
+  addLower("content-length", std::string_view(length_, static_cast<size_t>(r.ptr - length_)));
 }
 
 const nghttp2_nv* HeaderBlock::data() {

@@ -34,6 +34,8 @@ class HeaderBlock {
   // Any field from an HTTP/1 message or a filter: lowercased, connection-specific ones skipped.
   void add(std::string_view name, std::string_view value);
   void addAll(const HeaderList& headers);
+  // A content-length field with `length` in decimal, kept in the block (one per block).
+  void addContentLength(uint64_t length);
   // The nv array; valid until the next add or clear.
   const nghttp2_nv* data();
   size_t size() const { return fields_.size(); }
@@ -48,6 +50,7 @@ class HeaderBlock {
   std::vector<Field> fields_;
   std::string lowered_;
   std::vector<nghttp2_nv> nv_;
+  char length_[24] = {};
 };
 
 // Session limits shared by both sides; the server adds its own on top.

@@ -1,7 +1,6 @@
 #include "proxy/http2/http2_server.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 
 #include "proxy/http2/content_length.h"
@@ -170,11 +169,7 @@ void Http2Stream::submitHeaders(int status, const HeaderList& headers,
   for (const HeaderField& f : headers.fields()) {
     if (!f.removed && !equalsIgnoreCase(f.name, "content-length")) block.add(f.name, f.value);
   }
-  char length_text[24];
-  if (length) {
-    const auto r = std::to_chars(length_text, length_text + sizeof length_text, *length);
-    block.addLower("content-length", std::string_view(length_text, r.ptr - length_text));
-  }
+  if (length) block.addContentLength(*length);
   nghttp2_session* session = connection_.session_;
   if (status < 200) {
     nghttp2_submit_headers(session, NGHTTP2_FLAG_NONE, id_, nullptr, block.data(), block.size(),
