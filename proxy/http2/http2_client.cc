@@ -45,7 +45,7 @@ void Http2ClientStream::sendHead(const UpstreamRequest& request, bool end_stream
       block.addContentLength(*request.content_length);
     }
   }
-  body_end_ = end_stream;
+  if (end_stream) body_.end();
   request_done_ = end_stream;
   nghttp2_data_provider provider{};
   provider.source.ptr = this;
@@ -63,42 +63,23 @@ void Http2ClientStream::sendHead(const UpstreamRequest& request, bool end_stream
 }
 
 void Http2ClientStream::sendBody(std::string_view data, bool end_stream) {
-  if (body_end_ || closed_) return;  // nothing more goes after the end (or after a reset)
+  if (body_.ended() || closed_) return;  // nothing more goes after the end (or after a reset)
   body_.append(data);
-  if (body_.size() >= kLowWatermark) notify_writable_ = true;
-  if (end_stream) body_end_ = true;
+  if (body_.size() >= kLowWatermark) body_.watchLowWatermark();
+  if (end_stream) body_.end();
   resumeBody();
 }
 
 void Http2ClientStream::sendTrailers(HeaderList& trailers) {
-  if (body_end_ || closed_) return;
+  if (body_.ended() || closed_) return;
   // The fields point into the client's receive buffer, which is reused before nghttp2 asks for
-  // them: one copy of every name and value, reserved up front so the views stay put.
-  size_t bytes = 0;
-  for (const HeaderField& f : trailers.fields()) {
-    if (!f.removed) bytes += f.name.size() + f.value.size();
-  }
-  trailer_bytes_.clear();
-  trailer_bytes_.reserve(bytes);
-  trailers_.clear();
-  for (const HeaderField& f : trailers.fields()) {
-    if (f.removed) continue;
-    const size_t at = trailer_bytes_.size();
-    trailer_bytes_.append(f.name);
-    trailer_bytes_.append(f.value);
-    const std::string_view all(trailer_bytes_);
-    trailers_.add(all.substr(at, f.name.size()), all.substr(at + f.name.size(), f.value.size()));
-  }
-  has_trailers_ = trailers_.size() > 0;
-  body_end_ = true;
+  // them: the body source keeps its own copy.
+  body_.endWithTrailers(trailers);
   resumeBody();
 }
 
 void Http2ClientStream::resumeBody() {
-  if (deferred_ && !closed_) {
-    deferred_ = false;
-    nghttp2_session_resume_data(codec_.session_, id_);
-  }
+  if (!closed_) body_.resume(codec_.session_, id_);
   codec_.scheduleWrite();
 }
 
@@ -106,35 +87,11 @@ ssize_t Http2ClientStream::readBody(nghttp2_session* session, int32_t stream_id,
                                     size_t length, uint32_t* data_flags,
                                     nghttp2_data_source* source, void*) {
   auto* self = static_cast<Http2ClientStream*>(source->ptr);
-  Buffer& body = self->body_;
-  const size_t n = std::min(length, body.size());
-  if (n == 0 && !self->body_end_) {
-    self->deferred_ = true;  // sendBody resumes it
-    return NGHTTP2_ERR_DEFERRED;
-  }
-  if (n > 0) {
-    std::memcpy(buf, body.data(), n);
-    body.consume(n);
-  }
-  if (body.empty()) {
-    body.release();
-    if (self->body_end_) {
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-      self->request_done_ = true;
-      if (self->has_trailers_) {
-        *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        if (nghttp2_submit_trailer(session, stream_id, self->trailers_.data(),
-                                   self->trailers_.size()) != 0) {
-          return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream
-        }
-      }
-    }
-  }
-  if (self->notify_writable_ && body.size() < kLowWatermark) {
-    self->notify_writable_ = false;
-    self->codec_.writable_.push_back(self);
-  }
-  return static_cast<ssize_t>(n);
+  // Deferred until sendBody resumes it, when nothing is waiting and the body has not ended.
+  const ssize_t n = self->body_.read(session, stream_id, buf, length, data_flags);
+  if ((*data_flags & NGHTTP2_DATA_FLAG_EOF) != 0) self->request_done_ = true;
+  if (n >= 0 && self->body_.belowLowWatermark()) self->codec_.writable_.push_back(self);
+  return n;
 }
 
 void Http2ClientStream::reset() {

@@ -26,6 +26,7 @@
 
 #include "pool/upstream_connection.h"
 #include "proxy/http/stream.h"
+#include "proxy/http2/body_source.h"
 #include "proxy/http2/header_arena.h"
 #include "proxy/http2/http2_common.h"
 #include "proxy/net/intrusive_list.h"
@@ -69,15 +70,9 @@ class Http2ClientStream final : public UpstreamStream, public ListHook<> {
   int32_t id_ = -1;
 
   // --- request ---
-  Buffer body_;                // waiting for flow control
-  std::string trailer_bytes_;  // the request trailers' names and values
-  h2::HeaderBlock trailers_;
-  bool body_end_ = false;  // the request ends after body_ (and trailers_)
-  bool has_trailers_ = false;
-  bool deferred_ = false;      // the data source waits for sendBody
+  h2::BodySource body_;        // waiting for flow control
   bool request_done_ = false;  // the last request frame was produced
   bool headers_sent_ = false;  // the HEADERS frame went into the connection's output
-  bool notify_writable_ = false;
 
   // --- response ---
   h2::HeaderArena received_;  // the header block being received

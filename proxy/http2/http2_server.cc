@@ -1,7 +1,6 @@
 #include "proxy/http2/http2_server.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "proxy/http2/content_length.h"
 #include "telemetry/metrics.h"
@@ -194,7 +193,7 @@ void Http2Stream::sendResponseHead(ResponseHead& head, bool end_stream) {
   std::optional<uint64_t> length = head.content_length;
   if (head.status == 204) length.reset();
   if (end_stream) {
-    body_ended_ = true;
+    body_.end();
     if (!bodiless_) length = 0;
     submitHeaders(head.status, head.headers, length, true, false);
     return;
@@ -207,68 +206,36 @@ void Http2Stream::sendResponseHead(ResponseHead& head, bool end_stream) {
 void Http2Stream::sendResponseBody(std::string_view data, bool end_stream) {
   if (closed_) return;
   if (!bodiless_) body_.append(data);
-  if (end_stream) body_ended_ = true;
-  if (body_.size() > kHighWatermark) over_high_ = true;
+  if (end_stream) body_.end();
+  if (body_.size() > kHighWatermark) body_.watchLowWatermark();
   resumeData();
 }
 
 void Http2Stream::sendResponseTrailers(HeaderList& trailers) {
   if (closed_) return;
-  for (const HeaderField& f : trailers.fields()) {
-    if (!f.removed && !h2::isConnectionSpecific(f.name, f.value)) {
-      std::string name(f.name);
-      for (char& c : name)
-        c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-      trailers_.emplace_back(std::move(name), std::string(f.value));
-    }
+  if (bodiless_) {
+    body_.end();
+  } else {
+    body_.endWithTrailers(trailers);
   }
-  has_trailers_ = !trailers_.empty() && !bodiless_;
-  body_ended_ = true;
   resumeData();
 }
 
 void Http2Stream::resumeData() {
-  if (deferred_) {
-    deferred_ = false;
-    nghttp2_session_resume_data(connection_.session_, id_);
-  }
+  body_.resume(connection_.session_, id_);
   connection_.scheduleWrite();
 }
 
-ssize_t Http2Stream::readData(nghttp2_session* session, int32_t, uint8_t* buf, size_t length,
+ssize_t Http2Stream::readData(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
                               uint32_t* flags, nghttp2_data_source* source, void*) {
   auto* s = static_cast<Http2Stream*>(source->ptr);
   // A cut response whose bytes have all gone out: nghttp2 resets the stream (INTERNAL_ERROR).
   if (s->reset_after_body_ && s->body_.empty()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  const size_t n = std::min(length, s->body_.size());
-  if (n > 0) {
-    std::memcpy(buf, s->body_.data(), n);
-    s->body_.consume(n);
-  }
-  if (s->body_.empty()) {
-    s->body_.release();
-    if (s->body_ended_) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (s->has_trailers_) {
-        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        std::vector<nghttp2_nv> nv;
-        for (auto& [name, value] : s->trailers_) {
-          nv.push_back({reinterpret_cast<uint8_t*>(name.data()),
-                        reinterpret_cast<uint8_t*>(value.data()), name.size(), value.size(),
-                        NGHTTP2_NV_FLAG_NONE});
-        }
-        nghttp2_submit_trailer(session, s->id_, nv.data(), nv.size());
-      }
-    } else if (n == 0) {
-      s->deferred_ = true;
-      return NGHTTP2_ERR_DEFERRED;
-    }
-  }
-  if (s->over_high_ && s->body_.size() < kLowWatermark) {
-    s->over_high_ = false;
+  const ssize_t n = s->body_.read(session, id, buf, length, flags);
+  if (n >= 0 && s->body_.belowLowWatermark()) {
     s->connection_.writable_.push_back(s);  // told after this output pass, not inside it
   }
-  return static_cast<ssize_t>(n);
+  return n;
 }
 
 void Http2Stream::resetStream(ErrorCode reason) {

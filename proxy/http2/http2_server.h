@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "proxy/http/stream.h"
+#include "proxy/http2/body_source.h"
 #include "proxy/http2/header_arena.h"
 #include "proxy/http2/http2_common.h"
 #include "proxy/lifecycle/client_connection.h"
@@ -81,8 +82,7 @@ class Http2Stream final : public Deletable, public DownstreamStream, public List
   h2::HeaderArena received_;              // the header block being received
   ErrorCode refused_ = ErrorCode::kNone;  // the head broke a listener limit
 
-  Buffer body_;  // response body waiting for the client's window
-  std::vector<std::pair<std::string, std::string>> trailers_;
+  h2::BodySource body_;    // response body waiting for the client's window
   size_t unconsumed_ = 0;  // request DATA bytes not yet acknowledged (reads disabled)
   // A body that reaches its declared content-length may still be followed by more DATA, which
   // makes the request malformed (RFC 9113 section 8.1.1); only END_STREAM settles it. The last
@@ -96,11 +96,7 @@ class Http2Stream final : public Deletable, public DownstreamStream, public List
   bool request_done_ = false;   // END_STREAM from the client
   bool read_disabled_ = false;  // the upstream side is full
   bool response_submitted_ = false;
-  bool bodiless_ = false;  // HEAD, 204, 304: DATA is dropped
-  bool body_ended_ = false;
-  bool has_trailers_ = false;
-  bool deferred_ = false;   // the data source is waiting for more body
-  bool over_high_ = false;  // body_ went over the high watermark since the last writable call
+  bool bodiless_ = false;          // HEAD, 204, 304: DATA is dropped
   bool reset_after_body_ = false;  // a cut response: RST_STREAM once body_ has gone out
   bool exchange_done_ = false;
   bool closed_ = false;         // nghttp2 closed the stream
