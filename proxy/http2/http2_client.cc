@@ -103,12 +103,10 @@ void Http2ClientStream::reset() {
 }
 
 void Http2ClientStream::readDisable(bool disable) {
-  paused_ = disable;
-  if (disable || unconsumed_ == 0 || closed_ || codec_.failed_) return;
+  response_window_.pause(disable);
+  if (disable || closed_ || codec_.failed_) return;
   // What arrived while paused goes back into the stream's window: the upstream may send again.
-  nghttp2_session_consume_stream(codec_.session_, id_, unconsumed_);
-  unconsumed_ = 0;
-  codec_.scheduleWrite();
+  if (response_window_.repay(codec_.session_, id_)) codec_.scheduleWrite();
 }
 
 UpstreamStreamCallbacks* Http2ClientStream::takeCallbacks() {
@@ -465,10 +463,10 @@ int Http2ClientCodec::onDataChunk(nghttp2_session* session, uint8_t, int32_t str
     return 0;
   }
   s->callbacks_->onUpstreamBody(h2::view(data, len), false);
-  if (s->paused_ && s->callbacks_ != nullptr) {
-    s->unconsumed_ += len;  // given back when the Exchange resumes
+  if (s->callbacks_ == nullptr) {
+    nghttp2_session_consume_stream(session, stream_id, len);  // nobody will resume it
   } else {
-    nghttp2_session_consume_stream(session, stream_id, len);
+    s->response_window_.delivered(session, stream_id, len);  // owed while the Exchange pauses
   }
   return 0;
 }

@@ -29,6 +29,7 @@
 #include "proxy/http2/body_source.h"
 #include "proxy/http2/header_arena.h"
 #include "proxy/http2/http2_common.h"
+#include "proxy/http2/receive_window.h"
 #include "proxy/net/intrusive_list.h"
 
 namespace viscount {
@@ -77,9 +78,8 @@ class Http2ClientStream final : public UpstreamStream, public ListHook<> {
   // --- response ---
   h2::HeaderArena received_;  // the header block being received
   int status_ = 0;
-  bool final_head_ = false;  // the final (non-1xx) head was delivered
-  bool paused_ = false;      // readDisable: no WINDOW_UPDATE for what arrives
-  size_t unconsumed_ = 0;    // bytes delivered while paused, not yet given back to the window
+  bool final_head_ = false;            // the final (non-1xx) head was delivered
+  h2::ReceiveWindow response_window_;  // paused by readDisable
   bool protocol_error_ = false;
   bool closed_ = false;
   uint32_t close_code_ = NGHTTP2_NO_ERROR;

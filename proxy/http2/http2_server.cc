@@ -257,10 +257,8 @@ void Http2Stream::resetStream(ErrorCode reason) {
 }
 
 void Http2Stream::readDisable(bool disable) {
-  read_disabled_ = disable;
-  if (!disable && unconsumed_ > 0 && !closed_) {
-    nghttp2_session_consume_stream(connection_.session_, id_, unconsumed_);
-    unconsumed_ = 0;
+  request_window_.pause(disable);
+  if (!disable && !closed_ && request_window_.repay(connection_.session_, id_)) {
     connection_.scheduleWrite();
   }
 }
@@ -559,11 +557,7 @@ int Http2ServerConnection::onDataChunk(nghttp2_session* session, uint8_t, int32_
   }
   s->requestBody(h2::view(data, len));
   if (s->exchange_done_ || s->closed_) return 0;
-  if (s->read_disabled_) {
-    s->unconsumed_ += len;
-  } else {
-    nghttp2_session_consume_stream(session, id, len);
-  }
+  s->request_window_.delivered(session, id, len);
   return 0;
 }
 

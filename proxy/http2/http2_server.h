@@ -25,6 +25,7 @@
 #include "proxy/http2/body_source.h"
 #include "proxy/http2/header_arena.h"
 #include "proxy/http2/http2_common.h"
+#include "proxy/http2/receive_window.h"
 #include "proxy/lifecycle/client_connection.h"
 #include "proxy/lifecycle/exchange.h"
 #include "proxy/lifecycle/services.h"
@@ -82,8 +83,8 @@ class Http2Stream final : public Deletable, public DownstreamStream, public List
   h2::HeaderArena received_;              // the header block being received
   ErrorCode refused_ = ErrorCode::kNone;  // the head broke a listener limit
 
-  h2::BodySource body_;    // response body waiting for the client's window
-  size_t unconsumed_ = 0;  // request DATA bytes not yet acknowledged (reads disabled)
+  h2::BodySource body_;               // response body waiting for the client's window
+  h2::ReceiveWindow request_window_;  // paused while the upstream side is full
   // A body that reaches its declared content-length may still be followed by more DATA, which
   // makes the request malformed (RFC 9113 section 8.1.1); only END_STREAM settles it. The last
   // byte of a declared body is held back until then, so the upstream never receives such a
@@ -93,8 +94,7 @@ class Http2Stream final : public Deletable, public DownstreamStream, public List
   bool holding_byte_ = false;
 
   bool is_head_ = false;
-  bool request_done_ = false;   // END_STREAM from the client
-  bool read_disabled_ = false;  // the upstream side is full
+  bool request_done_ = false;  // END_STREAM from the client
   bool response_submitted_ = false;
   bool bodiless_ = false;          // HEAD, 204, 304: DATA is dropped
   bool reset_after_body_ = false;  // a cut response: RST_STREAM once body_ has gone out
