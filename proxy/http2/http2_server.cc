@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "proxy/http2/content_length.h"
+#include "proxy/http2/request_head.h"
 #include "telemetry/metrics.h"
 
 namespace viscount {
@@ -17,17 +17,6 @@ constexpr int32_t kConnectionWindow = 1 << 20;
 
 Http2ServerConnection* self(void* user) {
   return static_cast<Http2ServerConnection*>(user);
-}
-
-// The request target goes upstream in an HTTP/1 request line, so it must be one there: visible
-// ASCII, as the HTTP/1 listener's parser accepts. nghttp2 checks :path for control bytes and
-// spaces only, but absolute-path and query (RFC 9113 section 8.3.1) are ASCII: obs-text in it
-// would reach the upstream as a request line a strict parser refuses.
-bool isVisibleAscii(std::string_view s) {
-  for (char c : s) {
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -48,79 +37,6 @@ Exchange& Http2Stream::newExchange() {
                                  connection_.peer_, connection_.tls(), start_, start_wall_);
   ++connection_.active_streams_;
   return *exchange_;
-}
-
-bool Http2Stream::buildRequestHead(RequestHead& head, ErrorCode* error) {
-  std::string_view host;
-  size_t cookies = 0;
-  for (const auto [name, value] : received_) {
-    if (name.front() == ':') {
-      if (name == ":method") head.method = value;
-      if (name == ":path") head.target = value;
-      if (name == ":authority") head.authority = value;
-      continue;  // :scheme is the client's claim; the connection says how it reached us
-    }
-    if (name == "host") {
-      host = value;
-      continue;
-    }
-    if (name == "content-length") {
-      if (!h2::takeContentLength(head.headers, value, &head.content_length)) {
-        *error = ErrorCode::kBadRequest;
-        return false;
-      }
-      continue;
-    }
-    if (name == "cookie") ++cookies;
-    head.headers.add(name, value);
-    if (name == "expect") {
-      if (value != "100-continue") {
-        *error = ErrorCode::kExpectationFailed;
-        return false;
-      }
-      head.expect_continue = true;
-      head.headers.fields().back().removed = true;  // answered here
-    }
-  }
-  if (head.authority.empty()) head.authority = host;
-  // RFC 9113 section 8.2.3: the cookie may arrive split; an HTTP/1 upstream wants one field.
-  if (cookies > 1) {
-    std::string joined;
-    for (HeaderField& f : head.headers.fields()) {
-      if (f.name != "cookie") continue;
-      if (!joined.empty()) joined += "; ";
-      joined += f.value;
-      f.removed = true;
-    }
-    head.headers.addCopy("cookie", std::move(joined));
-  }
-  if (head.method == "CONNECT") {
-    *error = ErrorCode::kNotImplemented;
-    return false;
-  }
-  if (head.target.empty() ||
-      (head.target.front() != '/' && !(head.target == "*" && head.method == "OPTIONS")) ||
-      !isVisibleAscii(head.target)) {
-    *error = ErrorCode::kBadRequest;
-    return false;
-  }
-  if (!isValidAuthority(head.authority)) {
-    *error = ErrorCode::kBadRequest;
-    return false;
-  }
-  head.scheme = connection_.tls() != nullptr ? "https" : "http";
-  head.protocol = Protocol::kHttp2;
-  head.keep_alive = true;
-  return true;
-}
-
-void Http2Stream::buildTrailers(HeaderList& trailers) {
-  for (const auto [name, value] : received_) {
-    if (name.front() == ':') continue;  // nghttp2 refuses them in trailers already
-    // Copied into the list: the Exchange keeps the trailers until its upstream connection is
-    // ready, long after the arena they were decoded into is cleared.
-    trailers.add(trailers.keep(std::string(name)), trailers.keep(std::string(value)));
-  }
 }
 
 void Http2Stream::requestBody(std::string_view data) {
@@ -505,7 +421,9 @@ void Http2ServerConnection::headersComplete(Http2Stream& s, bool end_stream) {
   s.request_done_ = end_stream;
   RequestHead head;
   ErrorCode error = s.refused_;
-  const bool valid = error == ErrorCode::kNone && s.buildRequestHead(head, &error);
+  const bool valid =
+      error == ErrorCode::kNone &&
+      h2::buildRequestHead(s.received_, s.connection_.tls() != nullptr, head, &error);
   if (valid && !end_stream && head.content_length) {
     // Declared and not ended: see body_left_. An empty body has no byte to hold back, so it
     // goes as chunked, complete only when END_STREAM confirms it is empty.
@@ -535,7 +453,7 @@ void Http2ServerConnection::trailersComplete(Http2Stream& s) {
   s.request_done_ = true;
   if (!s.releaseHeldByte()) return;
   HeaderList trailers;
-  s.buildTrailers(trailers);
+  h2::buildTrailers(s.received_, trailers);
   s.exchange_->onRequestTrailers(trailers);
   s.received_.clear();
 }

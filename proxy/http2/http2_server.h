@@ -59,9 +59,6 @@ class Http2Stream final : public Deletable, public DownstreamStream, public List
  private:
   friend class Http2ServerConnection;
 
-  // The received block as request head / trailers; views into received_.
-  bool buildRequestHead(RequestHead& head, ErrorCode* error);
-  void buildTrailers(HeaderList& trailers);
   // Passes a received piece of the request body on, holding back the declared last byte.
   void requestBody(std::string_view data);
   // END_STREAM is confirmed: the held byte goes on. False when the exchange is over.
