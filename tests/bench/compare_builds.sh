@@ -75,4 +75,9 @@ for name in base new; do
   echo "$name: CPU $(cat "$work/cpu_$name") µs/request (rounds $spread), $(cat "$work/rps_$name") req/s"
 done
 awk -v a="$(cat "$work/cpu_base")" -v b="$(cat "$work/cpu_new")" -v ra="$(cat "$work/rps_base")" -v rb="$(cat "$work/rps_new")" \
-  'BEGIN{printf "new/base: CPU per request %.3f x, req/s %.3f x\n", b/a, rb/ra}'
+  'BEGIN{printf "new/base of the medians: CPU per request %.3f x, req/s %.3f x\n", b/a, rb/ra}'
+# A virtual machine's speed drifts over a run by more than a refactoring moves; the two binaries
+# of one round ran seconds apart, so the ratio within each round is the steadier figure.
+paste <(grep " base " "$work/rounds.txt" | field cpu_us_per_req) \
+  <(grep " new " "$work/rounds.txt" | field cpu_us_per_req) | awk '{print $2/$1}' >"$work/paired"
+echo "new/base within each round: CPU per request median $(median <"$work/paired" | awk '{printf "%.3f", $1}') x (rounds $(sort -g "$work/paired" | sed -n '1p;$p' | awk '{printf "%.3f ", $1}'| sed 's/ $//;s/ /-/'))"
