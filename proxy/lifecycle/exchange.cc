@@ -78,7 +78,19 @@ void Exchange::onRequestHeaders(RequestHead& head) {
   ctx_.method.assign(head.method);
   ctx_.path.assign(head.target);
   ctx_.protocol = head.protocol;
+  if (!requestPhase(head)) return;
+  // The upstream request is prepared now: the client's buffer holding the head is reused for
+  // the body.
+  request_.assign(head);
+  request_complete_ = !head.hasBody();
+  request_timer_.arm(budget_);
+  if (!admission()) return;
+  // A client waiting for 100 Continue would otherwise hold its body back while we queue.
+  if (head.expect_continue && head.hasBody()) downstream_.sendContinue();
+  if (has_slot_) acquireConnection();
+}
 
+bool Exchange::requestPhase(RequestHead& head) {
   RequestFilterInput input{.context = *snapshot_->context_filter,
                            .trusted = peer_.trusted,
                            .client_ip = {},
@@ -98,30 +110,26 @@ void Exchange::onRequestHeaders(RequestHead& head) {
   const uint64_t body_limit = listener_.config->limits.max_request_body_size;
   if (body_limit != 0 && head.content_length && *head.content_length > body_limit) {
     sendLocalReply(ErrorCode::kBodyTooLarge);
-    return;
+    return false;
   }
+  return true;
+}
 
-  // Phase 4 is prepared now: the client's buffer holding the head is reused for the body.
-  request_.assign(head);
-  request_complete_ = !head.hasBody();
-  request_timer_.arm(budget_);
-
-  // Phase 3: a slot under the upstream's concurrency limit, then a connection.
+bool Exchange::admission() {
+  // A slot under the upstream's concurrency limit now, a place in its queue, or a local 503.
   switch (upstream_runtime_.limiter->admit(*this)) {
     case RequestLimiter::Admission::kGranted:
       has_slot_ = true;
-      break;
+      return true;
     case RequestLimiter::Admission::kQueued:
       moveTo(Phase::kAdmission);
       wait_timer_.arm(upstream_runtime_.config->limits.queue_timeout);
-      break;
+      return true;
     case RequestLimiter::Admission::kRejected:
       reject(ErrorCode::kOverloaded, "queue_full");
-      return;
+      return false;
   }
-  // A client waiting for 100 Continue would otherwise hold its body back while we queue.
-  if (head.expect_continue && head.hasBody()) downstream_.sendContinue();
-  if (has_slot_) acquireConnection();
+  return false;
 }
 
 void Exchange::onSlotGranted() {

@@ -78,6 +78,10 @@ class Exchange final : public Deletable,
   // Leaves the slot queue or the pool's waiters, resets the upstream stream and gives back the
   // concurrency slot, whichever apply; an attempt in progress is over (kRequest).
   void detachUpstream();
+  // Phase 2, the request phase (filters/request_phase.h): false when it answered locally.
+  bool requestPhase(RequestHead& head);
+  // Admission (filters/request_limiter.h): false when the request was refused.
+  bool admission();
   // SlotWaiter (admission: the upstream's concurrency limit)
   void onSlotGranted() override;
   void acquireConnection();
