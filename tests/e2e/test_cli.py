@@ -155,8 +155,7 @@ class CliTest(unittest.TestCase):
 
     def test_viscount_config_environment_variable_runs_the_proxy(self):
         path = self.write("run.yaml", to_yaml(basic_config("http://127.0.0.1:9")) + "\n")
-        proc = Viscount([], env=clean_env(VISCOUNT_CONFIG=path))
-        self.addCleanup(proc.kill)
+        proc = Viscount([], env=clean_env(VISCOUNT_CONFIG=path)).owned_by(self)
         proc.wait_started()
         started = proc.wait_event("started")
         self.assertEqual(started.get("config"), path)

@@ -13,13 +13,15 @@ import re
 import select
 import signal
 import subprocess
+import tempfile
 import time
 import unittest
 import uuid
 
 import httpx
 
-from viscount_process import Viscount, free_port, parse_curl_i, start_demo_app, viscount_bin
+from viscount_process import (STOP_TIMEOUT, Viscount, free_port, parse_curl_i, start_demo_app,
+                              viscount_bin)
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -169,9 +171,12 @@ class ZeroConfigTest(unittest.TestCase):
         port = free_port()
         controller, terminal = pty.openpty()
         self.addCleanup(os.close, controller)
+        # stderr goes to a file, for the sanitizer report if the exit below is not clean.
+        stderr = tempfile.TemporaryFile()
+        self.addCleanup(stderr.close)
         proc = subprocess.Popen([viscount_bin(), "--upstream", self.app.url,
                                  "--listen", f"127.0.0.1:{port}", "--admin", "off"],
-                                stdout=terminal, stderr=subprocess.DEVNULL)
+                                stdout=terminal, stderr=stderr)
         os.close(terminal)
         self.addCleanup(proc.kill)
         request_id = "tty-" + uuid.uuid4().hex[:12]
@@ -199,8 +204,12 @@ class ZeroConfigTest(unittest.TestCase):
         self.assertFalse(plain.lstrip().startswith("{"), f"JSON on a terminal: {plain!r}")
         self.assertIn("GET", plain)
         self.assertIn("200", plain)
+        self.assertIsNone(proc.poll(), "viscount died during the test")
         proc.send_signal(signal.SIGTERM)
-        self.assertEqual(proc.wait(timeout=10), 0)
+        code = proc.wait(timeout=STOP_TIMEOUT)
+        stderr.seek(0)
+        self.assertEqual(code, 0, "viscount did not exit cleanly on SIGTERM; stderr tail:\n"
+                         + stderr.read().decode("utf-8", "replace")[-8000:])
 
 
 if __name__ == "__main__":

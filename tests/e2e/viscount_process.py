@@ -4,7 +4,15 @@ Everything binds 127.0.0.1 on port 0 (or on a port found free by binding port 0)
 process or server started here is registered for cleanup by the caller (`addCleanup`), so a
 failing test never leaves anything running.
 
-    VISCOUNT_BIN   path of the binary under test (CTest sets it to $<TARGET_FILE:viscount>)
+A viscount a test starts through `Viscount.with_config`, `Viscount.zero_config` or
+`Viscount.owned_by` is checked when the test ends: it must still be running, and it must exit 0
+on SIGTERM. A crash, a sanitizer abort or a LeakSanitizer report (the sanitizer build exits
+non-zero on a leak) then fails the test that owned the process, even when no request noticed.
+A test that means the process to exit says so: `expect_exit()`, or `wait_exit()` (which returns
+the exit code for the test to check).
+
+    VISCOUNT_BIN        path of the binary under test (CTest sets it to $<TARGET_FILE:viscount>)
+    VISCOUNT_SANITIZED  1 when the binary is built with ASan/UBSan (CTest sets it): slower
 """
 
 import contextlib
@@ -13,6 +21,7 @@ import http.client
 import http.server
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +36,13 @@ DEBIAN_PYTHON = "/usr/bin/python3"
 
 # Generous, but well inside the per-module CTest timeout.
 DEFAULT_TIMEOUT = 10.0
+
+SANITIZED = os.environ.get("VISCOUNT_SANITIZED", "0") == "1"
+# The sanitizer build runs everything several times slower (and LeakSanitizer works at exit).
+SLACK = 3.0 if SANITIZED else 1.0
+# How long a SIGTERM at the end of a test may take: a drain (basic_config's drain_timeout is 10s,
+# reached when a test leaves a request hanging) plus the exit itself.
+STOP_TIMEOUT = 20.0 * SLACK
 
 
 def viscount_bin():
@@ -251,6 +267,12 @@ class Viscount:
         self.stderr = _LineCollector(self.proc.stderr, "viscount-stderr")
         self.listener_port = None
         self.admin_port = None
+        self.exit_expected = False
+
+    def owned_by(self, test):
+        """Registers the end-of-test check (see the module docstring) as a cleanup of `test`."""
+        test.addCleanup(self.stop_and_check, test.id())
+        return self
 
     @classmethod
     def with_config(cls, test, config, name="viscount.yaml", wait_ready=True, extra_args=()):
@@ -260,7 +282,7 @@ class Viscount:
         write_file_atomically(path, config if isinstance(config, str) else to_yaml(config) + "\n")
         proc = cls(["--config", path, *extra_args])
         proc.config_path = path
-        test.addCleanup(proc.kill)
+        proc.owned_by(test)
         if wait_ready:
             proc.wait_started()
         return proc
@@ -269,7 +291,7 @@ class Viscount:
     def zero_config(cls, test, upstream_url, listen="127.0.0.1:0", wait_ready=True):
         proc = cls(["--upstream", upstream_url, "--listen", listen])
         proc.config_path = None
-        test.addCleanup(proc.kill)
+        proc.owned_by(test)
         if wait_ready:
             proc.wait_started()
         return proc
@@ -315,8 +337,16 @@ class Viscount:
     def running(self):
         return self.proc.poll() is None
 
+    def expect_exit(self):
+        """The test means the process to exit (bad config, a signal, /drain): the end-of-test
+        check neither fails on its exit nor on its exit code; the test checks those."""
+        self.exit_expected = True
+
     def wait_exit(self, timeout=DEFAULT_TIMEOUT):
-        """The exit code; fails the test (after killing) when it does not exit in time."""
+        """The exit code; fails the test (after killing) when it does not exit in time.
+
+        Waiting for the exit says the test expects it (see expect_exit)."""
+        self.expect_exit()
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -335,9 +365,66 @@ class Viscount:
         self.stdout.join(2)
         self.stderr.join(2)
 
+    def stop_and_check(self, owner="the test"):
+        """The end-of-test check: still running, then SIGTERM and exit 0 within STOP_TIMEOUT,
+        and no sanitizer report on stderr.
+
+        An AssertionError from a cleanup fails the test that registered it, under its name."""
+        try:
+            if self.exit_expected:
+                return
+            code = self.proc.poll()
+            if code is not None:
+                self.stdout.join(2)
+                self.stderr.join(2)
+                raise AssertionError(f"viscount (pid {self.proc.pid}) died during {owner}: "
+                                     f"{describe_exit(code)}\n{self.exit_diagnostics()}")
+            self.signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"viscount (pid {self.proc.pid}) did not exit within "
+                                     f"{STOP_TIMEOUT:.0f}s of the SIGTERM at the end of {owner}"
+                                     f"\n{self.exit_diagnostics()}") from None
+            self.stdout.join(2)
+            self.stderr.join(2)
+            if code != 0 or self.sanitizer_report():
+                raise AssertionError(f"viscount (pid {self.proc.pid}) exited with "
+                                     f"{describe_exit(code)} on the SIGTERM at the end of {owner}"
+                                     f"\n{self.exit_diagnostics()}")
+        finally:
+            self.kill()
+
+    def sanitizer_report(self, max_lines=150):
+        """The lines of stderr from the first sanitizer report on (ASan, LSan, UBSan), if any.
+
+        The build makes every report fatal; this also catches one that was not (a different
+        UBSAN_OPTIONS), and keeps the report's head, which a tail of stderr may have lost."""
+        lines = self.stderr.snapshot()
+        for i, line in enumerate(lines):
+            if line.startswith("{"):
+                continue  # viscount's own JSON events
+            if ("Sanitizer" in line and "ERROR" in line) or ": runtime error: " in line:
+                return lines[i:i + max_lines]
+        return []
+
+    def exit_diagnostics(self):
+        report = self.sanitizer_report()
+        head = ("--- sanitizer report ---\n" + "\n".join(report) + "\n") if report else ""
+        return head + self.diagnostics()
+
     def diagnostics(self):
         return ("--- viscount stderr ---\n" + "\n".join(self.stderr.snapshot()[-40:])
                 + "\n--- viscount stdout ---\n" + "\n".join(self.stdout.snapshot()[-20:]))
+
+
+def describe_exit(code):
+    """A Popen returncode in words: a negative one is the signal that killed the process."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def temp_dir(test):
