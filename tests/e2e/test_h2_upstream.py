@@ -282,7 +282,7 @@ class H2cUpstreamTest(unittest.TestCase):
         self.assertEqual(http_get(proxy.listener_port, "/after")[0], 200)
         self.assertEqual(len(upstream.connection_stats()), 1, "the connection outlived the stream")
 
-
+    def test_a_response_that_breaks_the_rules_is_a_502_protocol_error(self):
         upstream = start_h2_upstream(self)
         proxy = self.start(upstream)
         status, headers, body = http_get(proxy.listener_port, "/malformed")
