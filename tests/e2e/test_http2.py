@@ -6,6 +6,7 @@ connection while the proxy keeps serving others with flat memory."""
 
 import hashlib
 import os
+import select
 import shutil
 import signal
 import socket
@@ -19,7 +20,7 @@ import unittest
 
 from h2_client import H2Client
 from tls_certs import make_ca, make_leaf
-from viscount_process import (Viscount, basic_config, header_values, pattern_bytes,
+from viscount_process import (SLACK, Viscount, basic_config, header_values, pattern_bytes,
                               start_echo_upstream, viscount_bin)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -242,29 +243,52 @@ class Http2Test(unittest.TestCase):
         self.assert_still_serving()
         assert_rss_growth_below(self, rss_kib(pid) - before, 16 * 1024, "under rapid reset")
 
-    def test_continuation_flood_closes_the_connection(self):
+    def continuation_flood(self, flood=2000):
+        """Sends a HEADERS frame without END_HEADERS, then CONTINUATION frames that never end it,
+        until the proxy closes; (frame types it sent back, frames sent, closed)."""
         self.start()
         s = socket.create_connection(("127.0.0.1", self.proxy.listener_port), timeout=10)
         self.addCleanup(s.close)
-        # A HEADERS frame without END_HEADERS, then CONTINUATION frames that never end it.
         block = bytes([0x82, 0x84, 0x86]) + b"\x41\x09localhost"  # GET / http, :authority
-        out = PREFACE + frame(4, 0, 0) + frame(1, 0x01, 1, block)
-        out += frame(9, 0, 1, b"\x40\x01a\x01b") * 2000
-        try:
-            s.sendall(out)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        s.settimeout(10)
-        data = b""
-        try:
-            while chunk := s.recv(65536):  # a timeout here means the connection stayed open
+        s.sendall(PREFACE + frame(4, 0, 0) + frame(1, 0x01, 1, block))
+        # One frame at a time, reading whatever comes back in between: sent all at once, the
+        # flood would still sit unread in the proxy's socket when it closes, the close would be
+        # a reset, and the reset would throw away what the proxy said -- nothing to check.
+        data, closed, sent = b"", False, 0
+        deadline = time.monotonic() + 10 * SLACK
+        while not closed and time.monotonic() < deadline:
+            if sent < flood:
+                try:
+                    s.sendall(frame(9, 0, 1, b"\x40\x01a\x01b"))
+                    sent += 1
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+            readable, _, _ = select.select([s], [], [], 0.005 if sent < flood else 0.1)
+            if readable:
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    closed = True
+                    break
+                closed = not chunk
                 data += chunk
-        except ConnectionResetError:
-            pass
-        if data:  # the GOAWAY made it out before the close
-            self.assertIn(7, frame_types(data))
+        return frame_types(data), sent, closed
+
+    def test_continuation_flood_closes_the_connection(self):
+        frames, sent, closed = self.continuation_flood(flood=2000)
+        self.assertTrue(closed, f"the connection stayed open after {sent} CONTINUATION frames")
+        self.assertLess(sent, 2000, "the proxy took the whole flood before closing")
         self.assertFalse(any(q["path"] == "/" for q in self.upstream.requests))
         self.assert_still_serving()
+
+    def test_continuation_flood_gets_a_goaway_before_the_close(self):
+        # RFC 9113 section 5.4.1: a connection error SHOULD be announced with GOAWAY, so the
+        # client can tell a refused flood from a network failure.
+        frames, sent, closed = self.continuation_flood(flood=2000)
+        self.assertTrue(closed, f"the connection stayed open after {sent} CONTINUATION frames")
+        self.assertIn(7, frames, f"no GOAWAY before the close after {sent} CONTINUATION "
+                                 f"frames; frame types received: {frames}")
 
     def test_ping_and_settings_floods_close_the_connection(self):
         self.start()
