@@ -46,9 +46,12 @@ class ZeroConfigTest(unittest.TestCase):
         self.assertEqual(app["x_correlation_id"], access["correlation_id"])
         self.assertEqual(app["path"], access["path"].split("?")[0])
         self.assertEqual(app["status"], access["status"])
-        if access.get("trace_id"):
-            self.assertIsNotNone(app["traceparent"])
-            self.assertIn(access["trace_id"], app["traceparent"])
+        # trace_context is on by default (docs/reference.md): every request carries a trace, and
+        # the traceparent the app got names viscount's trace and its span as the parent.
+        self.assertRegex(access["trace_id"] or "", r"^[0-9a-f]{32}$", access)
+        self.assertRegex(access["span_id"] or "", r"^[0-9a-f]{16}$", access)
+        self.assertRegex(app["traceparent"] or "",
+                         rf"^00-{access['trace_id']}-{access['span_id']}-[0-9a-f]{{2}}$", app)
         return access, app
 
     def test_listens_where_told_with_default_admin(self):
