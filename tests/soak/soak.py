@@ -521,7 +521,8 @@ def main():
         if not h2_ok:
             say("soak: " + "!" * 70)
             say(f"soak: HTTP/2 NOT TESTED: viscount did not answer an h2c preface with SETTINGS "
-                f"({h2_detail}). Running HTTP/1 only.")
+                f"({h2_detail}). Running HTTP/1 only; the verdict will be FAIL "
+                f"(--no-h2 asks for HTTP/1 only).")
             say("soak: " + "!" * 70)
         elif not use_h2:
             say("soak: HTTP/2 answers but --no-h2 was given: HTTP/1 only")
@@ -629,7 +630,19 @@ def build_report(args, seed, started, seconds, h2_ok, h2_detail, use_h2, alive, 
     expected_max = log.get("expected_max", 0) + log.get("expected_head_abort_lines", 0) + \
         (0 if h2_ok else 1)
     lines = log.get("lines", 0)
+    # A protocol the run was asked to test and did not (viscount did not answer h2c, or no
+    # request of it was ever made) fails the run: a green soak must mean every one was soaked.
+    asked = ([] if args.h2_mock else ["HTTP/1.1", "HTTP/1.0"]) + ([] if args.no_h2 else ["HTTP/2"])
+    requests_of = {proto: sum(s["by_protocol"].get(proto, {}).values()) for proto in asked}
+    untested = [proto for proto in asked
+                if requests_of[proto] == 0 or (proto == "HTTP/2" and not use_h2)]
     checks = {
+        "protocols": {"ok": not untested,
+                      "detail": ", ".join(f"{proto} {requests_of[proto]} requests"
+                                          for proto in asked)
+                                + (f"; NOT TESTED: {', '.join(untested)}" if untested else "")
+                                + ("" if h2_ok or "HTTP/2" not in asked
+                                   else f" (h2c probe: {h2_detail})")},
         "process_alive": {"ok": alive and sampler.died_at is None,
                           "detail": "alive throughout" if alive else
                           f"viscount died after {sampler.died_at}s"},
