@@ -21,26 +21,86 @@ APP_PORT=${APP_PORT:-8000}
 PROXY_PORT=${PROXY_PORT:-8080}
 ADMIN_PORT=${ADMIN_PORT:-15000}
 LOGDIR=$(mktemp -d)
-cleanup() { kill "$APP_PID" "$PROXY_PID" 2>/dev/null || true; wait 2>/dev/null || true; }
+APP_PID=
+PROXY_PID=
+cleanup() {
+  for pid in $APP_PID $PROXY_PID; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
 trap cleanup EXIT INT TERM
+
+fail() { echo "demo.sh: $*" >&2; exit 1; }
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+busy_port() {  # variable name, port
+  fail "port $2 is busy: another process already listens on 127.0.0.1:$2." \
+       "Stop it, or pick another port with $1, e.g. $1=$(($2 + 1)) deploy/local/demo.sh"
+}
+# Whether process $1 is the one listening on port $2 (not just that something is): without
+# that check the demo would happily talk to whatever else holds the port.
+owns_port() {
+  command -v ss >/dev/null || return 0  # no ss: rely on the process being alive and answering
+  ss -Hltnp "sport = :$2" 2>/dev/null | grep -q "pid=$1,"
+}
+
+app_answers() {
+  local body
+  body=$(curl -fsS --max-time 2 "http://127.0.0.1:$APP_PORT/" 2>/dev/null) || return 1
+  [[ $body == *'"service":"demo"'* ]]
+}
+
+# Ports someone else holds now would make the demo talk to them: say so before starting.
+listening "$APP_PORT" && busy_port APP_PORT "$APP_PORT"
+listening "$PROXY_PORT" && busy_port PROXY_PORT "$PROXY_PORT"
+listening "$ADMIN_PORT" && busy_port ADMIN_PORT "$ADMIN_PORT"
 
 /usr/bin/python3 -m uvicorn demo_app:app --app-dir deploy/local --host 127.0.0.1 \
   --port "$APP_PORT" --no-access-log >"$LOGDIR/app.log" 2>"$LOGDIR/app.err" &
 APP_PID=$!
+
+# Wait for the app itself (asking through the proxy would log 502s while it starts): our
+# uvicorn, alive, listening on the port, and answering as the demo service.
+app_up=0
+for _ in $(seq 200); do
+  if ! kill -0 "$APP_PID" 2>/dev/null; then
+    grep -qi "address already in use" "$LOGDIR/app.err" && busy_port APP_PORT "$APP_PORT"
+    fail "the demo app exited before serving; its stderr ($LOGDIR/app.err):
+$(tail -n 5 "$LOGDIR/app.err")"
+  fi
+  if owns_port "$APP_PID" "$APP_PORT" && app_answers; then
+    app_up=1
+    break
+  fi
+  sleep 0.1
+done
+[ "$app_up" = 1 ] || fail "the demo app did not answer on 127.0.0.1:$APP_PORT within 20 s" \
+                          "(is APP_PORT=$APP_PORT taken?); its stderr: $LOGDIR/app.err"
+
 "$BIN" --upstream "http://127.0.0.1:$APP_PORT" --listen "127.0.0.1:$PROXY_PORT" \
   --admin "127.0.0.1:$ADMIN_PORT" \
   >"$LOGDIR/access.log" 2>"$LOGDIR/events.log" &
 PROXY_PID=$!
 
-# Wait for the app itself (asking through the proxy would log 502s while it starts).
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$APP_PORT") 2>/dev/null && break
+# viscount itself, alive and holding both of its ports, and ready.
+proxy_up=0
+for _ in $(seq 200); do
+  if ! kill -0 "$PROXY_PID" 2>/dev/null; then
+    grep -q "bind 127.0.0.1:$PROXY_PORT: Address already in use" "$LOGDIR/events.log" &&
+      busy_port PROXY_PORT "$PROXY_PORT"
+    grep -q "bind 127.0.0.1:$ADMIN_PORT: Address already in use" "$LOGDIR/events.log" &&
+      busy_port ADMIN_PORT "$ADMIN_PORT"
+    fail "viscount exited before it was ready (a busy PROXY_PORT=$PROXY_PORT or" \
+         "ADMIN_PORT=$ADMIN_PORT? set the variable to a free port); its events:
+$(tail -n 5 "$LOGDIR/events.log")"
+  fi
+  if owns_port "$PROXY_PID" "$PROXY_PORT" && owns_port "$PROXY_PID" "$ADMIN_PORT" &&
+     curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/ready" 2>/dev/null; then
+    proxy_up=1
+    break
+  fi
   sleep 0.1
 done
-for _ in $(seq 100); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$ADMIN_PORT/ready" 2>/dev/null && break
-  sleep 0.1
-done
+[ "$proxy_up" = 1 ] || fail "viscount was not ready on 127.0.0.1:$PROXY_PORT (admin" \
+                            "$ADMIN_PORT) within 20 s; its events: $LOGDIR/events.log"
 
 echo "== requests through viscount (127.0.0.1:$PROXY_PORT -> demo app 127.0.0.1:$APP_PORT)"
 curl -sS -i "http://127.0.0.1:$PROXY_PORT/"; echo

@@ -28,11 +28,13 @@ def port_is_free(port):
 
 class DemoScriptTest(unittest.TestCase):
 
-    def test_demo_once_on_free_ports(self):
-        app_port, proxy_port = free_port(), free_port()
-        while proxy_port == app_port:
-            proxy_port = free_port()
-        admin_port = free_port()
+    def run_demo(self):
+        """demo.sh --once on three distinct ports the OS just gave out (never its fixed
+        defaults, which a developer's demo or another test may hold); (ports, proc, out, err)."""
+        ports = set()
+        while len(ports) < 3:
+            ports.add(free_port())
+        app_port, proxy_port, admin_port = sorted(ports)
         env = clean_env(VISCOUNT_SKIP_INSTALL=1, APP_PORT=app_port, PROXY_PORT=proxy_port,
                         ADMIN_PORT=admin_port, VISCOUNT_BIN=viscount_bin())
         proc = subprocess.Popen(["bash", DEMO_SH, "--once"], stdin=subprocess.DEVNULL,
@@ -50,7 +52,16 @@ class DemoScriptTest(unittest.TestCase):
             kill_group()
             out, err = proc.communicate()
             self.fail("demo.sh --once did not finish in 45 s\n" + out.decode() + err.decode())
-        out, err = out.decode(errors="replace"), err.decode(errors="replace")
+        return ((app_port, proxy_port, admin_port), proc, out.decode(errors="replace"),
+                err.decode(errors="replace"))
+
+    def test_demo_once_on_free_ports(self):
+        for _ in range(3):
+            (app_port, proxy_port, admin_port), proc, out, err = self.run_demo()
+            # A port that was free when asked for can be taken before demo.sh binds it (ports
+            # from the OS are handed out again); demo.sh then says so, and a new set is tried.
+            if proc.returncode == 0 or "is busy: another process" not in err:
+                break
         report = f"--- stdout ---\n{out}\n--- stderr ---\n{err}"
         self.assertEqual(proc.returncode, 0, report)
 
@@ -89,6 +100,28 @@ class DemoScriptTest(unittest.TestCase):
         # The script's trap stopped both processes: their ports are free again.
         wait_until(lambda: port_is_free(proxy_port) and port_is_free(app_port), timeout=10,
                    what="demo.sh's processes to release their ports")
+
+    def test_demo_stops_when_the_app_port_is_taken(self):
+        # Something else listening on APP_PORT: demo.sh must not send its requests there (they
+        # would get that process's answers), but stop and name the port and its variable.
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(holder.close)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(8)
+        taken = holder.getsockname()[1]
+        ports = set()
+        while len(ports) < 2:
+            ports.add(free_port())
+        proxy_port, admin_port = sorted(ports)
+        env = clean_env(VISCOUNT_SKIP_INSTALL=1, APP_PORT=taken, PROXY_PORT=proxy_port,
+                        ADMIN_PORT=admin_port, VISCOUNT_BIN=viscount_bin())
+        r = subprocess.run(["bash", DEMO_SH, "--once"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, env=env, timeout=45)
+        report = f"--- stdout ---\n{r.stdout}\n--- stderr ---\n{r.stderr}"
+        self.assertEqual(r.returncode, 1, report)
+        self.assertIn(f"port {taken} is busy", r.stderr, report)
+        self.assertIn("APP_PORT", r.stderr, report)
+        self.assertNotIn("== requests through viscount", r.stdout, report)
 
 
 if __name__ == "__main__":
