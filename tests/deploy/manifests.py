@@ -5,12 +5,15 @@ Deployment a Pod that `podman kube play` can run.
     manifests.py check RENDERED [--native]   -> checks the rendered base (or an overlay)
     manifests.py config RENDERED             -> the ConfigMap's viscount.yaml (stdout)
     manifests.py facts RENDERED              -> "LISTEN_PORT ADMIN_PORT DRAIN_SECONDS" of it
+    manifests.py same RENDERED OTHER         -> fails unless both hold the same documents
     manifests.py pod RENDERED --name N --image OLD=NEW... --publish PORT=HOSTPORT...
                                              -> ConfigMap + Pod for podman (stdout)
 
-`render` is only for hosts without kubectl: it understands just what the base uses (resources,
-configMapGenerator with files, images) and refuses anything else, so it cannot silently differ
-from kustomize. Where kubectl exists, pod_test.sh renders with `kubectl kustomize` instead.
+`render` is for hosts without kubectl: it understands just what the base and the pre-1.29
+overlay use (resources as files or as another kustomization's folder, configMapGenerator with
+files, images, and patches with a target kind/name and inline JSON Patch operations) and refuses
+anything else, so it cannot silently differ from kustomize. Where kubectl exists, pod_test.sh
+renders with `kubectl kustomize` and checks that this renderer gives the same documents.
 
 Why a Pod is derived rather than played as is: podman 4.3 runs init containers to completion
 before the others, so the native sidecar (an init container with restartPolicy: Always that
@@ -51,7 +54,7 @@ def dump_all(docs):
 def render(directory):
     root = Path(directory)
     kustomization = yaml.safe_load((root / "kustomization.yaml").read_text(encoding="utf-8"))
-    supported = {"apiVersion", "kind", "resources", "configMapGenerator", "images"}
+    supported = {"apiVersion", "kind", "resources", "configMapGenerator", "images", "patches"}
     unknown = set(kustomization) - supported
     if unknown:
         fail(f"render: {root} uses {sorted(unknown)}; install kubectl to render it")
@@ -65,9 +68,12 @@ def render(directory):
         docs.append({"apiVersion": "v1", "kind": "ConfigMap",
                      "metadata": {"name": generator["name"]}, "data": data})
     for resource in kustomization.get("resources", []):
-        if not (root / resource).is_file():
-            fail(f"render: resource {resource} is not a file; install kubectl to render it")
-        docs.extend(load_all(root / resource))
+        if (root / resource).is_dir():  # another kustomization (an overlay's base)
+            docs.extend(render(root / resource))
+        elif (root / resource).is_file():
+            docs.extend(load_all(root / resource))
+        else:
+            fail(f"render: resource {resource} is neither a file nor a folder")
     images = {i["name"]: i for i in kustomization.get("images", [])}
     for doc in docs:
         if doc["kind"] != "Deployment":
@@ -78,7 +84,86 @@ def render(directory):
             if name in images:
                 rule = images[name]
                 container["image"] = f"{rule.get('newName', name)}:{rule.get('newTag', tag)}"
+    for patch in kustomization.get("patches", []):
+        apply_patch(docs, patch, root)
     return docs
+
+
+def apply_patch(docs, patch, root):
+    """A kustomize patch with a target (kind, name) and inline JSON Patch (RFC 6902) operations."""
+    if set(patch) != {"target", "patch"} or set(patch["target"]) - {"kind", "name"}:
+        fail(f"render: a patch in {root} needs kubectl (only target kind/name + inline ops here)")
+    operations = yaml.safe_load(patch["patch"])
+    if not isinstance(operations, list):
+        fail(f"render: a patch in {root} is not a JSON Patch list; install kubectl to render it")
+    target = patch["target"]
+    matched = [d for d in docs if d.get("kind") == target.get("kind", d.get("kind"))
+               and d.get("metadata", {}).get("name") == target.get("name", d["metadata"]["name"])]
+    if not matched:
+        fail(f"render: no document matches the patch target {target} in {root}")
+    for doc in matched:
+        for op in operations:
+            json_patch(doc, op)
+
+
+def pointer(path):
+    if not path.startswith("/"):
+        fail(f"render: JSON pointer {path!r} does not start with /")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def locate(doc, path):
+    """(parent, key) of a JSON pointer; list indexes become ints, '-' means the end."""
+    *parents, last = pointer(path)
+    node = doc
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        return node, len(node) if last == "-" else int(last)
+    return node, last
+
+
+def json_patch(doc, op):
+    kind = op.get("op")
+    if kind in ("add", "replace", "test"):
+        parent, key = locate(doc, op["path"])
+        if kind == "test":
+            if parent[key] != op["value"]:
+                fail(f"render: test {op['path']} == {op['value']!r} failed: {parent[key]!r}")
+        elif kind == "add" and isinstance(parent, list):
+            parent.insert(key, copy.deepcopy(op["value"]))
+        else:
+            if kind == "replace":
+                parent[key]  # pylint: disable=pointless-statement  # must exist: KeyError else
+            parent[key] = copy.deepcopy(op["value"])
+    elif kind == "remove":
+        parent, key = locate(doc, op["path"])
+        del parent[key]
+    elif kind in ("move", "copy"):
+        source_parent, source_key = locate(doc, op["from"])
+        value = source_parent[source_key]
+        if kind == "move":
+            del source_parent[source_key]
+        json_patch(doc, {"op": "add", "path": op["path"], "value": value})
+    else:
+        fail(f"render: JSON Patch operation {kind!r} is not supported; install kubectl")
+
+
+def same(docs, others, name, other_name):
+    """Two renderings agree, but for the hash suffix kustomize gives generated ConfigMaps."""
+    def normal(d):
+        text = re.sub(r"\b(viscount-config)-[a-z0-9]{10}\b", r"\1", yaml.safe_dump(d))
+        return yaml.safe_load(text)
+
+    def by_name(ds):
+        return {(d["kind"], d["metadata"]["name"]): d for d in map(normal, ds)}
+
+    a, b = by_name(docs), by_name(others)
+    if a.keys() != b.keys():
+        fail(f"{name} and {other_name} hold different documents: {sorted(a)} vs {sorted(b)}")
+    for key in a:
+        if a[key] != b[key]:
+            fail(f"{name} and {other_name} differ in {key[0]} {key[1]}")
 
 
 def one(docs, kind):
@@ -254,8 +339,9 @@ def pairs(values, convert):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["render", "check", "config", "facts", "pod"])
+    parser.add_argument("command", choices=["render", "check", "config", "facts", "pod", "same"])
     parser.add_argument("path")
+    parser.add_argument("other", nargs="?")
     parser.add_argument("--native", action="store_true")
     parser.add_argument("--name", default="viscount-test")
     parser.add_argument("--image", action="append", default=[])
@@ -266,7 +352,9 @@ def main():
         sys.stdout.write(dump_all(render(args.path)))
         return
     docs = load_all(args.path)
-    if args.command == "check":
+    if args.command == "same":
+        same(docs, load_all(args.other), args.path, args.other)
+    elif args.command == "check":
         check(docs, args.native)
     elif args.command == "config":
         sys.stdout.write(viscount_config(docs))

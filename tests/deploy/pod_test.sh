@@ -103,15 +103,22 @@ podman run --rm --read-only --network=none "$VISCOUNT_IMAGE" --validate \
 
 # --- manifests -------------------------------------------------------------------------------
 step "kubernetes manifests: render, YAML, rules, config checked by the real binary"
+# manifests.py renders both everywhere; where kubectl exists its rendering is used and the two
+# must agree, so the renderer a host without kubectl relies on is checked on every run here.
+$MANIFESTS render deploy/kubernetes/base >"$WORK/base-builtin.yaml"
+$MANIFESTS render deploy/kubernetes/pre-1.29 >"$WORK/pre-1.29-builtin.yaml"
 if command -v kubectl >/dev/null && [ "${VISCOUNT_RENDER:-kubectl}" = kubectl ]; then
   kubectl kustomize deploy/kubernetes/base >"$WORK/base.yaml"
   kubectl kustomize deploy/kubernetes/pre-1.29 >"$WORK/pre-1.29.yaml"
-  $MANIFESTS check "$WORK/pre-1.29.yaml"
-  echo "   rendered with kubectl kustomize: base and pre-1.29"
+  $MANIFESTS same "$WORK/base.yaml" "$WORK/base-builtin.yaml"
+  $MANIFESTS same "$WORK/pre-1.29.yaml" "$WORK/pre-1.29-builtin.yaml"
+  echo "   rendered with kubectl kustomize (base and pre-1.29); manifests.py renders the same"
 else
-  $MANIFESTS render deploy/kubernetes/base >"$WORK/base.yaml"
-  echo "   without kubectl: base rendered by manifests.py; the pre-1.29 overlay is not checked"
+  cp "$WORK/base-builtin.yaml" "$WORK/base.yaml"
+  cp "$WORK/pre-1.29-builtin.yaml" "$WORK/pre-1.29.yaml"
+  echo "   without kubectl: base and pre-1.29 rendered by manifests.py"
 fi
+$MANIFESTS check "$WORK/pre-1.29.yaml"
 for f in deploy/kubernetes/*/*.yaml; do
   "$PY" -c 'import sys, yaml; list(yaml.safe_load_all(open(sys.argv[1])))' "$f" ||
     fail "$f is not valid YAML"
