@@ -365,12 +365,30 @@ TEST(AccessLog, LinesRefusedByAFullShardAreCounted) {
   cfg.buffer = 600;  // 300 lines per shard
   auto log = AccessLog::openFd(fds[1], cfg, 2);
   const RequestContext ctx = typicalRequest();
-  // Without a flush nothing leaves the shard, so exactly the capacity is accepted.
+  // Without a flush nothing leaves the shard, so exactly the capacity is accepted: the first 300
+  // lines, then none. append() says true only for the line that starts a batch (the caller's cue
+  // to flush) and false both for a line joining it and for a refused one, so each call is judged
+  // by what it returned and by whether it was counted as dropped.
+  AccessLogShard& shard = log->shard(0);
+  std::vector<int> started;  // lines whose append() returned true
   uint64_t accepted = 0;
+  int last_accepted = -1;
+  int refused_but_true = 0;
   for (int i = 0; i < 1000; ++i) {
-    if (log->shard(0).append(ctx) || i < 300) ++accepted;
+    const uint64_t dropped_before = shard.droppedLines();
+    const bool returned = shard.append(ctx);
+    const bool refused = shard.droppedLines() != dropped_before;
+    if (returned) started.push_back(i);
+    if (refused && returned) ++refused_but_true;
+    if (!refused) {
+      ++accepted;
+      last_accepted = i;
+    }
   }
+  EXPECT_EQ(started, std::vector<int>{0}) << "only the first line starts a batch";
+  EXPECT_EQ(refused_but_true, 0) << "a refused line must not ask for a flush";
   EXPECT_EQ(accepted, 300U);
+  EXPECT_EQ(last_accepted, 299) << "a line was accepted after the shard was full";
   EXPECT_EQ(log->shard(0).droppedLines(), 700U);
   EXPECT_EQ(log->shard(1).droppedLines(), 0U);
   EXPECT_EQ(log->droppedLines(), 700U);
