@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 
 #include "config/config_loader.h"
 #include "telemetry/event_log.h"
+#include "tests/test_timing.h"
 
 namespace viscount::test {
 
@@ -160,13 +162,33 @@ std::string ProxyUnderTest::eventLogText() const {
 
 std::vector<nlohmann::json> ProxyUnderTest::accessLog(size_t count,
                                                       std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string text;
-  for (;;) {
-    text = accessLogText();
-    size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
-    if (lines >= count || std::chrono::steady_clock::now() > deadline) break;
+  using Clock = std::chrono::steady_clock;
+  const auto lineCount = [](const std::string& t) {
+    return static_cast<size_t>(std::count(t.begin(), t.end(), '\n'));
+  };
+  const auto deadline = Clock::now() + timeout;
+  std::string text = accessLogText();
+  while (lineCount(text) < count && Clock::now() <= deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    text = accessLogText();
+  }
+  // Reaching `count` says nothing about what comes after: a duplicate line, written by a later
+  // loop turn or another worker, lands after the expected ones. So wait until the log stops
+  // growing for a settle period and return all of it; a test expecting exactly N lines then sees
+  // an N+1st. The cap keeps a log that never stops growing from hanging the test.
+  if (lineCount(text) >= count) {
+    const auto settle = slowScaled(std::chrono::milliseconds(250));
+    const auto cap = Clock::now() + 20 * settle;
+    size_t seen = lineCount(text);
+    auto stable_since = Clock::now();
+    while (Clock::now() - stable_since < settle && Clock::now() < cap) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      text = accessLogText();
+      if (lineCount(text) != seen) {
+        seen = lineCount(text);
+        stable_since = Clock::now();
+      }
+    }
   }
   std::vector<nlohmann::json> out;
   std::istringstream in(text);

@@ -48,8 +48,9 @@ class ProxyUnderTest {
   uint16_t port(size_t listener = 0) const { return server_->listenerPort(listener); }
   uint16_t adminPort() const { return server_->adminPort(); }
 
-  // Waits until the access log holds at least `count` lines; returns every line parsed (a line
-  // that is not valid JSON fails the test).
+  // Waits (up to `timeout`) until the access log holds at least `count` lines, then until no new
+  // line has arrived for a settle period; returns every line parsed, so a line written after the
+  // expected ones (a duplicate) is there to count. A line that is not valid JSON fails the test.
   std::vector<nlohmann::json> accessLog(
       size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(5));
   std::string accessLogText() const;
