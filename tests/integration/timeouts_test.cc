@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "tests/integration/http_client.h"
 #include "tests/integration/proxy_under_test.h"
 #include "tests/integration/test_upstream.h"
+#include "tests/test_timing.h"
 
 namespace viscount::test {
 namespace {
@@ -21,14 +23,15 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-std::string timeoutsConfig(uint16_t port) {
+std::string timeoutsConfig(uint16_t port, const std::string& request_headers = "500ms") {
   return withPort(R"(workers: 1
 listeners:
   - name: inbound
     address: 127.0.0.1:0
     upstream: app
     timeouts:
-      request_headers: 500ms
+      request_headers: )" +
+                      request_headers + R"(
       idle: 300ms
     limits:
       max_request_body_size: 1KiB
@@ -53,23 +56,28 @@ TEST(Timeouts, TrickledHeadersGet408FromTheFirstByte) {
   RawConnection c(proxy.port());
   const auto start = Clock::now();
   ASSERT_TRUE(c.send("GET /slow HTTP/1.1\r\nHost: t\r\n"));
-  // One header byte every 50 ms: each byte would reset a naive idle timer.
+  // One header byte every 50 ms for 10 s: each byte would reset a naive idle timer, so a deadline
+  // reset by them could only fire once the trickle ends. The 408 must come while it still runs.
+  std::atomic<bool> stop{false};
+  std::atomic<bool> trickle_ended{false};
   std::thread trickle([&] {
-    for (int i = 0; i < 30; ++i) {
+    for (int i = 0; i < 200 && !stop; ++i) {
       if (!c.send("x")) return;
       std::this_thread::sleep_for(milliseconds(50));
     }
+    trickle_ended = true;
   });
-  auto r = c.readResponse(false, std::chrono::seconds(5));
+  auto r = c.readResponse(false, std::chrono::seconds(15));
   const long elapsed = msSince(start);
+  EXPECT_FALSE(trickle_ended) << "the deadline was reset by trickled bytes";
+  stop = true;
   trickle.join();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 408);
   EXPECT_EQ(r->header("connection"), "close");
   EXPECT_FALSE(r->header("x-request-id").empty());
   EXPECT_NE(r->body.find("\"request_header_timeout\""), std::string::npos);
-  EXPECT_GE(elapsed, 450);
-  EXPECT_LT(elapsed, 1400) << "the deadline was reset by trickled bytes";
+  EXPECT_GE(elapsed, 450) << "408 before the header deadline";
   EXPECT_TRUE(c.waitClosed());
   EXPECT_EQ(upstream.requestCount(), 0u);
   auto log = proxy.accessLog(1);
@@ -82,14 +90,16 @@ TEST(Timeouts, TrickledHeadersGet408FromTheFirstByte) {
 
 TEST(Timeouts, SilentConnectionIsClosedWithoutALogLine) {
   // Before its first byte a connection is idle: the idle timeout (300 ms) applies, not the
-  // header deadline (500 ms), which only starts with the first byte.
+  // header deadline, which only starts with the first byte. The header deadline here is a minute,
+  // far beyond the wait below, so a close within the wait is the idle timeout's; and it closes
+  // silently, where the header deadline would answer 408.
   TestUpstream upstream;
-  ProxyUnderTest proxy(timeoutsConfig(upstream.port()));
+  ProxyUnderTest proxy(timeoutsConfig(upstream.port(), "60s"));
   RawConnection c(proxy.port());
   const auto start = Clock::now();
-  EXPECT_TRUE(c.waitClosed(std::chrono::seconds(5)));
-  EXPECT_GE(msSince(start), 250);
-  EXPECT_LT(msSince(start), 450);
+  EXPECT_TRUE(c.waitClosed(slowScaled(std::chrono::milliseconds(5000))));
+  EXPECT_GE(msSince(start), 250) << "closed before the idle timeout";
+  EXPECT_EQ(c.readAll(milliseconds(0)), "") << "a silent connection got an answer";
   // No request was ever started, so there is nothing to log; a real request afterwards is the
   // only line.
   auto r = httpRequest(proxy.port(), "GET", "/after");
@@ -133,11 +143,12 @@ TEST(Timeouts, IdleKeepAliveConnectionIsClosed) {
   auto r = c.readResponse();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+  // Nothing but the idle timeout (300 ms) can close it: no request is under way, so neither the
+  // header deadline nor the request timeout runs. Closed at all within the wait is the behaviour;
+  // how soon after 300 ms depends on the machine.
   const auto idle_from = Clock::now();
-  EXPECT_TRUE(c.waitClosed(std::chrono::seconds(5)));
-  const long idle = msSince(idle_from);
-  EXPECT_GE(idle, 250);
-  EXPECT_LT(idle, 2000);
+  EXPECT_TRUE(c.waitClosed(slowScaled(std::chrono::milliseconds(5000))));
+  EXPECT_GE(msSince(idle_from), 250) << "closed before the idle timeout";
 }
 
 TEST(Timeouts, KeepAliveRequestsBeforeTheIdleDeadlineAreServed) {
@@ -199,11 +210,13 @@ TEST(Timeouts, RequestTimeoutAfterHeadersClosesTheClient) {
   RawConnection c(proxy.port());
   ASSERT_TRUE(c.send(buildRequest("GET", "/stall")));
   const auto start = Clock::now();
-  const std::string got = c.readAll(std::chrono::seconds(5));
+  const std::string got = c.readAll(slowScaled(std::chrono::milliseconds(5000)));
+  // The upstream never finishes, so only the proxy's request timeout ends the connection.
+  EXPECT_TRUE(c.waitClosed(milliseconds(0))) << "the client connection was not cut";
+  EXPECT_GE(msSince(start), 350) << "cut before the request timeout";
   EXPECT_NE(got.find("HTTP/1.1 200"), std::string::npos);
   EXPECT_NE(got.find("partial"), std::string::npos);
   EXPECT_EQ(got.find("HTTP/1.1 504"), std::string::npos) << "a second status after the first";
-  EXPECT_LT(msSince(start), 3000);
   auto log = proxy.accessLog(1);
   ASSERT_EQ(log.size(), 1u);
   EXPECT_EQ(log[0]["status"], 200);
