@@ -22,6 +22,7 @@
 #include "tests/integration/http_client.h"
 #include "tests/integration/proxy_under_test.h"
 #include "tests/integration/test_upstream.h"
+#include "tests/test_timing.h"
 
 namespace viscount::test {
 namespace {
@@ -353,8 +354,13 @@ TEST(Pool, PrePingAvoidsConnectionsTheUpstreamClosed) {
 }
 
 TEST(Pool, RecycleRetiresOldConnections) {
+  // Young and old must not depend on the machine's speed: /b follows /a at once, far inside the
+  // recycle age even on a slow sanitized build, and each sleep is longer than the whole age, so
+  // lateness only makes a connection older.
+  const milliseconds recycle = slowScaled(milliseconds(1000));
   TestUpstream upstream;
-  ProxyUnderTest proxy(poolConfig(upstream.port(), 1, R"(      recycle: 200ms
+  ProxyUnderTest proxy(
+      poolConfig(upstream.port(), 1, "      recycle: " + std::to_string(recycle.count()) + R"(ms
       idle_timeout: 30s
 )"));
   RawConnection c(proxy.port());
@@ -365,9 +371,9 @@ TEST(Pool, RecycleRetiresOldConnections) {
   };
   get("/a");
   get("/b");  // at once: the connection is young, so it is reused
-  std::this_thread::sleep_for(milliseconds(300));
+  std::this_thread::sleep_for(recycle + milliseconds(100));
   get("/c");  // older than recycle: a new connection
-  std::this_thread::sleep_for(milliseconds(300));
+  std::this_thread::sleep_for(recycle + milliseconds(100));
   get("/d");
   auto seen = upstream.requests();
   ASSERT_EQ(seen.size(), 4u);
