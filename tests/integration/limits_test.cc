@@ -352,8 +352,10 @@ admin:
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 504);
   EXPECT_EQ(json::parse(r->body)["error"], "upstream_timeout");
+  // The budget, not the configured 10 s timeout, ended it; the upstream's 1.5 s answer would
+  // have been a 200.
   EXPECT_GE(took, 280);
-  EXPECT_LT(took, 1200);
+  EXPECT_LT(took, 10000);
 }
 
 TEST(Deadline, TrustedBudgetBeyondADurationIsIgnored) {
