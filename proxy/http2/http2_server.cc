@@ -220,6 +220,7 @@ void Http2ServerConnection::start(std::string_view preread) {
   nghttp2_session_callbacks* callbacks = nullptr;
   nghttp2_session_callbacks_new(&callbacks);
   nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, &onBeginHeaders);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, &onBeginFrame);
   nghttp2_session_callbacks_set_on_header_callback(callbacks, &onHeader);
   nghttp2_session_callbacks_set_on_invalid_header_callback(callbacks, &onInvalidHeader);
   nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &onFrameRecv);
@@ -334,6 +335,21 @@ void Http2ServerConnection::checkDone() {
 }
 
 // ---- nghttp2 callbacks ---------------------------------------------------------------------
+
+int Http2ServerConnection::onBeginFrame(nghttp2_session* session, const nghttp2_frame_hd* hd,
+                                        void* user) {
+  Http2ServerConnection* c = self(user);
+  if (hd->type != NGHTTP2_CONTINUATION) {
+    c->continuations_ = 0;
+  } else if (++c->continuations_ == kMaxContinuations &&
+             (hd->flags & NGHTTP2_FLAG_END_HEADERS) == 0 &&
+             nghttp2_session_want_read(session) != 0) {
+    c->services_.metrics().rejected("h2_continuation_flood");
+    nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+    c->scheduleWrite();
+  }
+  return 0;
+}
 
 int Http2ServerConnection::onBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame,
                                           void* user) {

@@ -132,6 +132,12 @@ class Http2ServerConnection final : public ClientConnection {
 
   // nghttp2 callbacks
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int onBeginFrame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user);
+  // nghttp2 ends a session whose header block runs past 8 CONTINUATION frames as a fatal error,
+  // after which it sends nothing. An 8th that does not end the block means a 9th would follow,
+  // which nghttp2 refuses before any callback sees it: ending the session ourselves at that 8th
+  // queues the GOAWAY RFC 9113 section 5.4.1 asks for, and accepts exactly what nghttp2 accepts.
+  static constexpr int kMaxContinuations = 8;
   static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags,
                       void* user);
@@ -173,6 +179,7 @@ class Http2ServerConnection final : public ClientConnection {
   bool close_pending_ = false;
   bool draining_ = false;
   bool idle_goaway_ = false;
+  int continuations_ = 0;  // CONTINUATION frames of the header block being received
   bool closed_ = false;
   ErrorCode close_reason_ = ErrorCode::kClientDisconnected;
 };
