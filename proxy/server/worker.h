@@ -85,17 +85,11 @@ class Worker final : public ConnectionOwner {
   size_t connectionCount() const { return connection_count_.load(std::memory_order_relaxed); }
 
   // --- worker thread ---
+  // Connections and requests get what they use of the worker through connection_services_
+  // (lifecycle/services.h), not through accessors here.
   EventLoop& loop() { return loop_; }
-  Http1ReaderPool& http1Readers() { return http1_readers_; }
-  IdGenerator& ids() { return ids_; }
-  RequestBuffers& requestBuffers() { return request_buffers_; }
-  AccessLogShard& accessLog() { return *access_log_; }
-  MetricsShard& metrics() { return *metrics_; }
-  EventLog& events() { return *services_.events; }
   const WorkerSnapshotPtr& snapshot() const { return connection_services_.snapshot(); }
   bool draining() const { return connection_services_.draining(); }
-  // What this worker's connections and requests are given of it (lifecycle/services.h).
-  ConnectionServices& connectionServices() { return connection_services_; }
   // ConnectionOwner
   void connectionClosed(ClientConnection& connection) override;
   void continueAsHttp2(ClientConnection& old, int fd, const PeerInfo& peer,
