@@ -18,4 +18,5 @@ apt-get install -y -q --no-install-recommends \
   clang-14 clang-format-14 libclang-rt-14-dev llvm-14 \
   curl nghttp2-client nghttp2-proxy wrk nginx-light haproxy gnuplot-nox linux-perf \
   python3 python3-h2 python3-httpx python3-fastapi python3-uvicorn python3-yaml \
+  python3-websockets python3-grpcio \
   podman runc catatonit netavark aardvark-dns iptables debootstrap
