@@ -85,6 +85,10 @@ struct UpstreamConfig {
     // Added to the contract: the request's remaining budget in milliseconds is sent upstream in
     // this header (empty: off), and a smaller budget from a trusted client is honoured.
     std::string deadline_header = "x-request-timeout-ms";
+    // `grpc_no_deadline: unbounded`: a gRPC call whose client sent no grpc-timeout has no
+    // budget (a long-lived stream runs until an end hangs up); `request` (false) gives it the
+    // `request` budget like any request.
+    bool grpc_unbounded = false;
     bool operator==(const Timeouts&) const = default;
   } timeouts;
   struct Pool {

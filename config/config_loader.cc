@@ -181,10 +181,19 @@ class ConfigParser {
           map.error("url", "invalid upstream URL '" + *text + "': " + why);
         }
       }
-      const YamlMap timeouts = map.child("timeouts", {"connect", "request", "deadline_header"});
+      const YamlMap timeouts =
+          map.child("timeouts", {"connect", "request", "deadline_header", "grpc_no_deadline"});
       timeouts.readDuration("connect", upstream.timeouts.connect, Duration(1));
       timeouts.readDuration("request", upstream.timeouts.request, Duration(1));
       readDeadlineHeader(timeouts, upstream.timeouts.deadline_header);
+      if (std::string value; timeouts.readString("grpc_no_deadline", value)) {
+        if (value == "request" || value == "unbounded") {
+          upstream.timeouts.grpc_unbounded = value == "unbounded";
+        } else {
+          timeouts.error("grpc_no_deadline",
+                         "'" + value + "' is neither 'request' nor 'unbounded'");
+        }
+      }
 
       const YamlMap pool = map.child(
           "pool", {"size", "max_overflow", "wait_timeout", "pre_ping", "recycle", "idle_timeout"});

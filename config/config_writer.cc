@@ -73,6 +73,8 @@ class TreeBuilder {
     node["timeouts"]["request"] = formatDuration(upstream.timeouts.request);
     node["timeouts"]["deadline_header"] =
         upstream.timeouts.deadline_header.empty() ? "off" : upstream.timeouts.deadline_header;
+    node["timeouts"]["grpc_no_deadline"] =
+        upstream.timeouts.grpc_unbounded ? "unbounded" : "request";
     node["pool"]["size"] = upstream.pool.size;
     node["pool"]["max_overflow"] = upstream.pool.max_overflow;
     node["pool"]["wait_timeout"] = formatDuration(upstream.pool.wait_timeout);

@@ -44,6 +44,19 @@ std::string_view statusColour(int status) {
   return colour::kMagenta;  // 0: nothing could be sent
 }
 
+// grpc_status: what the client was told, null for a request that is not gRPC or got none;
+// grpc_message: only with a status other than 0.
+void appendGrpcFields(std::string& out, const RequestContext& ctx) {
+  out.append(R"(,"grpc_status":)");
+  if (ctx.grpc && ctx.grpc_status >= 0) {
+    appendInt(out, ctx.grpc_status);
+  } else {
+    out.append("null");
+  }
+  out.append(R"(,"grpc_message":)");
+  appendStringOrNull(out, ctx.grpc && ctx.grpc_status > 0 ? ctx.grpc_message : "");
+}
+
 }  // namespace
 
 void formatAccessLogJson(std::string& out, const RequestContext& ctx) {
@@ -99,9 +112,10 @@ void formatAccessLogJson(std::string& out, const RequestContext& ctx) {
   appendInt(out, ctx.attempts);
   out.append(R"(,"tls_version":)");
   appendStringOrNull(out, ctx.tls_version);
-  out.append(ctx.client_cert_verified ? R"(,"client_cert_verified":true})"
-                                      : R"(,"client_cert_verified":false})");
-  out.push_back('\n');
+  out.append(ctx.client_cert_verified ? R"(,"client_cert_verified":true)"
+                                      : R"(,"client_cert_verified":false)");
+  appendGrpcFields(out, ctx);
+  out.append("}\n");
 }
 
 void formatAccessLogPretty(std::string& out, const RequestContext& ctx, bool colour) {

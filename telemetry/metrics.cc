@@ -21,6 +21,7 @@ double secondsSinceEpoch(WallTime t) {
 struct UpstreamTotals {
   std::map<int, uint64_t> requests;  // by status code
   std::array<uint64_t, kErrorCodeSlots> errors{};
+  std::array<uint64_t, kGrpcStatusCount> grpc{};
   Histogram::Totals duration;
   Histogram::Totals upstream_duration;
   std::map<std::string, int64_t, std::less<>> connections;  // by state
@@ -77,6 +78,8 @@ std::string Metrics::renderPrometheus() const {
         up.requests_.forEach([&](int code, uint64_t n) { t.requests[code] += n; });
         for (size_t i = 0; i < kErrorCodeSlots; ++i)
           t.errors[i] += up.errors_[i].value();
+        for (size_t i = 0; i < t.grpc.size(); ++i)
+          t.grpc[i] += up.grpc_[i].value();
         t.duration.add(up.duration_);
         t.upstream_duration.add(up.upstream_duration_);
         up.connections_.forEach([&](std::string_view state, const Gauge& g) {
@@ -145,6 +148,16 @@ std::string Metrics::renderPrometheus() const {
       const std::string_view error = errorInfo(static_cast<ErrorCode>(i)).code;
       text.sample("viscount_request_errors_total", {{"upstream", name}, {"error", error}},
                   t.errors[i]);
+    }
+  }
+  text.family("viscount_grpc_requests_total", "counter",
+              "gRPC requests completed, by upstream and the grpc-status the client was given.");
+  for (const auto& [name, t] : upstreams) {
+    for (size_t i = 0; i < t.grpc.size(); ++i) {
+      if (t.grpc[i] == 0) continue;
+      text.sample("viscount_grpc_requests_total",
+                  {{"upstream", name}, {"grpc_code", grpcStatusName(static_cast<int>(i))}},
+                  t.grpc[i]);
     }
   }
   text.family("viscount_request_duration_seconds", "histogram",
@@ -227,6 +240,9 @@ void MetricsShard::requestCompleted(UpstreamMetrics& up, const RequestContext& c
     up.errors_[slot].add();
   }
   protocols_[static_cast<size_t>(ctx.protocol)].add();
+  if (ctx.grpc && ctx.grpc_status >= 0) {
+    up.grpc_[ctx.grpc_status < kGrpcStatusCount ? ctx.grpc_status : 2].add();
+  }
   if (!ctx.tls_version.empty()) {
     tls_requests_[(ctx.tls_version == "TLSv1.3" ? 2 : 0) + (ctx.client_cert_verified ? 1 : 0)]
         .add();

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/http/grpc_status.h"
 #include "proxy/http/request_context.h"
 #include "telemetry/metric_cells.h"
 
@@ -38,6 +39,7 @@ class UpstreamMetrics {
 
   StatusCounters requests_;
   std::array<Counter, kErrorCodeSlots> errors_;
+  std::array<Counter, kGrpcStatusCount> grpc_;  // by grpc-status; unknown codes as UNKNOWN
   Histogram duration_;
   Histogram upstream_duration_;
   LabelledCells<Gauge> connections_{"idle", "active", "connecting"};  // by state
@@ -62,7 +64,8 @@ class MetricsShard {
   // viscount_upstream_request_duration_seconds{upstream} (when the upstream was reached),
   // viscount_request_errors_total{upstream,error} (when the request failed),
   // viscount_requests_by_protocol_total{protocol} and, over TLS,
-  // viscount_tls_requests_total{tls_version,client_cert_verified}.
+  // viscount_tls_requests_total{tls_version,client_cert_verified} and, for a gRPC request with
+  // a status, viscount_grpc_requests_total{upstream,grpc_code}.
   void requestCompleted(UpstreamMetrics& up, const RequestContext& ctx);
 
   // viscount_rejected_total{reason}

@@ -66,6 +66,12 @@ struct RequestContext {
   ErrorCode error = ErrorCode::kNone;
   uint64_t bytes_in = 0;   // request body bytes from the client
   uint64_t bytes_out = 0;  // response body bytes to the client
+  // gRPC (proxy/http/grpc_wire.h): the request's content-type says so; the status the client was
+  // given (from the upstream's trailers or trailers-only head, or viscount's own reply), -1 when
+  // none; its message (decoded, bounded) only when the status is not 0.
+  bool grpc = false;
+  int grpc_status = -1;
+  std::string grpc_message;
 
   double durationMs() const {
     return std::chrono::duration<double, std::milli>(end - start).count();

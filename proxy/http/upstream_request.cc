@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "proxy/http/grpc_wire.h"
+
 namespace viscount {
 
 void UpstreamRequest::assign(const RequestHead& head) {
@@ -29,12 +31,18 @@ void UpstreamRequest::assign(const RequestHead& head) {
   chunked = head.chunked;
   te_trailers = head.te_trailers;
   deadline_name_ = {};
+  grpc_timeout_len_ = 0;
 }
 
 void UpstreamRequest::setDeadline(std::string_view name, uint64_t ms) {
   deadline_name_ = name;
   const auto result = std::to_chars(deadline_value_, deadline_value_ + sizeof(deadline_value_), ms);
   deadline_len_ = static_cast<uint8_t>(result.ptr - deadline_value_);
+}
+
+void UpstreamRequest::setGrpcTimeout(uint64_t ms) {
+  static_assert(sizeof(grpc_timeout_) == kGrpcTimeoutChars);
+  grpc_timeout_len_ = static_cast<uint8_t>(formatGrpcTimeout(grpc_timeout_, ms));
 }
 
 bool UpstreamRequest::idempotent() const {

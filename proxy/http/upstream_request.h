@@ -41,11 +41,16 @@ class UpstreamRequest {
       f(view(h.first), view(h.second));
     if (!deadline_name_.empty())
       f(deadline_name_, std::string_view(deadline_value_, deadline_len_));
+    if (grpc_timeout_len_ != 0)
+      f(std::string_view("grpc-timeout"), std::string_view(grpc_timeout_, grpc_timeout_len_));
   }
 
   // The remaining budget of this attempt, sent as `name: ms` after the other headers. `name`
   // must outlive the request (it is the config's string).
   void setDeadline(std::string_view name, uint64_t ms);
+  // The same budget for a gRPC service, as `grpc-timeout` (the client's copy was taken out by
+  // the request phase, filters/grpc_deadline.h).
+  void setGrpcTimeout(uint64_t ms);
 
   std::optional<uint64_t> content_length;
   bool chunked = false;  // body of unknown length (HTTP/1 chunked, HTTP/2 without content-length)
@@ -68,6 +73,8 @@ class UpstreamRequest {
   std::string_view deadline_name_;
   char deadline_value_[20] = {};
   uint8_t deadline_len_ = 0;
+  char grpc_timeout_[9] = {};  // kGrpcTimeoutChars
+  uint8_t grpc_timeout_len_ = 0;
   Span method_, target_, authority_;
   std::vector<std::pair<Span, Span>> headers_;
 };

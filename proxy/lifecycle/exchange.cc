@@ -2,8 +2,10 @@
 
 #include <cassert>
 
+#include "filters/grpc_deadline.h"
 #include "filters/header_sanitizer.h"
 #include "filters/id_generator.h"
+#include "proxy/http/grpc_wire.h"
 #include "proxy/lifecycle/request_buffers.h"
 #include "telemetry/access_log.h"
 #include "telemetry/event_log.h"
@@ -74,7 +76,8 @@ void Exchange::releaseSlot() {
 // ---- phase 2: request headers (filters/request_phase.h), then admission ---------------------
 
 void Exchange::onRequestHeaders(RequestHead& head) {
-  reply_format_ = &LocalReplyFormat::forRequest(head);
+  ctx_.grpc = isGrpcRequest(head.headers);
+  reply_format_ = &LocalReplyFormat::forRequest(head, ctx_.grpc);
   ctx_.method.assign(head.method);
   ctx_.path.assign(head.target);
   ctx_.protocol = head.protocol;
@@ -83,7 +86,7 @@ void Exchange::onRequestHeaders(RequestHead& head) {
   // the body.
   request_.assign(head);
   request_complete_ = !head.hasBody();
-  request_timer_.arm(budget_);
+  if (!unbounded_) request_timer_.arm(budget_);
   if (!admission()) return;
   // A client waiting for 100 Continue would otherwise hold its body back while we queue.
   if (head.expect_continue && head.hasBody()) downstream_.sendContinue();
@@ -106,6 +109,16 @@ bool Exchange::requestPhase(RequestHead& head) {
   PeerAddress::TextBuffer ip;
   input.client_ip = peer_.address.ip(ip);
   budget_ = filterRequestHead(head, ctx_, services_.ids, input);
+  if (ctx_.grpc) {
+    const GrpcDeadline deadline =
+        takeGrpcTimeout(head.headers, budget_, upstream_runtime_.config->timeouts.grpc_unbounded);
+    if (deadline.malformed) {
+      sendLocalReply(ErrorCode::kBadRequest);
+      return false;
+    }
+    unbounded_ = !deadline.budget;
+    if (deadline.budget) budget_ = *deadline.budget;
+  }
 
   const uint64_t body_limit = listener_.config->limits.max_request_body_size;
   if (body_limit != 0 && head.content_length && *head.content_length > body_limit) {
@@ -241,9 +254,11 @@ void Exchange::onPoolReady(PooledConnection& connection) {
   // Phase 4: the upstream request, with whatever body arrived while we waited, and what is
   // left of the budget.
   const std::string& deadline_header = upstream_runtime_.config->timeouts.deadline_header;
-  if (!deadline_header.empty()) {
+  if (!unbounded_) {
     const auto spent = std::chrono::duration_cast<Duration>(now - ctx_.start);
-    request_.setDeadline(deadline_header, std::max<int64_t>(1, (budget_ - spent).count()));
+    const auto left = static_cast<uint64_t>(std::max<int64_t>(1, (budget_ - spent).count()));
+    if (!deadline_header.empty()) request_.setDeadline(deadline_header, left);
+    if (ctx_.grpc) request_.setGrpcTimeout(left);
   }
   const bool body_pending = !pending_body_.empty() || has_pending_trailers_;
   upstream_->sendHead(request_, request_complete_ && !body_pending);
@@ -322,6 +337,7 @@ void Exchange::onUpstreamHeaders(ResponseHead& head, bool end_stream) {
   dropReplayBody();
   moveTo(Phase::kResponse);
   ctx_.status = head.status;
+  if (end_stream) noteGrpcStatus(head.headers);  // a trailers-only answer
   // Response filters run in reverse order: sanitizing, then the context ids echoed.
   sanitizeResponseHeaders(head);
   snapshot_->context_filter->onResponseHeaders(head, ctx_);
@@ -346,6 +362,7 @@ void Exchange::onUpstreamBody(std::string_view data, bool end_stream) {
 void Exchange::onUpstreamTrailers(HeaderList& trailers) {
   if (completed()) return;
   sanitizeTrailers(trailers);
+  noteGrpcStatus(trailers);
   downstream_.sendResponseTrailers(trailers);
   upstreamFinished();
 }
@@ -418,6 +435,7 @@ void Exchange::upstreamFailed(ErrorCode code, std::string_view detail) {
 
 void Exchange::sendLocalReply(ErrorCode code) {
   if (completed()) return;
+  if (phase_ == Phase::kResponse && endResponseWithTrailers(code)) return;
   if (phase_ >= Phase::kResponse) {
     ctx_.error = code;
     downstream_.resetStream(code);
@@ -434,12 +452,45 @@ void Exchange::sendLocalReply(ErrorCode code) {
   reply_format_->format(code, ctx_, head, local_body_);
   ctx_.status = head.status;
   snapshot_->context_filter->onResponseHeaders(head, ctx_);
-  head.content_length = local_body_.size();
 
   moveTo(Phase::kResponseDone);  // before sending: the last byte may complete() at once
+  if (local_body_.empty()) {
+    noteGrpcStatus(head.headers);  // the head is the whole answer
+    downstream_.sendResponseHead(head, true);
+    return;
+  }
+  head.content_length = local_body_.size();
   if (!downstream_.isHeadRequest()) ctx_.bytes_out += local_body_.size();
   downstream_.sendResponseHead(head, false);
   downstream_.sendResponseBody(local_body_, true);
+}
+
+bool Exchange::endResponseWithTrailers(ErrorCode code) {
+  // A gRPC response whose head went out still ends in a status the client reads, not a reset.
+  HeaderList trailers;
+  if (!reply_format_->formatTrailers(code, ctx_, trailers)) return false;
+  detachUpstream();
+  request_timer_.cancel();
+  ctx_.error = code;
+  if (ctx_.upstream_start) ctx_.upstream_end = Clock::now();
+  noteGrpcStatus(trailers);
+  moveTo(Phase::kResponseDone);  // before sending: the last byte may complete() at once
+  downstream_.sendResponseTrailers(trailers);
+  return true;
+}
+
+void Exchange::noteGrpcStatus(const HeaderList& fields) {
+  if (!ctx_.grpc) return;
+  const HeaderField* status = fields.find("grpc-status");
+  if (status == nullptr) return;
+  const std::optional<int> code = parseGrpcStatus(status->value);
+  if (!code) return;
+  ctx_.grpc_status = *code;
+  ctx_.grpc_message.clear();
+  if (*code == 0) return;
+  if (const HeaderField* message = fields.find("grpc-message")) {
+    appendGrpcPercentDecoded(ctx_.grpc_message, message->value, kMaxGrpcMessage);
+  }
 }
 
 // ---- downstream lifecycle ------------------------------------------------------------------

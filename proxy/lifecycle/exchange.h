@@ -107,6 +107,11 @@ class Exchange final : public Deletable,
   static constexpr size_t kMaxReplayBody = 64 * 1024;
   void checkRequestBackpressure();
   void complete();  // phase 8
+  // Ends a started response with the reply format's trailers (gRPC); false when it has none.
+  bool endResponseWithTrailers(ErrorCode code);
+  // Records a gRPC request's grpc-status and grpc-message from what the client is sent.
+  void noteGrpcStatus(const HeaderList& fields);
+  static constexpr size_t kMaxGrpcMessage = 1024;
   static void onRequestTimeout(void* arg);
   static void onWaitTimeout(void* arg);
   // The whole request body is in pending_body_ and may be sent again on a retry.
@@ -133,6 +138,7 @@ class Exchange final : public Deletable,
   Timer request_timer_;
   Timer wait_timer_;  // queue_timeout in kAdmission, pool.wait_timeout in kConnecting
   Duration budget_{};
+  bool unbounded_ = false;  // a gRPC call without grpc-timeout under `grpc_no_deadline: unbounded`
 
   Phase phase_ = Phase::kRequest;
   bool has_slot_ = false;        // from admission until the upstream's response ends

@@ -203,7 +203,7 @@ TEST(ConfigLoaderTest, MergedKeysAreCheckedToo) {
   ASSERT_EQ(errors.size(), 2u);
   EXPECT_EQ(errors[0].format(),
             "test.yaml:9:25: unknown key 'read' in upstreams[0].timeouts (expected one of: "
-            "connect, request, deadline_header)");
+            "connect, request, deadline_header, grpc_no_deadline)");
   EXPECT_EQ(errors[1].format(),
             "test.yaml:11:12: upstreams[0].pool: '<<' needs a map or a list of maps");
 }

@@ -31,7 +31,7 @@ json parsedLine(const RequestContext& ctx) {
 
 TEST(AccessLogJson, HasExactlyTheContractFields) {
   const json j = parsedLine(typicalRequest());
-  // The contract's fields, plus the TLS facts added with TLS termination.
+  // The contract's fields, plus the TLS facts added with TLS termination and gRPC's status.
   const std::set<std::string> expected = {"ts",
                                           "request_id",
                                           "correlation_id",
@@ -52,7 +52,9 @@ TEST(AccessLogJson, HasExactlyTheContractFields) {
                                           "error",
                                           "attempts",
                                           "tls_version",
-                                          "client_cert_verified"};
+                                          "client_cert_verified",
+                                          "grpc_status",
+                                          "grpc_message"};
   std::set<std::string> keys;
   for (const auto& [key, value] : j.items())
     keys.insert(key);
@@ -69,6 +71,28 @@ TEST(AccessLogJson, TlsFactsAreNullAndFalseInCleartextAndSetOverTls) {
   j = parsedLine(ctx);
   EXPECT_EQ(j["tls_version"], "TLSv1.3");
   EXPECT_EQ(j["client_cert_verified"], true);
+}
+
+TEST(AccessLogJson, GrpcStatusOnlyForGrpcAndMessageOnlyForAFailure) {
+  RequestContext ctx = typicalRequest();
+  ctx.grpc_status = 7;  // not a gRPC request: ignored
+  json j = parsedLine(ctx);
+  EXPECT_TRUE(j["grpc_status"].is_null());
+  EXPECT_TRUE(j["grpc_message"].is_null());
+  ctx.grpc = true;
+  ctx.grpc_status = -1;  // gRPC, but no status reached the client
+  j = parsedLine(ctx);
+  EXPECT_TRUE(j["grpc_status"].is_null());
+  ctx.grpc_status = 0;
+  ctx.grpc_message = "ignored with OK";
+  j = parsedLine(ctx);
+  EXPECT_EQ(j["grpc_status"], 0);
+  EXPECT_TRUE(j["grpc_message"].is_null());
+  ctx.grpc_status = 7;
+  ctx.grpc_message = "no \"access\"\n";
+  j = parsedLine(ctx);
+  EXPECT_EQ(j["grpc_status"], 7);
+  EXPECT_EQ(j["grpc_message"], "no \"access\"\n");
 }
 
 TEST(AccessLogJson, TypesAndValuesOfATypicalRequest) {
