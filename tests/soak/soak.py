@@ -19,6 +19,8 @@ sent trusted, untrusted, malformed or not at all. Then it sends SIGTERM and chec
   ids          0 mismatches between response, upstream and access log; sent ids honoured
   checksums    every 2xx body and every upload arrives intact
   gauges       in-flight requests and connections back to 0 once the clients stop
+  grpc         gRPC calls with injected faults (soak_grpc.py): the status each got, its
+               access-log line's grpc_status and viscount_grpc_requests_total agree
 
 The report is OUT/report.json plus a summary on stdout (also OUT/summary.txt); the exit code
 is 1 when any check fails. See tests/soak/README.md.
@@ -43,6 +45,7 @@ sys.path.insert(0, HERE)
 import soak_checks  # noqa: E402
 import soak_clients as clients  # noqa: E402
 import soak_common as common  # noqa: E402
+import soak_grpc  # noqa: E402
 
 PYTHON = "/usr/bin/python3"  # Debian's, with python3-h2
 
@@ -185,7 +188,7 @@ def start_upstream(out):
     return proc, int(line.split()[1])
 
 
-def write_config(out, upstream_port):
+def write_config(out, upstream_port, grpc_port):
     config = f"""# Written by tests/soak/soak.py: short timeouts so that every injected fault maps to
 # a status within seconds; a pool large enough that no request waits for a connection.
 workers: 2
@@ -196,6 +199,9 @@ listeners:
     upstream: app
     timeouts: {{request_headers: 5s, idle: 5m}}
     limits: {{max_request_body_size: {BODY_LIMIT}}}
+  - name: grpc
+    address: 127.0.0.1:0
+    upstream: grpc
 upstreams:
   - name: app
     url: http://127.0.0.1:{upstream_port}
@@ -203,6 +209,9 @@ upstreams:
     pool: {{size: 8, max_overflow: 56, wait_timeout: 10s, idle_timeout: 5s}}
     limits: {{max_concurrent_requests: 100, max_queued_requests: 1000, queue_timeout: 5s}}
     retries: {{attempts: 1}}
+  - name: grpc
+    url: h2c://127.0.0.1:{grpc_port}
+    timeouts: {{connect: 1s, request: {REQUEST_TIMEOUT_S}s}}
 context:
   trusted_sources: ["{TRUSTED_IP}/32"]
 logging: {{access_log: {os.path.join(out, "access.log")}, format: json, level: info, buffer: 65536}}
@@ -222,7 +231,7 @@ class Viscount:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=open(os.path.join(out, "viscount.stdout.log"), "wb"),
                                      stderr=open(self.stderr_path, "wb"))
-        self.port = self.admin_port = None
+        self.port = self.admin_port = self.grpc_port = None
 
     def events(self):
         out = []
@@ -242,7 +251,10 @@ class Viscount:
             evs = self.events()
             names = {e.get("event") for e in evs}
             if "started" in names:
-                self.port = next(e["port"] for e in evs if e.get("event") == "listener_bound")
+                bound = [e for e in evs if e.get("event") == "listener_bound"]
+                self.port = next(e["port"] for e in bound if e.get("listener") != "grpc")
+                self.grpc_port = next((e["port"] for e in bound if e.get("listener") == "grpc"),
+                                      None)
                 self.admin_port = next(e["port"] for e in evs if e.get("event") == "admin_bound")
                 return
             time.sleep(0.05)
@@ -501,7 +513,9 @@ def main():
     say = print
 
     upstream, upstream_port = start_upstream(args.out)
-    config = write_config(args.out, upstream_port)
+    grpc_service, grpc_port = soak_grpc.start_service(PYTHON)
+    config = write_config(args.out, upstream_port, grpc_port)
+    grpc_traffic = grpc_check = None
     if args.h2_mock:
         viscount = Viscount([PYTHON, os.path.join(HERE, "h2_mock_proxy.py"),
                              "--upstream-port", str(upstream_port),
@@ -535,6 +549,10 @@ def main():
         traffic = Traffic(viscount.port, planner, recon, use_h2, seed, h1=not args.h2_mock)
         sampler.start()
         traffic.start()
+        if viscount.grpc_port is not None:  # not with --h2-mock
+            grpc_traffic = soak_grpc.GrpcTraffic(viscount.grpc_port, seed, REQUEST_TIMEOUT_S,
+                                                 planner.run_id)
+            grpc_traffic.start()
         t_end = sampler.t0 + duration
         next_report = time.monotonic() + 30
         shown = {}  # problem examples printed so far, by category
@@ -557,6 +575,11 @@ def main():
         sampler.join()
         traffic.stop.set()
         stuck = traffic.join(timeout=60)
+        if grpc_traffic is not None:
+            grpc_traffic.stop.set()
+            grpc_traffic.join(60)
+            if grpc_traffic.is_alive():
+                stuck = (stuck or []) + ["grpc-traffic"]
         alive = viscount.proc.poll() is None
 
         # With the clients gone, every gauge of work in progress must fall back to zero.
@@ -590,14 +613,20 @@ def main():
             exit_code = viscount.proc.returncode
         time.sleep(0.5)
         recon.poll(final=True)
+        if grpc_traffic is not None:
+            grpc_check = soak_grpc.check(grpc_traffic, recon.grpc_lines,
+                                         metric_sum(metrics, "viscount_grpc_requests_total"))
     finally:
         if viscount.proc.poll() is None:
             viscount.proc.kill()
         upstream.terminate()
+        grpc_service.terminate()
+        grpc_service.wait(10)
         upstream.wait(10)
 
     report = build_report(args, seed, started, traffic_seconds, h2_ok, h2_detail, use_h2,
-                          alive, sampler, exit_code, recon, metrics, gauges, stuck, traffic)
+                          alive, sampler, exit_code, recon, metrics, gauges, stuck, traffic,
+                          grpc_check)
     with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
         f.write("\n")
@@ -612,7 +641,7 @@ def main():
 
 
 def build_report(args, seed, started, seconds, h2_ok, h2_detail, use_h2, alive, sampler,
-                 exit_code, recon, metrics, gauges, stuck, traffic):
+                 exit_code, recon, metrics, gauges, stuck, traffic, grpc_check=None):
     s = recon.summary()
     log = s["log"]
     problems = s["problems"]
@@ -678,6 +707,10 @@ def build_report(args, seed, started, seconds, h2_ok, h2_detail, use_h2, alive, 
                         "detail": f"{len(traffic.crashes)} client thread crashes, "
                                   f"stuck threads: {stuck or 'none'}"},
     }
+    if grpc_check is not None:
+        checks["grpc"] = {"ok": grpc_check["ok"], "detail": grpc_check["detail"]}
+        if grpc_check["examples"]:
+            s["examples"]["grpc"] = grpc_check["examples"]
     return {
         "ok": all(c["ok"] for c in checks.values()),
         "checks": checks,

@@ -107,6 +107,7 @@ class Reconciler:
         self.entries = {}
         self.lock = threading.Lock()
         self.stats = Stats()
+        self.grpc_lines = []  # the gRPC listener's lines, audited by soak_grpc.check
 
     # --- input ---------------------------------------------------------------------------------
 
@@ -141,6 +142,9 @@ class Reconciler:
                 self.stats.faults_injected[rec.get("fault", "?")] += 1
                 self._entry(token).recs.append(rec)
             for line in lines:
+                if line.get("upstream") == "grpc":
+                    self.grpc_lines.append(line)
+                    continue
                 self.stats.log["lines"] += 1
                 token, _ = common.parse_soak_path(line.get("path") or "")
                 if token is not None:
