@@ -22,6 +22,7 @@
 #include "filters/header_sanitizer.h"
 #include "filters/trace_context.h"
 #include "proxy/http/ascii.h"
+#include "proxy/http/grpc_wire.h"
 #include "proxy/http1/http1_parser.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tests/fuzz/http1_messages.h"
@@ -266,6 +267,12 @@ class UpstreamPeer final : public Http1ParserHandler {
     const auto [end, ec] = std::from_chars(budget.data(), budget.data() + budget.size(), ms);
     FUZZ_CHECK(ec == std::errc() && end == budget.data() + budget.size());
     FUZZ_CHECK(ms <= kUpstreamBudgetMs);
+    // A gRPC request carries exactly one grpc-timeout, viscount's, within the same budget.
+    if (isGrpcContentType(value("content-type"))) {
+      FUZZ_CHECK(count("grpc-timeout") == 1);
+      const auto timeout = parseGrpcTimeout(value("grpc-timeout"));
+      FUZZ_CHECK(timeout.has_value() && static_cast<uint64_t>(timeout->count()) <= ms);
+    }
   }
 
   void answer() {
@@ -300,7 +307,9 @@ class UpstreamPeer final : public Http1ParserHandler {
             std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
             out_ += size + piece + "\r\n";
           }
-          out_ += "0\r\nx-checksum: 1234\r\nConnection: close\r\nx-trailer-2: two\r\n\r\n";
+          out_ +=
+              "0\r\nx-checksum: 1234\r\nConnection: close\r\nx-trailer-2: two\r\n"
+              "grpc-status: 7\r\ngrpc-message: no%20way%zz%\r\n\r\n";
         }
         close_after_out_ = !p.keep_alive;
         break;

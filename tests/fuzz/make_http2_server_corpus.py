@@ -97,6 +97,17 @@ def seeds():
                           .headers(1, [("grpc-status", "0"), ("x-checksum", "abc")],
                                    end_stream=True))
 
+    # gRPC: a deadline (rewritten for the upstream), a malformed one (INTERNAL, trailers-only),
+    # and a call whose client deadline is far beyond the upstream's budget.
+    for name, timeout in (("grpc_timeout", "1S"), ("grpc_timeout_malformed", "1x"),
+                          ("grpc_timeout_huge", "99999999H")):
+        s[name] = (Conversation()
+                   .headers(1, request("POST", "/pkg.Svc/Call", extra=[
+                       ("te", "trailers"), ("content-type", "application/grpc+proto"),
+                       ("grpc-timeout", timeout)]))
+                   .data(1, b"\x00\x00\x00\x00\x02hi")
+                   .headers(1, [("x-checksum", "abc")], end_stream=True))
+
     # A header block in a HEADERS frame and three CONTINUATION frames.
     c = Conversation()
     block = c.block(request(extra=[("x-long-%d" % i, "v" * 40) for i in range(6)]))
