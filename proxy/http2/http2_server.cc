@@ -110,7 +110,9 @@ void Http2Stream::sendResponseHead(ResponseHead& head, bool end_stream) {
   if (head.status == 204) length.reset();
   if (end_stream) {
     body_.end();
-    if (!bodiless_) length = 0;
+    // Said only when the head had a length: gRPC's trailers-only answers carry none, and a gRPC
+    // client would show a content-length as the call's metadata.
+    if (!bodiless_ && length) length = 0;
     submitHeaders(head.status, head.headers, length, true, false);
     return;
   }

@@ -82,6 +82,7 @@ class GrpcTest(unittest.TestCase):
         self.assertEqual(outcome["code"], code, outcome)
         self.assertNotRegex(stderr, CLIENT_NOISE)
         trailing = dict(outcome["trailing_metadata"])
+        self.assertNotIn("content-length", trailing)  # one HEADERS frame, no framing fields
         request_id = trailing.get("x-request-id")
         self.assertTrue(request_id, outcome)
         self.assertIn("x-correlation-id", trailing)
@@ -123,7 +124,9 @@ class GrpcTest(unittest.TestCase):
             with self.assertRaises(grpc.RpcError) as caught:
                 call(code.name.encode())
             self.assertEqual(caught.exception.code(), code)
-            request_id = dict(caught.exception.trailing_metadata())["x-request-id"]
+            trailing = dict(caught.exception.trailing_metadata())
+            self.assertNotIn("content-length", trailing)  # the service's trailers-only answer
+            request_id = trailing["x-request-id"]
             line = proxy.wait_access_log_id(request_id)
             self.assertEqual(line["grpc_status"], code.value[0], line)
             self.assertEqual(line["grpc_message"], f"failed with {code.name} on purpose: ünïcode")
