@@ -60,14 +60,20 @@ struct ListenerConfig {
   SocketAddress address;
   std::string upstream;  // name of an entry in Config::upstreams
   bool http2 = true;
+  // Upgrade tokens (RFC 9110 section 7.8) carried through as a tunnel, lowercase; `h2c` never.
+  std::vector<std::string> upgrades = {"websocket"};
   std::optional<TlsServerConfig> tls;
   struct Timeouts {
     Duration request_headers = 10s;
     Duration idle = 5min;
+    // An established tunnel (an HTTP upgrade) with no byte either way for this long is closed.
+    Duration tunnel_idle = 1h;
     bool operator==(const Timeouts&) const = default;
   } timeouts;
   struct Limits {
     uint64_t max_connections = 10000;
+    // Tunnels open at once over all workers; an upgrade beyond it gets 503 `overloaded`.
+    uint64_t max_tunnels = 1000;
     uint64_t max_request_headers_size = 60 * kKiB;
     uint32_t max_request_headers_count = 100;    // fields in the head (and in trailers)
     uint64_t max_request_body_size = 10 * kMiB;  // 0 = unlimited

@@ -230,8 +230,9 @@ class ConfigParser {
     }
     std::vector<std::pair<std::string, YAML::Mark>> names;
     for (size_t i = 0; i < items.size(); ++i) {
-      const YamlMap map(errors_, items[i], itemPath("listeners", i),
-                        {"name", "address", "upstream", "http2", "tls", "timeouts", "limits"});
+      const YamlMap map(
+          errors_, items[i], itemPath("listeners", i),
+          {"name", "address", "upstream", "http2", "upgrades", "tls", "timeouts", "limits"});
       if (!map.isMap()) continue;
       ListenerConfig listener;
       ListenerMarks marks;
@@ -251,20 +252,24 @@ class ConfigParser {
       map.readString("upstream", listener.upstream);
       marks.upstream = map.valueMark("upstream");
       map.readBool("http2", listener.http2);
+      if (map.has("upgrades")) parseUpgrades(map, listener);
       if (map.has("tls")) {
         parseTls(map.child("tls",
                            {"certificate", "private_key", "client_ca", "user_id_from_certificate"}),
                  listener);
       }
 
-      const YamlMap timeouts = map.child("timeouts", {"request_headers", "idle"});
+      const YamlMap timeouts = map.child("timeouts", {"request_headers", "idle", "tunnel_idle"});
       timeouts.readDuration("request_headers", listener.timeouts.request_headers, Duration(1));
       timeouts.readDuration("idle", listener.timeouts.idle, Duration(1));
+      timeouts.readDuration("tunnel_idle", listener.timeouts.tunnel_idle, Duration(1));
 
       const YamlMap limits =
-          map.child("limits", {"max_connections", "max_request_headers_size",
+          map.child("limits", {"max_connections", "max_tunnels", "max_request_headers_size",
                                "max_request_headers_count", "max_request_body_size"});
       limits.readUnsigned("max_connections", listener.limits.max_connections, 1,
+                          std::numeric_limits<uint32_t>::max());
+      limits.readUnsigned("max_tunnels", listener.limits.max_tunnels, 0,
                           std::numeric_limits<uint32_t>::max());
       limits.readSize("max_request_headers_size", listener.limits.max_request_headers_size, 1);
       limits.readUnsigned("max_request_headers_count", listener.limits.max_request_headers_count, 1,
@@ -274,6 +279,33 @@ class ConfigParser {
       config.listeners.push_back(std::move(listener));
       listener_marks_.push_back(marks);
     }
+  }
+
+  // Upgrade tokens are matched case-insensitively, so they are kept lowercase. h2c would turn
+  // the connection into HTTP/2 behind our back (RFC 9113 section 3.1 removed it): never.
+  void parseUpgrades(const YamlMap& map, ListenerConfig& listener) {
+    const auto items = listItems(map, "upgrades");
+    if (!map.value("upgrades")->IsSequence() && !map.value("upgrades")->IsNull()) return;
+    std::vector<std::string> tokens;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const YAML::Node& item = items[i];
+      std::string token = item.IsScalar() ? item.Scalar() : std::string();
+      for (char& c : token)
+        c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+      const bool valid = !token.empty() && token.find_first_not_of(
+                                               "abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~"
+                                               "/") == std::string::npos;
+      if (!valid || token == "h2c" || token.rfind("h2c/", 0) == 0) {
+        const std::string got = item.IsScalar() ? "'" + item.Scalar() + "'" : describeNode(item);
+        errors_.add(item.Mark(),
+                    itemPath(map.path("upgrades"), i) +
+                        (valid ? ": h2c is never carried as an upgrade"
+                               : ": expected an Upgrade token such as websocket, got " + got));
+        continue;
+      }
+      tokens.push_back(std::move(token));
+    }
+    listener.upgrades = std::move(tokens);
   }
 
   void parseTls(const YamlMap& tls, ListenerConfig& listener) {

@@ -50,6 +50,9 @@ class TreeBuilder {
     node["address"] = listener.address.text();
     node["upstream"] = listener.upstream;
     node["http2"] = listener.http2;
+    node["upgrades"] = Tree::array();
+    for (const std::string& token : listener.upgrades)
+      node["upgrades"].push_back(token);
     if (listener.tls) {
       node["tls"]["certificate"] = listener.tls->certificate;
       node["tls"]["private_key"] = listener.tls->private_key;
@@ -58,7 +61,9 @@ class TreeBuilder {
     }
     node["timeouts"]["request_headers"] = formatDuration(listener.timeouts.request_headers);
     node["timeouts"]["idle"] = formatDuration(listener.timeouts.idle);
+    node["timeouts"]["tunnel_idle"] = formatDuration(listener.timeouts.tunnel_idle);
     node["limits"]["max_connections"] = listener.limits.max_connections;
+    node["limits"]["max_tunnels"] = listener.limits.max_tunnels;
     node["limits"]["max_request_headers_size"] = size(listener.limits.max_request_headers_size);
     node["limits"]["max_request_headers_count"] = listener.limits.max_request_headers_count;
     node["limits"]["max_request_body_size"] = size(listener.limits.max_request_body_size);

@@ -113,6 +113,11 @@ bool UpstreamConnection::socketIdleAndOpen(bool data_allowed) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+void UpstreamConnection::detachFromPool() {
+  if (state_ == State::kClosed || detached_) return;
+  pool_.onDetached(*this);
+}
+
 void UpstreamConnection::close() {
   if (state_ == State::kClosed) return;
   closeSocket();

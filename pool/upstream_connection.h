@@ -101,6 +101,9 @@ class UpstreamConnection final : public SocketConnection,
   void streamDone(bool reusable);
   // The connection can take more streams, or fewer (settings, GOAWAY).
   void capacityChanged();
+  // The connection carries a tunnel now (an HTTP/1 upgrade): it never returns to the pool and no
+  // longer counts against the pool's connection limit. It closes like any other.
+  void detachFromPool();
   // Closes and tells the pool; the object is deleted at the end of the turn.
   void close();
   // Closes a connection that never became ready (a connect failure for the waiting request),
@@ -141,6 +144,7 @@ class UpstreamConnection final : public SocketConnection,
   State state_ = State::kClosed;  // written by the pool only
   bool retired_ = false;          // the pool gives it no new streams (recycled, broken)
   bool lingering_ = false;        // idle beyond `size`: its timer is the short overflow linger
+  bool detached_ = false;         // carries a tunnel: gave its unit of the limit back
   Timer timer_;                   // connect timeout while connecting, idle timeout while idle
   Clock::time_point created_at_;
 };

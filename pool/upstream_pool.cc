@@ -39,7 +39,7 @@ UpstreamPool::~UpstreamPool() {
   // Waiters belong to exchanges that outlive nothing here; just forget them.
   while (popWaiter()) {
   }
-  for (auto* list : {&idle_, &busy_, &sharing_, &connecting_}) {
+  for (auto* list : {&idle_, &busy_, &sharing_, &connecting_, &tunnels_}) {
     while (UpstreamConnection* c = list->front())
       destroy(*c);
   }
@@ -223,7 +223,7 @@ void UpstreamPool::makeIdle(UpstreamConnection& c, bool beyond_size) {
 void UpstreamPool::destroy(UpstreamConnection& c) {
   static_cast<ListHook<>&>(c).leaveList();
   // Every connection holds one unit of the connection limit from startConnect until here.
-  const bool counted = c.state_ != UpstreamConnection::State::kClosed;
+  const bool counted = c.state_ != UpstreamConnection::State::kClosed && !c.detached_;
   setState(c, UpstreamConnection::State::kClosed);
   c.timer_.cancel();
   c.closeSocket();
@@ -313,6 +313,16 @@ void UpstreamPool::onIdleTimeout(UpstreamConnection& c) {
   }
   if (metrics_) metrics_->timedOut("upstream_idle");
   destroy(c);
+}
+
+void UpstreamPool::onDetached(UpstreamConnection& c) {
+  // A tunnel may live for hours: its place under size + max_overflow goes to requests now.
+  static_cast<ListHook<>&>(c).leaveList();
+  c.retired_ = true;
+  c.detached_ = true;
+  tunnels_.pushBack(c);
+  limit().release();
+  connectForWaiters();
 }
 
 void UpstreamPool::onClosed(UpstreamConnection& c) {

@@ -87,6 +87,7 @@ class UpstreamPool final : public LimitMember, public UpstreamSource {
   void onStreamDone(UpstreamConnection& c, bool reusable);
   void onCapacityChanged(UpstreamConnection& c);
   void onClosed(UpstreamConnection& c);
+  void onDetached(UpstreamConnection& c);
   void onIdleTimeout(UpstreamConnection& c);
 
   // LimitMember
@@ -126,6 +127,7 @@ class UpstreamPool final : public LimitMember, public UpstreamSource {
   IntrusiveList<UpstreamConnection> busy_;     // carrying streams, no room for more
   IntrusiveList<UpstreamConnection> sharing_;  // carrying streams, room for more (HTTP/2)
   IntrusiveList<UpstreamConnection> connecting_;
+  IntrusiveList<UpstreamConnection> tunnels_;  // detached: closed with the pool at the latest
   IntrusiveList<PoolCallbacks, PoolWaitTag> waiters_;
   size_t waiting_count_ = 0;
   size_t connecting_count_ = 0;

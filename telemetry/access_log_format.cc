@@ -108,6 +108,8 @@ void formatAccessLogJson(std::string& out, const RequestContext& ctx) {
   } else {
     appendJsonString(out, errorInfo(ctx.error).code);
   }
+  out.append(R"(,"upgrade":)");
+  appendStringOrNull(out, ctx.upgrade);
   out.append(R"(,"attempts":)");
   appendInt(out, ctx.attempts);
   out.append(R"(,"tls_version":)");

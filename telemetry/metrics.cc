@@ -36,6 +36,10 @@ struct UpstreamTotals {
 struct ListenerTotals {
   int64_t open = 0;
   uint64_t accepted = 0;
+  int64_t tunnels = 0;
+  uint64_t tunnels_opened = 0;
+  uint64_t tunnel_bytes_in = 0;
+  uint64_t tunnel_bytes_out = 0;
 };
 
 template <typename Map>
@@ -104,6 +108,10 @@ std::string Metrics::renderPrometheus() const {
         ListenerTotals& t = entry(listeners, name);
         t.open += c.open.value();
         t.accepted += c.accepted.value();
+        t.tunnels += c.tunnels.value();
+        t.tunnels_opened += c.tunnels_opened.value();
+        t.tunnel_bytes_in += c.tunnel_bytes_in.value();
+        t.tunnel_bytes_out += c.tunnel_bytes_out.value();
       });
     }
     if (access_log_dropped_) access_log_dropped = access_log_dropped_();
@@ -222,6 +230,24 @@ std::string Metrics::renderPrometheus() const {
               "Client connections accepted, by listener.");
   for (const auto& [name, t] : listeners) {
     text.sample("viscount_downstream_connections_total", {{"listener", name}}, t.accepted);
+  }
+  text.family("viscount_tunnels_active", "gauge",
+              "Tunnels (HTTP upgrades, e.g. websockets) open now, by listener.");
+  for (const auto& [name, t] : listeners) {
+    text.sample("viscount_tunnels_active", {{"listener", name}}, t.tunnels);
+  }
+  text.family("viscount_tunnels_total", "counter", "Tunnels established, by listener.");
+  for (const auto& [name, t] : listeners) {
+    text.sample("viscount_tunnels_total", {{"listener", name}}, t.tunnels_opened);
+  }
+  text.family("viscount_tunnel_bytes_total", "counter",
+              "Bytes carried by tunnels that ended, by listener and direction (in: from the "
+              "client).");
+  for (const auto& [name, t] : listeners) {
+    text.sample("viscount_tunnel_bytes_total", {{"listener", name}, {"direction", "in"}},
+                t.tunnel_bytes_in);
+    text.sample("viscount_tunnel_bytes_total", {{"listener", name}, {"direction", "out"}},
+                t.tunnel_bytes_out);
   }
 
   text.family("viscount_access_log_dropped_total", "counter",

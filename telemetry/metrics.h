@@ -83,6 +83,20 @@ class MetricsShard {
     listeners_.get(listener, registry_).open.add(-1);
   }
 
+  // viscount_tunnels_active{listener}, viscount_tunnels_total{listener} and, when one ends,
+  // viscount_tunnel_bytes_total{listener,direction} ("in": from the client, "out": to it).
+  void tunnelOpened(std::string_view listener) {
+    ListenerCells& cells = listeners_.get(listener, registry_);
+    cells.tunnels.add(1);
+    cells.tunnels_opened.add();
+  }
+  void tunnelClosed(std::string_view listener, uint64_t bytes_in, uint64_t bytes_out) {
+    ListenerCells& cells = listeners_.get(listener, registry_);
+    cells.tunnels.add(-1);
+    cells.tunnel_bytes_in.add(bytes_in);
+    cells.tunnel_bytes_out.add(bytes_out);
+  }
+
   // viscount_upstream_connections{upstream,state}; states "idle", "active", "connecting".
   void upstreamConnections(UpstreamMetrics& up, std::string_view state, int64_t delta) {
     up.connections_.get(state, registry_).add(delta);
@@ -105,6 +119,10 @@ class MetricsShard {
   struct ListenerCells {
     Gauge open;
     Counter accepted;
+    Gauge tunnels;
+    Counter tunnels_opened;
+    Counter tunnel_bytes_in;
+    Counter tunnel_bytes_out;
   };
 
   explicit MetricsShard(std::mutex& registry) : registry_(registry) {}

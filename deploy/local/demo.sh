@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The first command of the README: install, build, and run viscount in front of the demo
-# FastAPI service, then send it a few requests so both JSON logs show the same ids.
+# FastAPI service, then send it a few requests and a websocket message so both JSON logs show the
+# same ids.
 #   deploy/local/demo.sh          # keeps running until Ctrl-C
 #   deploy/local/demo.sh --once   # exits after the demo requests (used by the test suite)
 set -euo pipefail
@@ -106,6 +107,8 @@ echo "== requests through viscount (127.0.0.1:$PROXY_PORT -> demo app 127.0.0.1:
 curl -sS -i "http://127.0.0.1:$PROXY_PORT/"; echo
 curl -sS -i -H 'x-request-id: my-own-id-123' -H 'x-user-id: alice' \
   -X POST --data 'hello' "http://127.0.0.1:$PROXY_PORT/echo"; echo
+echo "== a websocket through viscount (ws://127.0.0.1:$PROXY_PORT/ws)"
+/usr/bin/python3 deploy/local/ws_client.py "127.0.0.1:$PROXY_PORT"; echo
 sleep 0.5
 echo "== viscount access log (one JSON line per request)"
 cat "$LOGDIR/access.log"

@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 
 CONTEXT_HEADERS = ("x-request-id", "x-correlation-id", "x-user-id", "traceparent")
 
@@ -26,7 +26,7 @@ log.setLevel(logging.INFO)
 app = FastAPI(title="viscount demo service")
 
 
-def context_of(request: Request) -> dict:
+def context_of(request) -> dict:
     return {name.replace("-", "_"): request.headers.get(name) for name in CONTEXT_HEADERS}
 
 
@@ -61,3 +61,34 @@ async def slow(request: Request, ms: int = 500):
 async def echo(request: Request):
     body = await request.body()
     return {"bytes": len(body), "context_seen": context_of(request)}
+
+
+@app.websocket("/ws")
+async def ws_echo(ws: WebSocket):
+    """Echoes every message back as it came (text or binary) until the client closes. The text
+    message "close" makes the service close instead; "flood N" sends N binary messages of 64 KiB
+    as fast as the connection takes them (a client that never reads must not grow the proxy)."""
+    await ws.accept()
+    # The HTTP middleware above sees no websocket: the handshake's ids are logged here.
+    log.info(json.dumps({"logger": "demo_app", "method": "GET", "path": ws.url.path,
+                         "status": 101, "websocket": True, **context_of(ws)}))
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
+            if text == "close":
+                await ws.close()
+                break
+            if text is not None and text.startswith("flood "):
+                chunk = b"f" * 65536
+                for _ in range(int(text.split()[1])):
+                    await ws.send_bytes(chunk)
+                continue
+            if message.get("bytes") is not None:
+                await ws.send_bytes(message["bytes"])
+            else:
+                await ws.send_text(text)
+    except WebSocketDisconnect:
+        pass

@@ -28,6 +28,7 @@ enum class ErrorCode : unsigned char {
   kUpstreamTimeout,
   kClientDisconnected,
   kClientTimeout,
+  kTunnelIdleTimeout,
   kInternalError,
   kCount,  // number of codes, not a code
 };
@@ -80,6 +81,8 @@ constexpr ErrorInfo errorInfo(ErrorCode code) {
       return {"client_disconnected", 0, "", true, false};
     case ErrorCode::kClientTimeout:
       return {"client_timeout", 0, "", true, false};
+    case ErrorCode::kTunnelIdleTimeout:
+      return {"tunnel_idle_timeout", 0, "", true, false};
     case ErrorCode::kInternalError:
     case ErrorCode::kCount:
       return {"internal_error", 500, "proxy_internal_error", true, false};

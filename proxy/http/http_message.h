@@ -134,6 +134,10 @@ struct RequestHead {
   // hop-by-hop fields). HTTP/2 upstreams get `te: trailers` again: gRPC servers built on gRPC's
   // C core refuse requests without it.
   bool te_trailers = false;
+  // The Upgrade tokens (RFC 9110 section 7.8) the client asked for that its listener allows,
+  // as sent upstream with `Connection: upgrade`; empty: not an upgrade. Set by the codec (an
+  // HTTP/1 Upgrade, or an HTTP/2 extended CONNECT), never by a filter.
+  std::string_view upgrade;
 
   bool hasBody() const { return chunked || (content_length && *content_length > 0); }
 };
@@ -145,6 +149,9 @@ struct ResponseHead {
   bool chunked = false;       // body of unknown length follows
   bool keep_alive = true;     // upstream connection reusable after it (HTTP/1 upstreams)
   bool close_client = false;  // the proxy closes the client connection after this response
+  // A 101: the protocol both sides switch to (the upstream's Upgrade, which the sanitizer
+  // removed with the other hop-by-hop fields). The downstream codec says it again.
+  std::string_view upgrade;
 };
 
 }  // namespace viscount

@@ -72,6 +72,9 @@ struct RequestContext {
   bool grpc = false;
   int grpc_status = -1;
   std::string grpc_message;
+  // The protocol of an established tunnel (the 101's Upgrade, e.g. "websocket"); empty when the
+  // request did not become one. A tunnel's bytes_in/bytes_out count the tunnelled bytes.
+  std::string upgrade;
 
   double durationMs() const {
     return std::chrono::duration<double, std::milli>(end - start).count();

@@ -7,7 +7,8 @@
 namespace viscount {
 
 void UpstreamRequest::assign(const RequestHead& head) {
-  size_t bytes = head.method.size() + head.target.size() + head.authority.size() + 8;
+  size_t bytes =
+      head.method.size() + head.target.size() + head.authority.size() + head.upgrade.size() + 8;
   size_t count = 0;
   for (const auto& f : head.headers.fields()) {
     if (f.removed) continue;
@@ -21,6 +22,7 @@ void UpstreamRequest::assign(const RequestHead& head) {
   method_ = add(head.method);
   target_ = add(head.target);
   authority_ = add(head.authority);
+  upgrade_ = add(head.upgrade);
   for (const auto& f : head.headers.fields()) {
     if (f.removed) continue;
     Span n = add(f.name);

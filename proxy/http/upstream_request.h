@@ -33,6 +33,8 @@ class UpstreamRequest {
   std::string_view target() const { return view(target_); }
   std::string_view authority() const { return view(authority_); }
   bool isHead() const { return method() == "HEAD"; }
+  // The Upgrade tokens asked for (RequestHead::upgrade); empty: not an upgrade.
+  std::string_view upgrade() const { return view(upgrade_); }
   bool idempotent() const;
 
   template <class F>
@@ -75,7 +77,7 @@ class UpstreamRequest {
   uint8_t deadline_len_ = 0;
   char grpc_timeout_[9] = {};  // kGrpcTimeoutChars
   uint8_t grpc_timeout_len_ = 0;
-  Span method_, target_, authority_;
+  Span method_, target_, authority_, upgrade_;
   std::vector<std::pair<Span, Span>> headers_;
 };
 

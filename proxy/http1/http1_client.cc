@@ -24,12 +24,17 @@ UpstreamStream& Http1ClientCodec::newStream(UpstreamStreamCallbacks& callbacks) 
   response_done_ = false;
   response_started_ = false;
   reset_pending_ = false;
+  upgrade_requested_ = false;
+  tunnel_ = false;
+  close_when_drained_ = false;
   setReadDisabled(false);
   return *this;
 }
 
 void Http1ClientCodec::sendHead(const UpstreamRequest& request, bool end_stream) {
   parser_.setResponseToHead(request.isHead());
+  upgrade_requested_ = !request.upgrade().empty();
+  parser_.setUpgradeExpected(upgrade_requested_);
   encodeRequestHead(out(), request);
   request_chunked_ = request.chunked;
   if (end_stream) {
@@ -40,6 +45,22 @@ void Http1ClientCodec::sendHead(const UpstreamRequest& request, bool end_stream)
 }
 
 void Http1ClientCodec::sendBody(std::string_view data, bool end_stream) {
+  if (tunnel_) {
+    out().append(data);
+    if (end_stream) {
+      // The client's side of the tunnel ended: nothing more is reported; what it sent still
+      // goes out before the close.
+      callbacks_ = nullptr;
+      close_when_drained_ = true;
+      if (connection_.bufferedOutput() == 0 && !dispatching_) {
+        active_ = false;
+        connection_.close();
+        return;
+      }
+    }
+    scheduleWrite();
+    return;
+  }
   if (request_chunked_) {
     encodeChunk(out(), data);
     if (end_stream) encodeLastChunk(out(), nullptr);
@@ -67,7 +88,8 @@ void Http1ClientCodec::reset() {
 }
 
 size_t Http1ClientCodec::readBudget() const {
-  if (parser_.inHeaders()) {
+  if (close_when_drained_) return 0;
+  if (parser_.inHeaders() && !tunnel_) {
     const size_t limit = kMaxResponseHeadBytes + BufferCache::kBlockSize;
     const size_t held = in().size();
     return held >= limit ? 0 : limit - held;
@@ -76,6 +98,11 @@ size_t Http1ClientCodec::readBudget() const {
 }
 
 void Http1ClientCodec::onOutputDrained() {
+  if (close_when_drained_) {
+    active_ = false;
+    connection_.close();
+    return;
+  }
   if (callbacks_) callbacks_->onUpstreamWritable();
 }
 
@@ -92,7 +119,32 @@ void Http1ClientCodec::onData() {
     return;
   }
   response_started_ = true;
+  if (tunnel_) {
+    deliverTunnelBytes();
+    return;
+  }
   parse();
+}
+
+void Http1ClientCodec::deliverTunnelBytes() {
+  Buffer& in = this->in();
+  if (in.empty()) return;
+  // The Exchange copies the bytes towards the client; it may reset us meanwhile.
+  dispatching_ = true;
+  callbacks_->onUpstreamBody(in.view(), false);
+  dispatching_ = false;
+  in.clear();
+  if (reset_pending_) {
+    active_ = false;
+    connection_.close();
+  }
+}
+
+void Http1ClientCodec::startTunnel() {
+  // Never back to the pool: the connection no longer speaks HTTP, and it should not hold one of
+  // the upstream's pooled connections for as long as the tunnel lives.
+  connection_.detachFromPool();
+  if (callbacks_ && !in().empty()) deliverTunnelBytes();
 }
 
 void Http1ClientCodec::parse() {
@@ -108,6 +160,12 @@ void Http1ClientCodec::parse() {
   if (r.status == Http1Parser::Status::kError) {
     failStream(parser_.error() == ErrorCode::kNone ? ErrorCode::kUpstreamProtocolError
                                                    : parser_.error());
+    return;
+  }
+  if (r.status == Http1Parser::Status::kPaused && tunnel_) {
+    in.consume(parsed_ + r.consumed);
+    parsed_ = 0;
+    startTunnel();
     return;
   }
   if (r.status == Http1Parser::Status::kPaused) {
@@ -132,6 +190,14 @@ bool Http1ClientCodec::onHeadersComplete(Http1Head& head) {
   response_.content_length = head.content_length;
   response_.chunked = head.chunked;
   response_.keep_alive = head.keep_alive;
+  if (head.status == 101) {
+    // The parser lets a 101 through only to a request that asked for an upgrade.
+    tunnel_ = true;
+    headers_delivered_ = true;
+    callbacks_->onUpstreamHeaders(response_, false);
+    *head.headers = std::move(response_.headers);
+    return callbacks_ != nullptr;
+  }
   if (head.status < 200) {
     informational_ = true;
     callbacks_->onUpstreamInformational(response_);
@@ -157,6 +223,7 @@ void Http1ClientCodec::onTrailers(HeaderList& trailers) {
 }
 
 bool Http1ClientCodec::onMessageComplete() {
+  if (tunnel_) return true;  // pause: what follows the 101 is the other protocol
   if (informational_) {
     informational_ = false;
     return false;  // the final response follows
@@ -187,6 +254,16 @@ void Http1ClientCodec::failStream(ErrorCode code) {
 void Http1ClientCodec::onPeerClosed() {
   if (!callbacks_) {
     connection_.close();
+    return;
+  }
+  if (tunnel_) {
+    // The upstream's side of the tunnel ended (a normal close for a tunnel): the client gets
+    // what is still on its way, then its connection closes too.
+    UpstreamStreamCallbacks* cb = callbacks_;
+    callbacks_ = nullptr;
+    active_ = false;
+    connection_.close();
+    cb->onUpstreamBody({}, true);
     return;
   }
   if (headers_delivered_ && !parser_.inHeaders()) {

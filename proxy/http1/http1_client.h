@@ -3,6 +3,9 @@
 // HTTP/1.1 to an upstream: one request at a time on a pooled connection. The connection goes
 // back to the pool only when the request was fully written and the response ended cleanly with
 // nothing after it; a framing error, an early response, extra bytes or a close does not.
+//
+// A request that asked for an upgrade may be answered with 101: the connection then leaves the
+// pool for good and carries the tunnel's bytes both ways unframed, until either side closes.
 
 #include "pool/upstream_connection.h"
 #include "proxy/http/stream.h"
@@ -43,7 +46,7 @@ class Http1ClientCodec final : public UpstreamCodec,
   // Only once part of the response is in: a stream just handed this connection (its request
   // perhaps not even sent) has nothing in flight that a reset could cut.
   bool awaitingInput() const override {
-    return callbacks_ != nullptr && !response_done_ && response_started_;
+    return callbacks_ != nullptr && !response_done_ && response_started_ && !tunnel_;
   }
 
   // Http1ParserHandler
@@ -53,6 +56,9 @@ class Http1ClientCodec final : public UpstreamCodec,
   bool onMessageComplete() override;
 
   void parse();
+  // The 101 ended the response head: the rest of in() and everything after is tunnel bytes.
+  void startTunnel();
+  void deliverTunnelBytes();
   void finishResponse(bool trailing_bytes);
   void failStream(ErrorCode code);
 
@@ -71,6 +77,9 @@ class Http1ClientCodec final : public UpstreamCodec,
   bool response_started_ = false;  // bytes of this stream's response have arrived
   bool dispatching_ = false;
   bool reset_pending_ = false;
+  bool upgrade_requested_ = false;   // the request carries Connection: upgrade
+  bool tunnel_ = false;              // a 101 came: bytes pass unframed both ways
+  bool close_when_drained_ = false;  // the tunnel's other side ended: flush, then close
 };
 
 }  // namespace viscount

@@ -162,6 +162,10 @@ void encodeRequestHead(Buffer& out, const UpstreamRequest& req) {
   out.append(" HTTP/1.1\r\n");
   if (!req.authority().empty()) appendHeader(out, "host", req.authority());
   req.forEachHeader([&](std::string_view n, std::string_view v) { appendHeader(out, n, v); });
+  if (!req.upgrade().empty()) {
+    out.append("connection: upgrade\r\n");
+    appendHeader(out, "upgrade", req.upgrade());
+  }
   if (req.chunked) {
     out.append("transfer-encoding: chunked\r\n");
   } else if (req.content_length) {
@@ -204,6 +208,16 @@ void encodeResponseHead(Buffer& out, int status, const HeaderList& headers, Body
   } else if (keep_alive_10) {
     out.append("connection: keep-alive\r\n");
   }
+  out.append("\r\n");
+}
+
+void encodeSwitchingProtocols(Buffer& out, const HeaderList& headers, std::string_view upgrade) {
+  out.append("HTTP/1.1 101 Switching Protocols\r\n");
+  for (const auto& f : headers.fields()) {
+    if (!f.removed) appendHeader(out, f.name, f.value);
+  }
+  out.append("connection: upgrade\r\n");
+  appendHeader(out, "upgrade", upgrade);
   out.append("\r\n");
 }
 

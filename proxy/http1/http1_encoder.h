@@ -24,6 +24,9 @@ enum class BodyFraming : unsigned char { kNone, kContentLength, kChunked, kUntil
 void encodeResponseHead(Buffer& out, int status, const HeaderList& headers, BodyFraming framing,
                         uint64_t content_length, bool connection_close, bool keep_alive_10);
 void encodeInformational(Buffer& out, int status, const HeaderList* headers);
+// The 101 that turns a client connection into a tunnel: `headers` (hop-by-hop already removed),
+// then `Connection: upgrade` and the `upgrade` the upstream switched to.
+void encodeSwitchingProtocols(Buffer& out, const HeaderList& headers, std::string_view upgrade);
 
 void encodeChunk(Buffer& out, std::string_view data);
 void encodeLastChunk(Buffer& out, const HeaderList* trailers);

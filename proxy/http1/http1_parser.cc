@@ -51,6 +51,7 @@ void Http1Parser::reset() {
   trailer_bytes_ = 0;
   headers_.clear();
   response_to_head_ = false;
+  upgrade_expected_ = false;
   error_ = ErrorCode::kNone;
   reason_.clear();
   method_pending_ = false;
@@ -180,7 +181,8 @@ Http1Parser::Result Http1Parser::execute(const char* base, size_t offset, size_t
       return {Status::kPaused, used};
     }
     if (err == HPE_PAUSED_UPGRADE && kind_ == Kind::kRequest) {
-      // We never upgrade (the upgrade headers were dropped as hop-by-hop): keep parsing HTTP.
+      // A request becomes a tunnel only once the upstream has answered 101 (the server connection
+      // then stops parsing); until then whatever follows is parsed as HTTP.
       llhttp_resume_after_upgrade(&parser_);
       done = used;
       continue;
@@ -342,7 +344,8 @@ int Http1Parser::onHeadersCompleteCb(llhttp_t* p) {
 
 int Http1Parser::headersComplete() {
   if (kind_ == Kind::kRequest && parser_.upgrade && parser_.method != HTTP_CONNECT) {
-    // Upgrade is hop-by-hop and we do not tunnel: parse the rest as ordinary HTTP.
+    // Whether this request becomes a tunnel is for the upstream's answer to decide (a 101):
+    // until then, parse what follows as ordinary HTTP.
     parser_.upgrade = 0;
   }
   Http1Head head;
@@ -491,7 +494,7 @@ bool Http1Parser::checkResponseHead(Http1Head& head) {
     return false;
   }
   const int status = parser_.status_code;
-  if (status < 100 || status > 599 || status == 101) {
+  if (status < 100 || status > 599 || (status == 101 && !upgrade_expected_)) {
     fail(ErrorCode::kUpstreamProtocolError, "unexpected response status");
     return false;
   }

@@ -72,6 +72,9 @@ class Http1Parser {
   void setMaxFields(size_t n) { max_fields_ = n; }
   // Responses only: the request was HEAD, so the response has no body whatever it says.
   void setResponseToHead(bool head) { response_to_head_ = head; }
+  // Responses only: the request asked for an upgrade, so a 101 may answer it (any other 101 is
+  // a protocol error). The 101 completes the message: what follows is not HTTP.
+  void setUpgradeExpected(bool expected) { upgrade_expected_ = expected; }
 
   // Parses `len` bytes at `base + offset`. `base` is the start of the current message's bytes in
   // the caller's buffer (the same message may be fed across several calls with a moved base).
@@ -160,6 +163,7 @@ class Http1Parser {
   uint64_t max_head_bytes_ = 64 * 1024;
   size_t max_fields_ = SIZE_MAX;
   bool response_to_head_ = false;
+  bool upgrade_expected_ = false;
 
   const char* base_ = nullptr;  // valid during execute()
   size_t base_len_ = 0;         // bytes at base_: the input's end

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include "proxy/http/header_tokens.h"
 #include "telemetry/metrics.h"
 
 namespace viscount {
@@ -145,6 +146,7 @@ void Http1ServerConnection::start(std::string_view preread) {
 size_t Http1ServerConnection::readBudget() const {
   if (phase_ == Phase::kClosed) return 0;
   if (phase_ == Phase::kClosing) return lingering_ ? BufferCache::kBlockSize : 0;
+  if (tunnel_) return in_.empty() ? BufferCache::kBlockSize : 0;
   if (exchange_ && request_done_) {
     return in_.size() >= kPipelineBudget ? 0 : kPipelineBudget - in_.size();
   }
@@ -167,6 +169,10 @@ bool Http1ServerConnection::awaitingInput() const {
 void Http1ServerConnection::onData() {
   if (phase_ == Phase::kClosing || phase_ == Phase::kClosed) {
     in_.clear();  // after a final response we only wait for our output to drain
+    return;
+  }
+  if (tunnel_) {
+    forwardTunnelBytes();
     return;
   }
   if (exchange_ && request_done_) return;  // a pipelined request waits its turn
@@ -300,11 +306,45 @@ bool Http1ServerConnection::onHeadersComplete(Http1Head& h) {
     reader_->parser.fail(ErrorCode::kBadRequest, reason);
     return false;
   }
+  head.upgrade = allowedUpgrade(head.headers, h.version_minor, request_has_body_,
+                                services_.listener(listenerIndex()).upgrades);
 
   Exchange& exchange = newExchange();
   exchange.onRequestHeaders(head);
   *h.headers = std::move(head.headers);  // give the vector back for the next request
   return true;
+}
+
+std::string_view allowedUpgrade(HeaderList& headers, int version_minor, bool has_body,
+                                const std::vector<std::string>& allowed) {
+  // HTTP/1.1 only, and the upgrade must be asked for in Connection. A request with a body is no
+  // upgrade: its body would have to precede the tunnel's bytes, and an upstream that refused
+  // could read those bytes as another request.
+  if (version_minor != 1 || has_body) return {};
+  bool connection_upgrade = false;
+  for (const auto& f : headers.fields()) {
+    if (f.removed || !equalsIgnoreCase(f.name, "connection")) continue;
+    forEachListElement(f.value, [&](std::string_view token) {
+      if (equalsIgnoreCase(token, "upgrade")) connection_upgrade = true;
+    });
+  }
+  if (!connection_upgrade) return {};
+  std::string tokens;
+  for (const auto& f : headers.fields()) {
+    if (f.removed || !equalsIgnoreCase(f.name, "upgrade")) continue;
+    forEachListElement(f.value, [&](std::string_view token) {
+      const std::string_view name = token.substr(0, token.find('/'));
+      if (equalsIgnoreCase(name, "h2c")) return;  // never, whatever the config says
+      for (const std::string& a : allowed) {
+        if (!equalsIgnoreCase(name, a)) continue;
+        if (!tokens.empty()) tokens.append(", ");
+        tokens.append(token);
+        return;
+      }
+    });
+  }
+  if (tokens.empty()) return {};
+  return headers.keep(std::move(tokens));
 }
 
 void Http1ServerConnection::onBody(std::string_view data) {
@@ -377,6 +417,13 @@ void Http1ServerConnection::clientGone(ErrorCode code) {
 }
 
 void Http1ServerConnection::onPeerClosed() {
+  if (tunnel_ && phase_ == Phase::kActive && exchange_ && !exchange_->completed()) {
+    // The client ended its side of the tunnel: a normal end. The upstream gets what is on its
+    // way, then its connection closes.
+    exchange_->onDownstreamEnd();
+    closeConnection();
+    return;
+  }
   if (phase_ == Phase::kClosing && (response_done_ || !exchange_)) {
     closeConnection();
     return;
@@ -389,7 +436,9 @@ void Http1ServerConnection::onSocketError(int) {
 }
 
 void Http1ServerConnection::onPeerHalfClosedWhileBlocked() {
-  // Like nginx: a client that closes while its request is in flight has given up on it.
+  // Like nginx: a client that closes while its request is in flight has given up on it. A
+  // tunnel's client may half-close while we hold its bytes back: its EOF is read in turn.
+  if (tunnel_) return;
   if (exchange_ && !exchange_->completed()) clientGone(ErrorCode::kClientDisconnected);
 }
 
@@ -408,6 +457,10 @@ void Http1ServerConnection::sendInformational(ResponseHead& head) {
 }
 
 void Http1ServerConnection::sendResponseHead(ResponseHead& head, bool end_stream) {
+  if (head.status == 101) {
+    startTunnel(head);
+    return;
+  }
   response_started_ = true;
   // A request whose body is still arriving cannot be followed by another on this connection.
   close_after_ = !keep_alive_ || head.close_client || draining_ || services_.draining() ||
@@ -436,6 +489,35 @@ void Http1ServerConnection::sendResponseHead(ResponseHead& head, bool end_stream
   if (is_head_ || bodiless) framing_ = BodyFraming::kNone;  // no body bytes follow
   if (end_stream) finishResponse(nullptr);
   scheduleWrite();
+}
+
+void Http1ServerConnection::startTunnel(ResponseHead& head) {
+  // The Exchange sends a 101 only for an upgrade this connection forwarded and the upstream
+  // accepted: from here on the connection carries that protocol, and closes when it ends.
+  response_started_ = true;
+  tunnel_ = true;
+  close_after_ = true;
+  framing_ = BodyFraming::kUntilClose;
+  timer_.cancel();
+  encodeSwitchingProtocols(out_, head.headers, head.upgrade);
+  scheduleWrite();
+  // Bytes the client sent after its head, before the 101, waited unparsed: they are the
+  // tunnel's first. More may wait in the socket, unread while we held those.
+  forwardTunnelBytes();
+  if (phase_ == Phase::kActive) readSoon();
+}
+
+void Http1ServerConnection::forwardTunnelBytes() {
+  if (in_.empty()) return;
+  if (!exchange_ || exchange_->completed()) {
+    in_.clear();
+    return;
+  }
+  dispatching_ = true;  // a close the Exchange asks for waits until the bytes were handed over
+  exchange_->onRequestBody(in_.view());
+  dispatching_ = false;
+  in_.clear();
+  if (close_pending_) closeConnection();
 }
 
 void Http1ServerConnection::sendResponseBody(std::string_view data, bool end_stream) {

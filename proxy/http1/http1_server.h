@@ -8,6 +8,12 @@
 // An idle keep-alive connection is kept small: the parser and everything else that only a
 // request being read needs (Http1RequestReader) come from the worker's pool at a request's first
 // byte and go back once its end has been parsed; empty buffers hold no memory.
+//
+// A request with `Connection: upgrade` and an Upgrade token its listener allows goes upstream as
+// an upgrade. Until the answer, bytes after its head wait unparsed (like a pipelined request).
+// A 101 turns the connection into a tunnel: those bytes and all later ones go to the Exchange as
+// the request's body, and the Exchange's response body is written unframed. Any other answer is
+// an ordinary response, and the waiting bytes are parsed as the next request.
 
 #include <memory>
 #include <vector>
@@ -51,6 +57,12 @@ class Http1ReaderPool {
 // authority, which wins over Host, and the upstream gets origin-form. Returns nullptr, or why
 // the target cannot be forwarded (a 400).
 const char* makeRequestHead(Http1Head& h, bool tls, RequestHead& head);
+
+// RFC 9110 section 7.8: the Upgrade tokens of an HTTP/1.1 request without a body, that asked for
+// an upgrade in Connection, whose protocol name is in `allowed` (h2c never), joined by ", " and
+// kept in `headers`; empty when the request is no upgrade. For RequestHead::upgrade.
+std::string_view allowedUpgrade(HeaderList& headers, int version_minor, bool has_body,
+                                const std::vector<std::string>& allowed);
 
 class Http1ServerConnection final : public ClientConnection, public DownstreamStream {
  public:
@@ -100,6 +112,8 @@ class Http1ServerConnection final : public ClientConnection, public DownstreamSt
   void onMessageComplete(HeaderList* trailers);
 
   void parse();
+  void startTunnel(ResponseHead& head);
+  void forwardTunnelBytes();
   // The reader exists from a request's first byte until the parser has seen its end.
   void releaseReader();
   Exchange& newExchange();
@@ -139,6 +153,7 @@ class Http1ServerConnection final : public ClientConnection, public DownstreamSt
   bool draining_ : 1 = false;
   bool lingering_ : 1 = false;
   bool first_request_ : 1 = true;  // nothing parsed yet: the HTTP/2 preface may still come
+  bool tunnel_ : 1 = false;        // a 101 went out: bytes pass unparsed both ways
 };
 
 }  // namespace viscount

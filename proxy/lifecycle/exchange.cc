@@ -6,6 +6,7 @@
 #include "filters/header_sanitizer.h"
 #include "filters/id_generator.h"
 #include "proxy/http/grpc_wire.h"
+#include "proxy/http/header_tokens.h"
 #include "proxy/lifecycle/request_buffers.h"
 #include "telemetry/access_log.h"
 #include "telemetry/event_log.h"
@@ -82,6 +83,15 @@ void Exchange::onRequestHeaders(RequestHead& head) {
   ctx_.path.assign(head.target);
   ctx_.protocol = head.protocol;
   if (!requestPhase(head)) return;
+  // An upgrade may become a tunnel: it needs a place under the listener's max_tunnels before
+  // it goes upstream (given back if the upstream answers anything but 101).
+  if (!head.upgrade.empty() && listener_.tunnels) {
+    if (!listener_.tunnels->tryAcquire()) {
+      reject(ErrorCode::kOverloaded, "max_tunnels");
+      return;
+    }
+    tunnel_unit_ = true;
+  }
   // The upstream request is prepared now: the client's buffer holding the head is reused for
   // the body.
   request_.assign(head);
@@ -179,6 +189,20 @@ void Exchange::reject(ErrorCode code, std::string_view reason) {
 void Exchange::onRequestBody(std::string_view data) {
   if (completed()) return;
   ctx_.bytes_in += data.size();
+  if (phase_ == Phase::kTunnel) {
+    last_tunnel_byte_ = Clock::now();
+    forwardRequestBody(data);  // no body limit: a tunnel is not a request body
+    return;
+  }
+  if (!request_.upgrade().empty()) {
+    // Tunnel bytes ahead of the answer (an HTTP/2 client's DATA after its extended CONNECT):
+    // held until the 101, never sent into an upgrade the upstream may refuse.
+    if (phase_ < Phase::kResponse) {
+      pending_body_.append(data);
+      checkRequestBackpressure();
+    }
+    return;
+  }
   const uint64_t body_limit = listener_.config->limits.max_request_body_size;
   if (body_limit != 0 && ctx_.bytes_in > body_limit) {
     if (phase_ < Phase::kResponse) {
@@ -205,7 +229,9 @@ void Exchange::forwardRequestBody(std::string_view data) {
 }
 
 void Exchange::checkRequestBackpressure() {
-  const size_t queued = upstream_ ? upstream_->bufferedRequestBytes() : pending_body_.size();
+  const bool held = !request_.upgrade().empty() && phase_ < Phase::kTunnel;
+  const size_t queued =
+      upstream_ && !held ? upstream_->bufferedRequestBytes() : pending_body_.size();
   if (!downstream_paused_ && queued > kHighWatermark) {
     downstream_paused_ = true;
     downstream_.readDisable(true);
@@ -231,6 +257,17 @@ void Exchange::onRequestTrailers(HeaderList& trailers) {
 
 void Exchange::onRequestComplete() {
   if (completed()) return;
+  if (phase_ == Phase::kTunnel) {
+    // An HTTP/2 client ended its side of the tunnel (END_STREAM): the upstream gets what is on
+    // its way and is closed; the client's stream ends once what the upstream sent is out.
+    if (upstream_) {
+      upstream_->sendBody({}, true);
+      upstream_ = nullptr;
+    }
+    upstreamFinished();
+    downstream_.sendResponseBody({}, true);
+    return;
+  }
   request_complete_ = true;
   if (upstream_ && phase_ != Phase::kResponseDone) upstream_->sendBody({}, true);
 }
@@ -260,9 +297,11 @@ void Exchange::onPoolReady(PooledConnection& connection) {
     if (!deadline_header.empty()) request_.setDeadline(deadline_header, left);
     if (ctx_.grpc) request_.setGrpcTimeout(left);
   }
-  const bool body_pending = !pending_body_.empty() || has_pending_trailers_;
+  // An upgrade's early bytes (pending_body_) wait for the 101.
+  const bool body_pending =
+      request_.upgrade().empty() && (!pending_body_.empty() || has_pending_trailers_);
   upstream_->sendHead(request_, request_complete_ && !body_pending);
-  if (!pending_body_.empty()) {
+  if (!pending_body_.empty() && request_.upgrade().empty()) {
     upstream_->sendBody(pending_body_.view(), request_complete_ && !has_pending_trailers_);
     // A whole small body of a request that may be retried is kept until the response starts:
     // a pooled connection the upstream closed meanwhile, or a stream it refused, then costs a
@@ -334,6 +373,11 @@ void Exchange::onUpstreamInformational(ResponseHead& head) {
 
 void Exchange::onUpstreamHeaders(ResponseHead& head, bool end_stream) {
   if (completed()) return;
+  if (head.status == 101) {
+    startTunnel(head);
+    return;
+  }
+  releaseTunnelUnit();  // an upgrade the upstream refused: an ordinary response
   dropReplayBody();
   moveTo(Phase::kResponse);
   ctx_.status = head.status;
@@ -345,9 +389,67 @@ void Exchange::onUpstreamHeaders(ResponseHead& head, bool end_stream) {
   if (end_stream) upstreamFinished();
 }
 
+void Exchange::startTunnel(ResponseHead& head) {
+  // Codecs pass a 101 only to a request that asked for an upgrade; it must switch to one of the
+  // protocols asked for (RFC 9110 section 7.8), else it is no answer to this request.
+  const HeaderField* upgrade = head.headers.find("upgrade");
+  const std::string_view chosen = upgrade != nullptr ? trimOws(upgrade->value) : "";
+  bool asked = false;
+  forEachListElement(request_.upgrade(), [&](std::string_view token) {
+    if (!chosen.empty() && equalsIgnoreCase(token, chosen)) asked = true;
+  });
+  if (!asked) {
+    upstreamFailed(ErrorCode::kUpstreamProtocolError, "101 to a protocol the request did not ask");
+    return;
+  }
+  moveTo(Phase::kTunnel);
+  // A tunnel may stay open for hours: it gives back its request slot (a thousand websockets
+  // must not starve ordinary requests), and the request timeout covered its handshake only.
+  releaseSlot();
+  request_timer_.cancel();
+  ctx_.status = 101;
+  ctx_.upgrade.assign(chosen);
+  ctx_.bytes_in = pending_body_.size();  // from here on: the tunnel's bytes
+  ctx_.bytes_out = 0;
+  sanitizeResponseHeaders(head);
+  snapshot_->context_filter->onResponseHeaders(head, ctx_);
+  head.upgrade = ctx_.upgrade;
+  services_.metrics.tunnelOpened(listener_.config->name);
+  last_tunnel_byte_ = Clock::now();
+  request_timer_.arm(listener_.config->timeouts.tunnel_idle);
+  downstream_.sendResponseHead(head, false);
+  if (!pending_body_.empty() && upstream_ && phase_ == Phase::kTunnel) {
+    upstream_->sendBody(pending_body_.view(), false);
+    pending_body_.release();
+    checkRequestBackpressure();
+  }
+}
+
+void Exchange::onTunnelTimer() {
+  // Armed once for the whole idle timeout, and again for what is left of it after the last
+  // byte: no timer work per byte.
+  const Duration idle = listener_.config->timeouts.tunnel_idle;
+  const auto quiet = std::chrono::duration_cast<Duration>(Clock::now() - last_tunnel_byte_);
+  if (quiet < idle) {
+    request_timer_.arm(std::max(Duration(1), idle - quiet));
+    return;
+  }
+  services_.metrics.timedOut("tunnel_idle");
+  ctx_.error = ErrorCode::kTunnelIdleTimeout;
+  downstream_.resetStream(ErrorCode::kTunnelIdleTimeout);
+  complete();
+}
+
+void Exchange::releaseTunnelUnit() {
+  if (!tunnel_unit_) return;
+  tunnel_unit_ = false;
+  listener_.tunnels->release();
+}
+
 void Exchange::onUpstreamBody(std::string_view data, bool end_stream) {
   if (completed()) return;
   ctx_.bytes_out += data.size();
+  if (phase_ == Phase::kTunnel) last_tunnel_byte_ = Clock::now();
   downstream_.sendResponseBody(data, end_stream);
   if (end_stream) {
     upstreamFinished();
@@ -411,6 +513,10 @@ void Exchange::onUpstreamReset(ErrorCode code, bool request_sent) {
 
 void Exchange::onRequestTimeout(void* arg) {
   auto* self = static_cast<Exchange*>(arg);
+  if (self->phase_ == Phase::kTunnel) {
+    self->onTunnelTimer();
+    return;
+  }
   if (self->phase_ >= Phase::kResponseDone) return;
   self->services_.metrics.timedOut("upstream_request");
   self->upstreamFailed(ErrorCode::kUpstreamTimeout, "request timeout");
@@ -501,6 +607,19 @@ void Exchange::onDownstreamReset(ErrorCode code) {
   complete();
 }
 
+void Exchange::onDownstreamEnd() {
+  if (phase_ != Phase::kTunnel) {
+    onDownstreamReset(ErrorCode::kClientDisconnected);
+    return;
+  }
+  if (upstream_) {
+    // The codec flushes what the client sent, then closes; it reports nothing more.
+    upstream_->sendBody({}, true);
+    upstream_ = nullptr;
+  }
+  complete();
+}
+
 void Exchange::onResponseSent() {
   if (phase_ == Phase::kResponseDone) complete();
 }
@@ -515,6 +634,10 @@ void Exchange::complete() {
   ctx_.end = Clock::now();
   if (ctx_.upstream_start && !ctx_.upstream_end) ctx_.upstream_end = ctx_.end;
   if (ctx_.request_id.empty()) snapshot_->context_filter->ensureIds(ctx_, services_.ids);
+  releaseTunnelUnit();
+  if (!ctx_.upgrade.empty()) {
+    services_.metrics.tunnelClosed(listener_.config->name, ctx_.bytes_in, ctx_.bytes_out);
+  }
   services_.access_log.append(ctx_);
   services_.metrics.requestCompleted(*upstream_runtime_.metrics, ctx_);
   owner_.onExchangeComplete();

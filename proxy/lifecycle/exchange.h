@@ -44,6 +44,7 @@ class Exchange final : public Deletable,
     kConnecting,    // waiting for a stream on an upstream connection
     kUpstream,      // the request is on an upstream stream; no response head yet
     kResponse,      // the response head went to the client; body and trailers follow
+    kTunnel,        // the upstream switched protocols (101): bytes pass both ways unframed
     kResponseDone,  // the whole response is out of our hands, on its way to the client's socket
     kCompleted,     // logged, counted, everything given back: nothing more happens
   };
@@ -67,6 +68,9 @@ class Exchange final : public Deletable,
   void onDownstreamWritable();
   // The client went away or broke the protocol mid-request.
   void onDownstreamReset(ErrorCode code);
+  // The client ended its side of a tunnel (a normal end: the upstream's side is closed after
+  // what is on its way); anywhere else, like a reset.
+  void onDownstreamEnd();
   // Every byte of the response reached the client's socket.
   void onResponseSent();
   // Answer locally (phase 7) before any response byte went out, e.g. a 400 from the parser;
@@ -99,6 +103,10 @@ class Exchange final : public Deletable,
   void onUpstreamWritable() override;
 
   void forwardRequestBody(std::string_view data);
+  // A 101 to the upgrade the request asked for: the slot goes back, the idle timeout starts.
+  void startTunnel(ResponseHead& head);
+  void onTunnelTimer();
+  void releaseTunnelUnit();
   void upstreamFailed(ErrorCode code, std::string_view detail);
   // Tries another upstream connection if the failed attempt may be repeated.
   bool retry(ErrorCode code, bool request_sent);
@@ -148,6 +156,8 @@ class Exchange final : public Deletable,
   bool request_complete_ = false;
   bool upstream_paused_ = false;
   bool downstream_paused_ = false;
+  bool tunnel_unit_ = false;  // holds a unit of the listener's max_tunnels
+  MonoTime last_tunnel_byte_{};
 };
 
 }  // namespace viscount

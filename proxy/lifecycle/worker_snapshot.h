@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "filters/context_filter.h"
 #include "filters/request_limiter.h"
+#include "pool/shared_limit.h"
 #include "pool/upstream_pool.h"
 #include "proxy/net/socket.h"
 #include "proxy/net/tls.h"
@@ -33,6 +34,8 @@ struct ListenerRuntime {
   const ListenerConfig* config = nullptr;
   UpstreamRuntime* upstream = nullptr;
   std::shared_ptr<const TlsServerContext> tls;  // null: cleartext
+  // limits.max_tunnels, shared by every worker; null (a unit test): no limit.
+  std::shared_ptr<SharedLimit> tunnels;
 };
 
 struct WorkerSnapshot {

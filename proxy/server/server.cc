@@ -94,6 +94,18 @@ ConfigRuntimePtr Server::prepareConfig(const ConfigPtr& config, std::string* err
     shared.connections->setCapacity(uint64_t{u.pool.size} + u.pool.max_overflow);
     runtime->upstream_limits[u.name] = shared;
   }
+  // Tunnels of a listener count over all workers and across reloads, like requests in flight.
+  for (const ListenerConfig& l : config->listeners) {
+    std::shared_ptr<SharedLimit>& tunnels = tunnel_limits_[l.name];
+    if (!tunnels) {
+      std::vector<EventLoop*> loops;
+      for (auto& w : workers_)
+        loops.push_back(&w->loop());
+      tunnels = std::make_shared<SharedLimit>(loops);
+    }
+    tunnels->setCapacity(l.limits.max_tunnels);
+    runtime->listener_tunnels.push_back(tunnels);
+  }
   return runtime;
 }
 

@@ -89,6 +89,7 @@ class Server {
   std::vector<std::unique_ptr<std::atomic<int64_t>>> listener_connections_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::map<std::string, UpstreamSharedLimits> shared_limits_;  // by upstream name; main thread
+  std::map<std::string, std::shared_ptr<SharedLimit>> tunnel_limits_;  // by listener name
   std::vector<uint16_t> listener_ports_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> config_watcher_;

@@ -124,6 +124,7 @@ void Worker::buildSnapshot(const ConfigRuntime& runtime) {
     ListenerRuntime lr;
     lr.config = &l;
     lr.tls = runtime.listener_tls.at(i);
+    if (i < runtime.listener_tunnels.size()) lr.tunnels = runtime.listener_tunnels[i];
     for (auto& u : snap->upstreams) {
       if (u->config->name == l.upstream) lr.upstream = u.get();
     }

@@ -55,6 +55,8 @@ struct ConfigRuntime {
   std::shared_ptr<const ContextFilter> context_filter;
   // By listener index; null for a cleartext listener. Built from the files at each (re)load.
   std::vector<std::shared_ptr<const TlsServerContext>> listener_tls;
+  // By listener index: limits.max_tunnels over all workers.
+  std::vector<std::shared_ptr<SharedLimit>> listener_tunnels;
   std::map<std::string, std::shared_ptr<const TlsClientContext>> upstream_tls;  // https:// only
 };
 using ConfigRuntimePtr = std::shared_ptr<const ConfigRuntime>;

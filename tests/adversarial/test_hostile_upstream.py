@@ -92,6 +92,7 @@ class HostileUpstreamTest(ProxyTestCase):
         "/close-before-answer": send(b"", keep=False),
         "/early-hints-flood": send(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" * 50
                                    + OK_BODY),
+        "/refused-upgrade-then-bytes": send(OK_BODY + b"\x81\x05hello"),
         "/names-our-ids": send(b"HTTP/1.1 200 OK\r\nConnection: x-request-id\r\n"
                                b"X-Request-Id: upstream-chosen\r\nContent-Length: 2\r\n\r\nok"),
     }
@@ -146,6 +147,16 @@ class HostileUpstreamTest(ProxyTestCase):
         result = self.get("/extra-bytes-later")
         self.assertEqual([(r.status, r.body) for r in result.responses], [(200, b"ok")], result)
         self.assert_connection_retired("/extra-bytes-later")
+
+    def test_bytes_after_a_refused_upgrade(self):
+        # A refused upgrade is an ordinary response: what the upstream sends after it (frames
+        # of the protocol it did not switch to) is extra bytes, never the start of a tunnel.
+        result = exchange(self.port, b"GET /refused-upgrade-then-bytes HTTP/1.1\r\nHost: a\r\n"
+                          b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+                          until_close=False, linger=0.1)
+        self.assertEqual([(r.status, r.body) for r in result.responses], [(200, b"ok")], result)
+        self.assertEqual(result.leftover, b"", "bytes after the response reached the client")
+        self.assert_connection_retired("/refused-upgrade-then-bytes")
 
     def test_body_after_a_response_to_head(self):
         result = self.get("/head-with-body", method=b"HEAD")

@@ -1,6 +1,6 @@
 """Requests that are well-formed but hostile: pipelining past the end of a connection, every size
-limit (414, 431 by size and by count, 413), Expect variants, and Upgrade attempts (h2c, websocket)
-that must never reach the upstream.
+limit (414, 431 by size and by count, 413), Expect variants, and Upgrade attempts: h2c never
+reaches the upstream; a websocket upgrade does, and when refused nothing after it passes unparsed.
 """
 
 import time
@@ -10,6 +10,8 @@ from adversarial_support import (Case, ProxyTestCase, Result, add_cases, connect
                                  read_responses)
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+# A request pipelined behind one whose framing is not in doubt: it must arrive as its own.
+PIPELINED = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
 HEADER_LIMIT = 16 * 1024
 BODY_LIMIT = 64 * 1024
 HEADER_COUNT_LIMIT = 100
@@ -42,6 +44,18 @@ def upstream_headers_absent(*names):
         for resp in result.responses:
             test.assertNotEqual(resp.status, 101)
     return check
+
+
+def upgrade_forwarded(test, result, requests):
+    for req in requests:
+        test.assertEqual(req.values("upgrade"), ["websocket"], req)
+        test.assertEqual(req.values("connection"), ["upgrade"], req)
+    for resp in result.responses:
+        test.assertNotEqual(resp.status, 101)
+
+
+WEBSOCKET = (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
 def targets(*expected):
@@ -134,10 +148,31 @@ CASES = [
          doc="the upgrade was not granted, so the preface is a (bad) HTTP/1 request"),
     Case("upgrade_without_connection", get(b"Upgrade: h2c\r\n"), 200,
          check=upstream_headers_absent("upgrade")),
-    Case("websocket_upgrade", get(b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
-                                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                  b"Sec-WebSocket-Version: 13\r\n"), 200,
-         check=upstream_headers_absent("upgrade", "connection")),
+    Case("websocket_upgrade_refused", WEBSOCKET, 200,
+         check=upgrade_forwarded,
+         doc="forwarded as an upgrade; the upstream's 200 is an ordinary response"),
+    Case("refused_upgrade_then_pipelined", WEBSOCKET + PIPELINED, 200, want=2, upstream=2,
+         check=lambda t, r, reqs: (upgrade_forwarded(t, r, reqs[:1]), targets("/", "/next")(
+             t, r, reqs), t.assertEqual(reqs[1].values("upgrade"), [])),
+         doc="bytes after a refused upgrade are parsed as a request of their own, never passed"
+             " on raw"),
+    Case("upgrade_with_body", post(b"hello", b"Connection: Upgrade\r\nUpgrade: websocket\r\n"),
+         200, check=lambda t, r, reqs: (upstream_headers_absent("upgrade", "connection")(
+             t, r, reqs), t.assertEqual(reqs[0].body, b"hello")),
+         doc="a request with a body is no upgrade: its body would precede the tunnel"),
+    Case("upgrade_with_chunked_body",
+         get(b"Connection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n",
+             method=b"POST") + chunked(b"hello") + PIPELINED, 200, want=2, upstream=2,
+         check=lambda t, r, reqs: (upstream_headers_absent("upgrade")(t, r, reqs),
+                                   targets("/", "/next")(t, r, reqs))),
+    Case("upgrade_from_http10",
+         get(b"Connection: Upgrade\r\nUpgrade: websocket\r\n", version=b"HTTP/1.0"), 200,
+         closed=True, check=upstream_headers_absent("upgrade")),
+    Case("upgrade_token_not_allowed", get(b"Connection: Upgrade\r\nUpgrade: IRC/6.9\r\n"),
+         200, check=upstream_headers_absent("upgrade", "connection")),
+    Case("upgrade_list_keeps_only_allowed",
+         get(b"Connection: Upgrade\r\nUpgrade: h2c, foo/1, WebSocket\r\n"), 200,
+         check=lambda t, r, reqs: t.assertEqual(reqs[0].values("upgrade"), ["WebSocket"])),
     Case("connection_names_a_header", get(b"Connection: x-secret\r\nX-Secret: a\r\n"), 200,
          check=upstream_headers_absent("x-secret", "connection")),
     Case("connection_names_host", get(b"Connection: host\r\n"), 200,

@@ -159,11 +159,53 @@ upstreams:
   ASSERT_EQ(errors.size(), 2u);
   EXPECT_EQ(errors[0].format(),
             "test.yaml:6:7: unknown key 'read' in listeners[0].timeouts (expected one of: "
-            "request_headers, idle)");
+            "request_headers, idle, tunnel_idle)");
   EXPECT_EQ(errors[1].line, 10);
   EXPECT_EQ(errors[1].column, 21);
   EXPECT_NE(errors[1].message.find("unknown key 'max_idle' in upstreams[0].pool"),
             std::string::npos);
+}
+
+TEST(ConfigLoaderTest, UpgradesDefaultToWebsocketAndOptInByName) {
+  const auto defaults = load(kListenerAndUpstream);
+  ASSERT_TRUE(defaults);
+  const ListenerConfig& d = defaults->listeners[0];
+  EXPECT_EQ(d.upgrades, std::vector<std::string>{"websocket"});
+  EXPECT_EQ(d.timeouts.tunnel_idle, std::chrono::hours(1));
+  EXPECT_EQ(d.limits.max_tunnels, 1000u);
+  const auto config = load(R"(listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    upgrades: [WebSocket, my-proto]
+    timeouts: {tunnel_idle: 30s}
+    limits: {max_tunnels: 5}
+upstreams:
+  - name: app
+    url: http://127.0.0.1:8000
+)");
+  ASSERT_TRUE(config);
+  const ListenerConfig& l = config->listeners[0];
+  EXPECT_EQ(l.upgrades, (std::vector<std::string>{"websocket", "my-proto"}));
+  EXPECT_EQ(l.timeouts.tunnel_idle, std::chrono::seconds(30));
+  EXPECT_EQ(l.limits.max_tunnels, 5u);
+}
+
+TEST(ConfigLoaderTest, H2cIsNeverAnUpgrade) {
+  const std::string yaml = R"(listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    upgrades: [websocket, H2C, "bad token"]
+upstreams:
+  - name: app
+    url: http://127.0.0.1:8000
+)";
+  const auto errors = errorsOf(yaml);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].format(),
+            "test.yaml:4:27: listeners[0].upgrades[1]: h2c is never carried as an upgrade");
+  EXPECT_EQ(errors[1].format(),
+            "test.yaml:4:32: listeners[0].upgrades[2]: expected an Upgrade token such as "
+            "websocket, got 'bad token'");
 }
 
 TEST(ConfigLoaderTest, DuplicateKey) {

@@ -82,10 +82,10 @@ class DemoScriptTest(unittest.TestCase):
                 app.append(obj)
             elif "request_id" in obj and "ts" in obj:
                 access.append(obj)
-        self.assertEqual(len(access), 2, report)
+        self.assertEqual(len(access), 3, report)
         # demo.sh's readiness probe goes to the app directly and is logged without ids.
         app = [a for a in app if a["x_request_id"] is not None]
-        self.assertEqual(len(app), 2, report)
+        self.assertEqual(len(app), 3, report)
         self.assertEqual({a["request_id"] for a in access}, {a["x_request_id"] for a in app},
                          report)
         self.assertEqual({a["correlation_id"] for a in access},
@@ -94,7 +94,16 @@ class DemoScriptTest(unittest.TestCase):
         self.assertEqual(len(own), 1, report)
         self.assertEqual(own[0]["user_id"], "alice")
         self.assertEqual(own[0]["method"], "POST")
-        self.assertTrue(all(a["status"] == 200 for a in access), report)
+        self.assertEqual(sorted(a["status"] for a in access), [101, 200, 200], report)
+        # The websocket: its id on the 101, in the app's log and in one access-log line that
+        # counts the tunnelled bytes.
+        ws = [a for a in access if a["status"] == 101][0]
+        self.assertEqual(ws["upgrade"], "websocket", report)
+        self.assertIn(f"101 x-request-id: {ws['request_id']}", out, report)
+        self.assertIn("echo: hello over a websocket", out, report)
+        self.assertTrue(any(a.get("websocket") and a["x_request_id"] == ws["request_id"]
+                            for a in app), report)
+        self.assertGreater(ws["bytes_in"], len("hello over a websocket"), report)
         self.assertTrue(all(a["upstream_address"] == f"127.0.0.1:{app_port}" for a in access))
 
         # The script's trap stopped both processes: their ports are free again.

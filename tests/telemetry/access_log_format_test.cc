@@ -31,7 +31,8 @@ json parsedLine(const RequestContext& ctx) {
 
 TEST(AccessLogJson, HasExactlyTheContractFields) {
   const json j = parsedLine(typicalRequest());
-  // The contract's fields, plus the TLS facts added with TLS termination and gRPC's status.
+  // The contract's fields, plus the TLS facts added with TLS termination, the tunnel's protocol
+  // added with upgrades and gRPC's status.
   const std::set<std::string> expected = {"ts",
                                           "request_id",
                                           "correlation_id",
@@ -50,6 +51,7 @@ TEST(AccessLogJson, HasExactlyTheContractFields) {
                                           "upstream",
                                           "upstream_address",
                                           "error",
+                                          "upgrade",
                                           "attempts",
                                           "tls_version",
                                           "client_cert_verified",
@@ -152,6 +154,18 @@ TEST(AccessLogJson, NullsWhereTheContractAllowsThem) {
   EXPECT_EQ(j["status"], 0);
   EXPECT_EQ(j["attempts"], 0);
   EXPECT_EQ(j["error"], "client_disconnected");
+}
+
+TEST(AccessLogJson, UpgradeIsNullUnlessATunnel) {
+  RequestContext ctx = typicalRequest();
+  EXPECT_TRUE(parsedLine(ctx)["upgrade"].is_null());
+  ctx.status = 101;
+  ctx.upgrade = "websocket";
+  ctx.error = ErrorCode::kTunnelIdleTimeout;
+  const json j = parsedLine(ctx);
+  EXPECT_EQ(j["upgrade"], "websocket");
+  EXPECT_EQ(j["status"], 101);
+  EXPECT_EQ(j["error"], "tunnel_idle_timeout");
 }
 
 TEST(AccessLogJson, EmptyUserIdFromATrustedSourceIsAString) {
