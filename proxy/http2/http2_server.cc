@@ -19,6 +19,14 @@ Http2ServerConnection* self(void* user) {
   return static_cast<Http2ServerConnection*>(user);
 }
 
+// Whether the listener lets websockets through (RFC 8441 is for websockets only).
+bool allowsWebsocket(const ListenerConfig& listener) {
+  for (const std::string& token : listener.upgrades) {
+    if (token == "websocket") return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 // ---- stream --------------------------------------------------------------------------------
@@ -103,6 +111,15 @@ void Http2Stream::submitHeaders(int status, const HeaderList& headers,
 
 void Http2Stream::sendResponseHead(ResponseHead& head, bool end_stream) {
   if (closed_) return;
+  if (head.status == 101) {
+    // The upstream accepted the websocket: RFC 8441 says so with a 200, and the stream's DATA
+    // carry the tunnel both ways until either side ends it. The HTTP/1.1 handshake's proof
+    // answers a key the client never sent.
+    response_submitted_ = true;
+    head.headers.remove("sec-websocket-accept");
+    submitHeaders(200, head.headers, std::nullopt, false, true);
+    return;
+  }
   response_submitted_ = true;
   bodiless_ = is_head_ || head.status == 204 || head.status == 304;
   // 204 has no content-length; 304 and HEAD keep the upstream's (it describes the resource).
@@ -248,6 +265,9 @@ void Http2ServerConnection::start(std::string_view preread) {
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
        static_cast<uint32_t>(listener.limits.max_request_headers_size)},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      // RFC 8441: websockets over this connection (extended CONNECT), when the listener allows
+      // them at all.
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, allowsWebsocket(listener) ? 1u : 0u},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
@@ -439,9 +459,8 @@ void Http2ServerConnection::headersComplete(Http2Stream& s, bool end_stream) {
   s.request_done_ = end_stream;
   RequestHead head;
   ErrorCode error = s.refused_;
-  const bool valid =
-      error == ErrorCode::kNone &&
-      h2::buildRequestHead(s.received_, s.connection_.tls() != nullptr, head, &error);
+  bool valid = error == ErrorCode::kNone &&
+               h2::buildRequestHead(s.received_, s.connection_.tls() != nullptr, head, &error);
   if (valid && !end_stream && head.content_length) {
     // Declared and not ended: see body_left_. An empty body has no byte to hold back, so it
     // goes as chunked, complete only when END_STREAM confirms it is empty.
@@ -449,6 +468,21 @@ void Http2ServerConnection::headersComplete(Http2Stream& s, bool end_stream) {
     s.body_left_ = head.content_length;
   }
   if (valid) head.chunked = !end_stream && !head.content_length;
+  if (valid && !head.upgrade.empty()) {
+    // An extended CONNECT: its DATA are the tunnel's bytes, not a body.
+    if (!equalsIgnoreCase(head.upgrade, "websocket") ||
+        !allowsWebsocket(services_.listener(listenerIndex()))) {
+      error = ErrorCode::kNotImplemented;
+      valid = false;
+    } else {
+      head.chunked = false;
+      head.content_length = 0;
+      s.body_left_.reset();
+      // An HTTP/1.1 upgrade needs the handshake's nonce, which RFC 8441 leaves out.
+      head.headers.remove("sec-websocket-key");
+      head.headers.addCopy("sec-websocket-key", h2::websocketKey());
+    }
+  }
   Exchange& exchange = s.newExchange();
   s.is_head_ = head.method == "HEAD";
   if (!valid) {

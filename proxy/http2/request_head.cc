@@ -1,5 +1,6 @@
 #include "proxy/http2/request_head.h"
 
+#include <random>
 #include <string>
 
 #include "proxy/http2/content_length.h"
@@ -22,12 +23,14 @@ bool isVisibleAscii(std::string_view s) {
 
 bool buildRequestHead(const HeaderArena& block, bool tls, RequestHead& head, ErrorCode* error) {
   std::string_view host;
+  std::string_view protocol;
   size_t cookies = 0;
   for (const auto [name, value] : block) {
     if (name.front() == ':') {
       if (name == ":method") head.method = value;
       if (name == ":path") head.target = value;
       if (name == ":authority") head.authority = value;
+      if (name == ":protocol") protocol = value;
       continue;  // :scheme is the client's claim; the connection says how it reached us
     }
     if (name == "host") {
@@ -64,7 +67,18 @@ bool buildRequestHead(const HeaderArena& block, bool tls, RequestHead& head, Err
     }
     head.headers.addCopy("cookie", std::move(joined));
   }
-  if (head.method == "CONNECT") {
+  if (head.method == "CONNECT" && !protocol.empty()) {
+    // RFC 8441: an extended CONNECT opens a websocket on this stream. Upstream it becomes the
+    // HTTP/1.1 upgrade it stands for (a GET without a body; RequestHead::upgrade); the caller
+    // checks the protocol against the listener's.
+    if (head.content_length.value_or(0) != 0) {
+      *error = ErrorCode::kBadRequest;
+      return false;
+    }
+    head.method = "GET";
+    head.upgrade = protocol;
+    head.content_length = 0;
+  } else if (head.method == "CONNECT") {
     *error = ErrorCode::kNotImplemented;
     return false;
   }
@@ -82,6 +96,30 @@ bool buildRequestHead(const HeaderArena& block, bool tls, RequestHead& head, Err
   head.protocol = Protocol::kHttp2;
   head.keep_alive = true;
   return true;
+}
+
+std::string websocketKey() {
+  // A nonce, not a secret: the upstream only proves with it that it speaks websocket.
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  unsigned char bytes[18] = {};  // 16 random bytes and two zero bytes that pad the last group
+  const uint64_t a = random();
+  const uint64_t b = random();
+  for (int i = 0; i < 8; ++i) {
+    bytes[i] = static_cast<unsigned char>(a >> (8 * i));
+    bytes[8 + i] = static_cast<unsigned char>(b >> (8 * i));
+  }
+  std::string key;
+  for (int i = 0; i < 18; i += 3) {
+    const uint32_t group =
+        (uint32_t{bytes[i]} << 16) | (uint32_t{bytes[i + 1]} << 8) | bytes[i + 2];
+    for (int shift = 18; shift >= 0; shift -= 6)
+      key.push_back(kAlphabet[(group >> shift) & 63]);
+  }
+  key.resize(22);  // 16 bytes are 22 characters ...
+  key += "==";     // ... and two of padding
+  return key;
 }
 
 void buildTrailers(const HeaderArena& block, HeaderList& trailers) {

@@ -8,6 +8,8 @@
 // forwarded list (content-length is rebuilt from the real length, Expect:
 // 100-continue is answered by the proxy).
 
+#include <string>
+
 #include "proxy/http/errors.h"
 #include "proxy/http/http_message.h"
 #include "proxy/http2/header_arena.h"
@@ -19,6 +21,10 @@ namespace viscount::h2 {
 // answer to give, when the request is malformed or asks for what the proxy does
 // not do (CONNECT, an Expect other than 100-continue).
 bool buildRequestHead(const HeaderArena& block, bool tls, RequestHead& head, ErrorCode* error);
+
+// A fresh Sec-WebSocket-Key (RFC 6455 section 4.1: 16 random bytes, base64) for the HTTP/1.1
+// upgrade an extended CONNECT (RFC 8441) becomes upstream.
+std::string websocketKey();
 
 // Request trailers, copied into the list: the Exchange may keep them after
 // `block` is reused.

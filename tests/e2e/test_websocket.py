@@ -12,7 +12,10 @@ import threading
 import time
 import unittest
 
+import h2.settings
 import websockets
+
+from h2_client import H2Client
 
 from viscount_process import (SANITIZED, SLACK, Viscount, basic_config, header_values,
                               start_demo_app, start_echo_upstream, wait_until)
@@ -413,6 +416,71 @@ class UpgradeWireTest(unittest.TestCase):
             rest += s.recv(100)
         self.assertEqual(rest, b"from-upstream")
         wait_until(lambda: raw.received.endswith(b"early-bytes"), what="the early bytes upstream")
+
+
+class Rfc8441Test(unittest.TestCase):
+    """WebSocket over HTTP/2 (extended CONNECT) from Python's h2, bridged to the demo app's
+    HTTP/1.1 websocket endpoint."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.app = start_demo_app(cls, class_level=True)
+
+    def open(self, client):
+        client.pump(lambda: client.conn.remote_settings.get(
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL) == 1)
+        sid = client.request("CONNECT", "/ws", end=False, headers=[
+            (":protocol", "websocket"), ("sec-websocket-version", "13")])
+        client.pump(lambda: client.responses[sid].headers or client.responses[sid].done)
+        return sid
+
+    def echo(self, client, sid, payload):
+        response = client.responses[sid]
+        start = len(response.data)
+        client.send_body(sid, masked_frame(0x2, payload), end=False)
+        want = server_frame_bytes(len(payload))
+        client.pump(lambda: len(response.data) - start >= want)
+        frame = bytes(response.data[start:start + want])
+        self.assertEqual(frame[want - len(payload):], payload)
+
+    def test_extended_connect_echoes_and_siblings_go_on(self):
+        proxy = Viscount.with_config(self, basic_config(self.app.url))
+        client = H2Client(proxy.listener_port)
+        self.addCleanup(client.close)
+        sid = self.open(client)
+        response = client.responses[sid]
+        self.assertEqual(response.status, 200, response.headers)
+        self.assertIsNone(response.header("sec-websocket-accept"))
+        request_id = response.header("x-request-id")
+        self.assertTrue(request_id)
+        seen = self.app.wait_log(lambda o: o.get("websocket") and o["x_request_id"] == request_id)
+        self.assertEqual(seen["x_request_id"], request_id)
+        sizes = [1, 125, 126, 1000, 70000]
+        for n in sizes:
+            self.echo(client, sid, os.urandom(n))
+        # A sibling stream on the same connection is served meanwhile.
+        self.assertEqual(client.get("/").status, 200)
+        self.echo(client, sid, b"after the sibling")
+        # The client closes the websocket; the service answers and ends the tunnel.
+        client.send_body(sid, masked_frame(0x8, b"\x03\xe8"), end=False)
+        client.pump(lambda: response.done)
+        self.assertTrue(response.data.endswith(b"\x88\x02\x03\xe8"))
+        line = proxy.wait_access_log_id(request_id)
+        self.assertEqual(line["protocol"], "HTTP/2")
+        self.assertEqual(line["upgrade"], "websocket")
+        self.assertIsNone(line["error"])
+        sizes.append(len(b"after the sibling"))
+        self.assertEqual(line["bytes_in"], sum(client_frame_bytes(n) for n in sizes) + 8)
+        self.assertEqual(line["bytes_out"], sum(server_frame_bytes(n) for n in sizes) + 4)
+
+    def test_not_advertised_without_websocket(self):
+        proxy = Viscount.with_config(self, basic_config(self.app.url, listeners=[
+            {"name": "inbound", "address": "127.0.0.1:0", "upstream": "app", "upgrades": []}]))
+        client = H2Client(proxy.listener_port)
+        self.addCleanup(client.close)
+        self.assertEqual(client.get("/").status, 200)
+        self.assertNotEqual(client.conn.remote_settings.get(
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL), 1)
 
 
 class RawUpstream:
