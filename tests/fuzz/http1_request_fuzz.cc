@@ -11,7 +11,10 @@
 // - after the filters there is exactly one of each context and forwarding header, no hop-by-hop
 //   or framing header of the client's, no user id from an untrusted peer, valid trace headers
 //   and a budget no larger than the upstream's;
-// - what goes upstream parses back into exactly one request, the one the filters decided.
+// - what goes upstream parses back into exactly one request, the one the filters decided;
+// - an upgrade (allowedUpgrade, as the server decides it) is only ever an HTTP/1.1 request
+//   without a body that asked for it in Connection, carries only allowed tokens and never h2c,
+//   and goes upstream as exactly one `connection: upgrade` and one `upgrade`.
 
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +29,7 @@
 #include "filters/header_sanitizer.h"
 #include "filters/id_generator.h"
 #include "filters/trace_context.h"
+#include "proxy/http/header_tokens.h"
 #include "proxy/http/upstream_request.h"
 #include "proxy/http1/http1_encoder.h"
 #include "proxy/http1/http1_parser.h"
@@ -42,6 +46,8 @@ constexpr Duration kUpstreamBudget = 15s;
 constexpr std::string_view kUpstreamAuthority = "app.internal:8000";
 constexpr std::string_view kDeadlineHeader = "x-request-timeout-ms";
 constexpr std::string_view kCertificateUser = "alice@example.com";
+// A listener's `upgrades`: the default and one more protocol allowed by name.
+const std::vector<std::string> kAllowedUpgrades = {"websocket", "my-proto"};
 
 // Two context configs: the defaults (table-driven id patterns, trace context on), and one with
 // other header names, uuid7, trace context off and patterns that std::regex has to run.
@@ -129,6 +135,7 @@ class UpstreamSide {
                                    .upstream_authority = kUpstreamAuthority};
     const Duration budget = filterRequestHead(head, ctx_, s.ids, input);
     checkFiltered(head, filter.config(), budget);
+    checkUpgrade(head);
 
     request_.assign(head);
     if (!options_.deadline_header.empty()) {
@@ -144,6 +151,10 @@ class UpstreamSide {
     expected_.headers = kept(head.headers);
     if (!options_.deadline_header.empty()) {
       expected_.headers.emplace_back(options_.deadline_header, std::to_string(budget.count()));
+    }
+    if (!head.upgrade.empty()) {
+      expected_.headers.emplace_back("connection", "upgrade");
+      expected_.headers.emplace_back("upgrade", std::string(head.upgrade));
     }
     expected_.chunked = head.chunked;
     active_ = true;
@@ -181,6 +192,19 @@ class UpstreamSide {
   }
 
  private:
+  static void checkUpgrade(const RequestHead& head) {
+    if (head.upgrade.empty()) return;
+    FUZZ_CHECK(head.protocol == Protocol::kHttp11 && !head.hasBody());
+    forEachListElement(head.upgrade, [&](std::string_view token) {
+      const std::string_view name = token.substr(0, token.find('/'));
+      FUZZ_CHECK(!equalsIgnoreCase(name, "h2c"));
+      bool allowed = false;
+      for (const std::string& a : kAllowedUpgrades)
+        allowed = allowed || equalsIgnoreCase(name, a);
+      FUZZ_CHECK(allowed);
+    });
+  }
+
   void checkFiltered(const RequestHead& head, const ContextConfig& config, Duration budget) {
     const HeaderList& h = head.headers;
     const std::string request_id = toLowerAscii(config.request_id.header);
@@ -385,6 +409,8 @@ class ServerSide final : public Http1ParserHandler {
       return false;
     }
     head_done_ = true;
+    head.upgrade = allowedUpgrade(head.headers, h.version_minor,
+                                  h.chunked || h.content_length.value_or(0) > 0, kAllowedUpgrades);
     if (upstream_) upstream_->onHead(head);
     *h.headers = std::move(head.headers);
     return true;
