@@ -145,6 +145,11 @@ void Http1ClientCodec::startTunnel() {
   // the upstream's pooled connections for as long as the tunnel lives.
   connection_.detachFromPool();
   if (callbacks_ && !in().empty()) deliverTunnelBytes();
+  // A tunnel may idle for hours: no buffer, parser or head held meanwhile.
+  in().releaseIfEmpty();
+  parser_.reset();
+  parser_.trim();
+  response_.headers = HeaderList();
 }
 
 void Http1ClientCodec::parse() {

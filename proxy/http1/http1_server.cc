@@ -504,6 +504,7 @@ void Http1ServerConnection::startTunnel(ResponseHead& head) {
   // Bytes the client sent after its head, before the 101, waited unparsed: they are the
   // tunnel's first. More may wait in the socket, unread while we held those.
   forwardTunnelBytes();
+  in_.releaseIfEmpty();  // a tunnel may idle for hours: no buffer held meanwhile
   if (phase_ == Phase::kActive) readSoon();
 }
 
