@@ -75,6 +75,7 @@ constexpr GrpcStatus grpcStatusFor(ErrorCode code) {
     case ErrorCode::kUpstreamConnectTimeout:
     case ErrorCode::kUpstreamTimeout:
     case ErrorCode::kRequestHeaderTimeout:
+    case ErrorCode::kTunnelIdleTimeout:  // a tunnel is never gRPC; listed so the table is total
       return GrpcStatus::kDeadlineExceeded;
     case ErrorCode::kHeadersTooLarge:
     case ErrorCode::kBodyTooLarge:
