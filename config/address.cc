@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/un.h>
 
 #include <algorithm>
 #include <cctype>
@@ -56,9 +57,48 @@ bool isValidHostname(std::string_view host) {
   }
 }
 
+constexpr std::string_view kUnixPrefix = "unix:";
+constexpr std::string_view kH2cUnixPrefix = "h2c+unix:";
+
 }  // namespace
 
+std::optional<std::string> parseUnixSocketPath(std::string_view path, std::string* error) {
+  // sun_path holds the path and its terminating NUL; a longer one would be cut off by bind().
+  constexpr size_t kMaxPath = sizeof(sockaddr_un::sun_path) - 1;
+  if (path.empty()) {
+    setError(error, "empty Unix socket path (expected unix:/absolute/path)");
+    return std::nullopt;
+  }
+  if (path.front() != '/') {
+    // Relative paths would depend on the working directory; "@name" (abstract) is not offered.
+    setError(error,
+             "the Unix socket path '" + std::string(path) + "' must be absolute (start with /)");
+    return std::nullopt;
+  }
+  if (path.size() > kMaxPath) {
+    setError(error, "the Unix socket path is " + std::to_string(path.size()) +
+                        " bytes long; the system allows at most " + std::to_string(kMaxPath));
+    return std::nullopt;
+  }
+  if (path.back() == '/') {
+    setError(error, "the Unix socket path '" + std::string(path) + "' names a directory");
+    return std::nullopt;
+  }
+  if (path.find('\0') != std::string_view::npos) {
+    setError(error, "the Unix socket path contains a NUL byte");
+    return std::nullopt;
+  }
+  return std::string(path);
+}
+
 std::optional<SocketAddress> parseSocketAddress(std::string_view text, std::string* error) {
+  if (text.substr(0, kUnixPrefix.size()) == kUnixPrefix) {
+    auto path = parseUnixSocketPath(text.substr(kUnixPrefix.size()), error);
+    if (!path) return std::nullopt;
+    SocketAddress address;
+    address.unix_path = std::move(*path);
+    return address;
+  }
   std::string_view host;
   std::string_view port;
   bool bracketed = false;
@@ -116,10 +156,23 @@ std::optional<SocketAddress> parseSocketAddress(std::string_view text, std::stri
 }
 
 std::optional<UpstreamUrl> parseUpstreamUrl(std::string_view text, std::string* error) {
+  for (const std::string_view prefix : {kUnixPrefix, kH2cUnixPrefix}) {
+    if (text.substr(0, prefix.size()) != prefix) continue;
+    auto path = parseUnixSocketPath(text.substr(prefix.size()), error);
+    if (!path) return std::nullopt;
+    UpstreamUrl url;
+    url.scheme = prefix == kUnixPrefix ? UpstreamScheme::kHttp : UpstreamScheme::kH2c;
+    url.port = 0;
+    url.text = std::string(prefix) + *path;
+    url.unix_path = std::move(*path);
+    return url;
+  }
   const auto separator = text.find("://");
   if (separator == std::string_view::npos) {
-    setError(error, "missing scheme: expected http://, h2c:// or https://, e.g. http://" +
-                        std::string(text));
+    setError(error,
+             "missing scheme: expected http://, h2c://, https://, unix:/path or h2c+unix:/path, "
+             "e.g. http://" +
+                 std::string(text));
     return std::nullopt;
   }
   UpstreamUrl url;
@@ -134,8 +187,10 @@ std::optional<UpstreamUrl> parseUpstreamUrl(std::string_view text, std::string* 
     url.scheme = UpstreamScheme::kHttps;
     url.port = 443;
   } else {
-    setError(error, "unsupported scheme '" + std::string(text.substr(0, separator)) +
-                        "' (expected http, h2c or https)");
+    setError(
+        error,
+        "unsupported scheme '" + std::string(text.substr(0, separator)) +
+            "' (expected http, h2c or https, or unix:/path or h2c+unix:/path for a Unix socket)");
     return std::nullopt;
   }
 

@@ -54,11 +54,13 @@ uint32_t availableCpus() {
 }  // namespace
 
 std::string SocketAddress::text() const {
+  if (isUnix()) return "unix:" + unix_path;
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
 }
 
 std::string UpstreamUrl::authority() const {
+  if (isUnix()) return "localhost";
   return SocketAddress{host, port}.text();
 }
 

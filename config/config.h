@@ -22,12 +22,15 @@ using namespace std::chrono_literals;
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * kKiB;
 
-// host:port of a socket to bind. `host` is a numeric IPv4 or IPv6 literal (no brackets).
+// host:port of a socket to bind. `host` is a numeric IPv4 or IPv6 literal (no brackets); or, with
+// `unix_path` set, a Unix-domain socket file (host and port then unused).
 struct SocketAddress {
   std::string host;
   uint16_t port = 0;
+  std::string unix_path = {};  // absolute; empty for TCP
 
-  // "1.2.3.4:80" or "[::1]:80"
+  bool isUnix() const { return !unix_path.empty(); }
+  // "1.2.3.4:80", "[::1]:80" or "unix:/run/viscount.sock"
   std::string text() const;
   bool operator==(const SocketAddress&) const = default;
 };
@@ -36,11 +39,15 @@ enum class UpstreamScheme { kHttp, kH2c, kHttps };
 
 struct UpstreamUrl {
   UpstreamScheme scheme = UpstreamScheme::kHttp;
-  std::string host;  // hostname or IP literal (no brackets)
+  std::string host;  // hostname or IP literal (no brackets); empty with unix_path
   uint16_t port = 80;
+  // unix:/path (kHttp) or h2c+unix:/path (kH2c): the upstream listens on this socket file.
+  std::string unix_path;
   std::string text;  // as written in the config, normalised (no trailing slash)
 
-  // "host:port" ("[::1]:8000" for IPv6), the Host sent for a request that named none.
+  bool isUnix() const { return !unix_path.empty(); }
+  // "host:port" ("[::1]:8000" for IPv6), the Host sent for a request that named none;
+  // "localhost" for a Unix socket, which has no name of its own.
   std::string authority() const;
   bool operator==(const UpstreamUrl&) const = default;
 };
@@ -55,10 +62,14 @@ struct TlsServerConfig {
   bool operator==(const TlsServerConfig&) const = default;
 };
 
+// Mode of a Unix listener's socket file: who may connect (the directory must let them reach it).
+constexpr uint32_t kDefaultUnixSocketMode = 0660;
+
 struct ListenerConfig {
   std::string name;
   SocketAddress address;
-  std::string upstream;  // name of an entry in Config::upstreams
+  uint32_t socket_mode = kDefaultUnixSocketMode;  // only for a unix: address
+  std::string upstream;                           // name of an entry in Config::upstreams
   bool http2 = true;
   // Upgrade tokens (RFC 9110 section 7.8) carried through as a tunnel, lowercase; `h2c` never.
   std::vector<std::string> upgrades = {"websocket"};
@@ -150,6 +161,9 @@ struct ContextConfig {
   } user_id;
   bool trace_context = true;
   std::vector<Cidr> trusted_sources = {*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
+  // The entry "unix" in trusted_sources: clients of a Unix-socket listener are trusted. They have
+  // no address a CIDR could match, so they are trusted only when listed by name.
+  bool trust_unix_clients = false;
   std::string id_pattern = "^[A-Za-z0-9._:-]{1,128}$";
   bool echo_in_response = true;
   bool operator==(const ContextConfig&) const = default;

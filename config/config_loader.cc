@@ -9,6 +9,8 @@
 #include <regex>
 #include <utility>
 
+#include <sys/stat.h>
+
 #include "config/address.h"
 #include "config/duration.h"
 #include "config/id_regex.h"
@@ -72,6 +74,7 @@ bool isValidName(std::string_view name) {
 // the traffic, so this is the only place the mistake can be caught. Port 0 never conflicts: each
 // bind gets its own ephemeral port.
 bool bindConflict(const SocketAddress& a, const SocketAddress& b) {
+  if (a.isUnix() || b.isUnix()) return a.unix_path == b.unix_path;
   if (a.port == 0 || a.port != b.port) return false;
   if (a.host == b.host) return true;
   const bool a_v6 = a.host.find(':') != std::string::npos;
@@ -230,9 +233,9 @@ class ConfigParser {
     }
     std::vector<std::pair<std::string, YAML::Mark>> names;
     for (size_t i = 0; i < items.size(); ++i) {
-      const YamlMap map(
-          errors_, items[i], itemPath("listeners", i),
-          {"name", "address", "upstream", "http2", "upgrades", "tls", "timeouts", "limits"});
+      const YamlMap map(errors_, items[i], itemPath("listeners", i),
+                        {"name", "address", "socket_mode", "upstream", "http2", "upgrades", "tls",
+                         "timeouts", "limits"});
       if (!map.isMap()) continue;
       ListenerConfig listener;
       ListenerMarks marks;
@@ -247,6 +250,8 @@ class ConfigParser {
           map.error("address", "invalid address '" + *text + "': " + why);
         }
       }
+      if (listener.address.isUnix()) checkSocketDirectory(map, listener.address.unix_path);
+      readSocketMode(map, listener);
       marks.address = map.valueMark("address");
       marks.has_upstream = map.has("upstream");
       map.readString("upstream", listener.upstream);
@@ -306,6 +311,39 @@ class ConfigParser {
       tokens.push_back(std::move(token));
     }
     listener.upgrades = std::move(tokens);
+  }
+
+  // The directory must exist when viscount binds; a typo there would otherwise only show at start.
+  void checkSocketDirectory(const YamlMap& map, const std::string& path) {
+    const std::string directory = path.substr(0, std::max<size_t>(path.rfind('/'), 1));
+    struct stat st {};
+    if (::stat(directory.c_str(), &st) != 0) {
+      map.error("address", "the directory " + directory + " of the Unix socket does not exist (" +
+                               std::strerror(errno) + ")");
+    } else if (!S_ISDIR(st.st_mode)) {
+      map.error("address", directory + " (for the Unix socket) is not a directory");
+    }
+  }
+
+  // An octal file mode such as "0660" (YAML would read 0660 unquoted as a string too).
+  void readSocketMode(const YamlMap& map, ListenerConfig& listener) {
+    const std::string* text = map.scalar("socket_mode");
+    if (text == nullptr) return;
+    if (!listener.address.isUnix()) {
+      map.error("socket_mode", "only a unix: address has a socket file mode");
+      return;
+    }
+    uint32_t mode = 0;
+    bool ok = !text->empty() && text->size() <= 4;
+    for (char c : *text) {
+      ok = ok && c >= '0' && c <= '7';
+      mode = mode * 8 + static_cast<uint32_t>(c - '0');
+    }
+    if (!ok) {
+      map.error("socket_mode", "invalid mode '" + *text + "' (expected octal such as 0660)");
+      return;
+    }
+    listener.socket_mode = mode;
   }
 
   void parseTls(const YamlMap& tls, ListenerConfig& listener) {
@@ -420,14 +458,19 @@ class ConfigParser {
       std::vector<Cidr> sources;
       bool all_valid = true;
       const auto items = listItems(context, "trusted_sources");
+      config.trust_unix_clients = false;
       for (size_t i = 0; i < items.size(); ++i) {
         const YAML::Node& item = items[i];
+        if (item.IsScalar() && item.Scalar() == "unix") {
+          config.trust_unix_clients = true;
+          continue;
+        }
         const auto cidr = item.IsScalar() ? Cidr::parse(item.Scalar()) : std::nullopt;
         if (!cidr) {
           const std::string got = item.IsScalar() ? "'" + item.Scalar() + "'" : describeNode(item);
           errors_.add(item.Mark(), itemPath(context.path("trusted_sources"), i) +
-                                       ": expected a CIDR such as 10.0.0.0/8, ::1/128 or a single "
-                                       "address, got " +
+                                       ": expected a CIDR such as 10.0.0.0/8, ::1/128, a single "
+                                       "address or unix, got " +
                                        got);
           all_valid = false;
           continue;
@@ -515,7 +558,9 @@ class ConfigParser {
       return;
     }
     std::string why;
-    if (auto address = parseSocketAddress(*text, &why)) {
+    if (auto address = parseSocketAddress(*text, &why); address && address->isUnix()) {
+      admin.error("address", "the admin endpoints listen on TCP only, got '" + *text + "'");
+    } else if (address) {
       config.address = std::move(*address);
     } else {
       admin.error("address", "invalid address '" + *text + "' (or off): " + why);
@@ -555,7 +600,7 @@ class ConfigParser {
     bool admin_reported = false;
     for (size_t i = 0; i < config.listeners.size(); ++i) {
       const auto& address = config.listeners[i].address;
-      if (address.host.empty()) continue;  // its own error was reported
+      if (address.host.empty() && !address.isUnix()) continue;  // its own error was reported
       // Only the first conflict: one mistake should read as one error.
       for (size_t j = 0; j < i; ++j) {
         if (bindConflict(config.listeners[j].address, address)) {
@@ -642,7 +687,9 @@ ConfigLoadResult makeZeroConfig(std::string_view upstream_url, std::string_view 
   if (admin_address == "off") {
     config.admin.address.reset();
   } else if (!admin_address.empty()) {
-    if (auto address = parseSocketAddress(admin_address, &why)) {
+    if (auto address = parseSocketAddress(admin_address, &why); address && address->isUnix()) {
+      errors.push_back({"--admin", 0, 0, "the admin endpoints listen on TCP only"});
+    } else if (address) {
       config.admin.address = std::move(*address);
     } else {
       errors.push_back(

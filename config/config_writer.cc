@@ -4,6 +4,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdio>
+
 #include "config/config_loader.h"
 #include "config/duration.h"
 
@@ -48,6 +50,11 @@ class TreeBuilder {
     Tree node;
     node["name"] = listener.name;
     node["address"] = listener.address.text();
+    if (listener.address.isUnix()) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%04o", listener.socket_mode);
+      node["socket_mode"] = std::string(mode);
+    }
     node["upstream"] = listener.upstream;
     node["http2"] = listener.http2;
     node["upgrades"] = Tree::array();
@@ -117,6 +124,7 @@ class TreeBuilder {
     node["trusted_sources"] = Tree::array();
     for (const auto& cidr : context.trusted_sources)
       node["trusted_sources"].push_back(cidr.text());
+    if (context.trust_unix_clients) node["trusted_sources"].push_back(std::string("unix"));
     node["id_pattern"] = context.id_pattern;
     node["echo_in_response"] = context.echo_in_response;
     return node;

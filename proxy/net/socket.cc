@@ -4,16 +4,32 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <cstddef>
 #include <cstring>
 
 namespace viscount {
 
 std::string ResolvedAddress::text() const {
+  if (addr.ss_family == AF_UNIX) {
+    return std::string("unix:") + reinterpret_cast<const sockaddr_un*>(&addr)->sun_path;
+  }
   return formatPeer(reinterpret_cast<const sockaddr*>(&addr));
+}
+
+bool makeUnixAddress(const std::string& path, ResolvedAddress* out) {
+  *out = ResolvedAddress{};
+  auto* un = reinterpret_cast<sockaddr_un*>(&out->addr);
+  if (path.empty() || path.size() >= sizeof(un->sun_path)) return false;
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, path.data(), path.size());
+  out->len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return true;
 }
 
 bool makeSocketAddress(const std::string& host, uint16_t port, ResolvedAddress* out) {
@@ -90,6 +106,84 @@ int openListener(const ResolvedAddress& address, bool reuse_port, int backlog, s
   return fd;
 }
 
+namespace {
+
+// Whether a process still accepts on the socket file at `address`: a killed one leaves the file
+// behind, and connecting to it is then refused.
+bool unixSocketInUse(const ResolvedAddress& address) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool refused =
+      connect(fd, reinterpret_cast<const sockaddr*>(&address.addr), address.len) != 0 &&
+      (errno == ECONNREFUSED || errno == ENOENT);
+  close(fd);
+  return !refused;  // connected, or a full backlog (EAGAIN): someone is there
+}
+
+}  // namespace
+
+int openUnixListener(const std::string& path, uint32_t mode, int backlog, UnixSocketFile* file,
+                     std::string* error) {
+  ResolvedAddress address;
+  if (!makeUnixAddress(path, &address)) {
+    if (error) *error = "unix:" + path + ": path too long for a Unix socket";
+    return -1;
+  }
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      if (error) {
+        *error = "unix:" + path + ": the path exists and is not a socket; not replacing it";
+      }
+      return -1;
+    }
+    if (unixSocketInUse(address)) {
+      if (error) *error = "unix:" + path + ": another process is listening on this socket";
+      return -1;
+    }
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+      if (error) *error = "unix:" + path + ": cannot remove the stale socket: " + strerror(errno);
+      return -1;
+    }
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    if (error) *error = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
+  const auto fail = [&](const char* what) {
+    if (error) *error = std::string(what) + " unix:" + path + ": " + std::strerror(errno);
+    close(fd);
+    return -1;
+  };
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&address.addr), address.len) != 0) {
+    return fail("bind");
+  }
+  // Before listen(): until then a connect is refused, so no client gets in under the umask's mode.
+  if (chmod(path.c_str(), static_cast<mode_t>(mode)) != 0 || lstat(path.c_str(), &st) != 0) {
+    const int saved = errno;
+    unlink(path.c_str());
+    errno = saved;
+    return fail("chmod");
+  }
+  if (listen(fd, backlog) != 0) {
+    const int saved = errno;
+    unlink(path.c_str());
+    errno = saved;
+    return fail("listen");
+  }
+  *file = UnixSocketFile{path, st.st_dev, st.st_ino};
+  return fd;
+}
+
+void removeUnixSocketFile(const UnixSocketFile& file) {
+  struct stat st {};
+  if (file.path.empty() || lstat(file.path.c_str(), &st) != 0) return;
+  if (S_ISSOCK(st.st_mode) && st.st_dev == file.device && st.st_ino == file.inode) {
+    unlink(file.path.c_str());
+  }
+}
+
 uint16_t boundPort(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
@@ -102,8 +196,12 @@ uint16_t boundPort(int fd) {
 int startConnect(const ResolvedAddress& address) {
   int fd = socket(address.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (address.addr.ss_family != AF_UNIX) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+  // A Unix-domain connect completes at once or fails; EAGAIN there means the listener's backlog
+  // is full, a failure like a refusal, not a connect in progress.
   if (connect(fd, reinterpret_cast<const sockaddr*>(&address.addr), address.len) != 0 &&
       errno != EINPROGRESS) {
     int saved = errno;
@@ -122,7 +220,9 @@ int connectResult(int fd) {
 }
 
 PeerAddress::PeerAddress(const sockaddr* addr) {
-  if (addr->sa_family == AF_INET) {
+  if (addr->sa_family == AF_UNIX) {
+    family_ = AF_UNIX;
+  } else if (addr->sa_family == AF_INET) {
     const auto* v4 = reinterpret_cast<const sockaddr_in*>(addr);
     family_ = AF_INET;
     std::memcpy(bytes_, &v4->sin_addr, 4);
@@ -159,11 +259,13 @@ size_t PeerAddress::writeIp(char* out) const {
 
 std::string_view PeerAddress::ip(TextBuffer& buf) const {
   if (family_ == 0) return "unknown";
+  if (family_ == AF_UNIX) return "unix";
   return {buf, writeIp(buf)};
 }
 
 std::string_view PeerAddress::text(TextBuffer& buf) const {
   if (family_ == 0) return "unknown";
+  if (family_ == AF_UNIX) return "unix";
   char* p = buf;
   if (family_ == AF_INET6) *p++ = '[';
   p += writeIp(p);

@@ -1,9 +1,12 @@
 #include "proxy/server/server.h"
 
 #include <event2/event.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 
 #include "config/config_loader.h"
 #include "proxy/net/socket.h"
@@ -33,6 +36,7 @@ Server::~Server() {
     w->join();
   }
   workers_.clear();
+  removeUnixSockets();  // also after a start that failed half-way
   for (event* ev : signal_events_)
     event_free(ev);
   admin_.reset();
@@ -74,7 +78,14 @@ ConfigRuntimePtr Server::prepareConfig(const ConfigPtr& config, std::string* err
   }
   for (const UpstreamConfig& u : config->upstreams) {
     std::string err;
-    auto addresses = resolveHost(u.url.host, u.url.port, &err);
+    std::vector<ResolvedAddress> addresses;
+    if (u.url.isUnix()) {
+      // The socket need not exist yet: until the app creates it, connects fail as to a down host.
+      addresses.emplace_back();
+      makeUnixAddress(u.url.unix_path, &addresses.back());
+    } else {
+      addresses = resolveHost(u.url.host, u.url.port, &err);
+    }
     if (addresses.empty()) {
       // Not fatal: requests get 502 until a reload resolves it, as with an upstream that is down.
       events_->log(LogLevel::kError, "upstream_unresolved",
@@ -151,6 +162,10 @@ bool Server::start(std::string* error) {
   // and the others join it.
   for (size_t li = 0; li < config.listeners.size(); ++li) {
     const ListenerConfig& l = config.listeners[li];
+    if (l.address.isUnix()) {
+      if (!bindUnixListener(li, error)) return false;
+      continue;
+    }
     ResolvedAddress address;
     if (!makeSocketAddress(l.address.host, l.address.port, &address)) {
       *error = "listener " + l.name + ": bad address " + l.address.text();
@@ -219,6 +234,40 @@ bool Server::start(std::string* error) {
   return true;
 }
 
+bool Server::bindUnixListener(size_t index, std::string* error) {
+  const ListenerConfig& l = config_->listeners[index];
+  // A path cannot be bound twice, even with SO_REUSEPORT: the workers share one socket, each
+  // through its own descriptor so that each closes its own at drain.
+  UnixSocketFile file;
+  std::string err;
+  const int fd = openUnixListener(l.address.unix_path, l.socket_mode, 4096, &file, &err);
+  if (fd < 0) {
+    *error = "listener " + l.name + ": " + err;
+    return false;
+  }
+  unix_sockets_.push_back(file);
+  for (size_t wi = 0; wi < workers_.size(); ++wi) {
+    const int worker_fd = wi == 0 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (worker_fd < 0) {
+      *error = "listener " + l.name + ": dup: " + std::strerror(errno);
+      return false;
+    }
+    workers_[wi]->addListener(worker_fd, index);
+  }
+  listener_ports_.push_back(0);
+  events_->log(LogLevel::kInfo, "listener_bound",
+               {{"listener", std::string_view(l.name)},
+                {"address", std::string_view(l.address.text())},
+                {"upstream", std::string_view(l.upstream)}});
+  return true;
+}
+
+void Server::removeUnixSockets() {
+  for (const UnixSocketFile& file : unix_sockets_)
+    removeUnixSocketFile(file);
+  unix_sockets_.clear();
+}
+
 int Server::run() {
   loop_.run();
   return exit_code_;
@@ -255,6 +304,9 @@ void Server::startDrain(std::string_view reason) {
   const Duration timeout = currentConfig()->drain_timeout;
   events_->log(LogLevel::kInfo, "drain_started",
                {{"reason", reason}, {"drain_timeout_ms", static_cast<int64_t>(timeout.count())}});
+  // Nothing accepts on it any more: a new client should find no socket rather than wait in a
+  // backlog nobody reads.
+  removeUnixSockets();
   workers_draining_ = workers_.size();
   for (auto& w : workers_) {
     w->beginDrain([this] {
@@ -294,6 +346,7 @@ void Server::finish() {
   ready_ = false;
   drain_timer_.cancel();
   if (admin_) admin_->close();
+  removeUnixSockets();
   for (auto& w : workers_)
     w->shutdown();
   for (auto& w : workers_)
@@ -341,11 +394,14 @@ void Server::reload() {
                         next.effectiveWorkers() == current->effectiveWorkers() &&
                         next.io_uring == current->io_uring;
   for (size_t i = 0; listeners_same && i < next.listeners.size(); ++i) {
-    listeners_same = next.listeners[i].address.text() == current->listeners[i].address.text();
+    listeners_same = next.listeners[i].address.text() == current->listeners[i].address.text() &&
+                     next.listeners[i].socket_mode == current->listeners[i].socket_mode;
   }
   if (!listeners_same) {
     events_->log(LogLevel::kError, "reload_rejected",
-                 {{"error", "listener addresses, worker count and io_uring need a restart"}});
+                 {{"error",
+                   "listener addresses and socket modes, worker count and io_uring "
+                   "need a restart"}});
     return;
   }
   std::string error;

@@ -1,6 +1,7 @@
 #pragma once
 
-// The main thread: binds listeners (one SO_REUSEPORT socket per worker), starts the workers,
+// The main thread: binds listeners (one SO_REUSEPORT socket per worker, or one Unix socket file
+// shared by them; the file is removed at drain and exit), starts the workers,
 // serves the admin endpoints, and turns signals into drain (SIGTERM/SIGINT) and reload (SIGHUP, or
 // the config file changing on disk).
 // Tests run a Server in-process and drive it through the same request* calls.
@@ -14,6 +15,7 @@
 
 #include "config/config.h"
 #include "proxy/net/event_loop.h"
+#include "proxy/net/socket.h"
 #include "proxy/server/admin_server.h"
 #include "proxy/server/config_watcher.h"
 #include "proxy/server/worker.h"
@@ -72,6 +74,10 @@ class Server {
   // Reloads when the file changes (config `watch_config`); a failure to watch is only logged.
   void watchConfigFile(const std::string& path);
   void finish();
+  // Binds listener `index` (a unix: address) once and gives every worker a descriptor of it.
+  bool bindUnixListener(size_t index, std::string* error);
+  // Unlinks the socket files this process created (if still its own); idempotent.
+  void removeUnixSockets();
   // Resolves upstreams and compiles the context filter, once for all workers; nullptr and
   // `error` when the config cannot run.
   ConfigRuntimePtr prepareConfig(const ConfigPtr& config, std::string* error);
@@ -90,7 +96,8 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::map<std::string, UpstreamSharedLimits> shared_limits_;  // by upstream name; main thread
   std::map<std::string, std::shared_ptr<SharedLimit>> tunnel_limits_;  // by listener name
-  std::vector<uint16_t> listener_ports_;
+  std::vector<uint16_t> listener_ports_;                               // 0 for a Unix listener
+  std::vector<UnixSocketFile> unix_sockets_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> config_watcher_;
   std::vector<event*> signal_events_;

@@ -184,14 +184,19 @@ void Worker::serveConnection(int fd, size_t listener_index, const sockaddr* peer
     metrics_->rejected("max_connections");
     return;
   }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   PeerInfo info;
   info.address = PeerAddress(peer);
-  for (const Cidr& cidr : snapshot()->config->context.trusted_sources) {
-    if (cidr.contains(peer)) {
-      info.trusted = true;
-      break;
+  if (peer->sa_family == AF_UNIX) {
+    // No Nagle on a Unix socket, and no address to match: trusted only when listed as "unix".
+    info.trusted = snapshot()->config->context.trust_unix_clients;
+  } else {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    for (const Cidr& cidr : snapshot()->config->context.trusted_sources) {
+      if (cidr.contains(peer)) {
+        info.trusted = true;
+        break;
+      }
     }
   }
   std::unique_ptr<TlsSession> tls;

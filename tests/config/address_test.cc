@@ -165,5 +165,37 @@ TEST(UpstreamUrlTest, RejectsBadHostsAndPorts) {
   EXPECT_TRUE(contains(urlError("http://" + std::string(64, 'a') + ".com"), "invalid host name"));
 }
 
+TEST(UnixSocketTest, ListenerAndUpstreamPaths) {
+  const SocketAddress listener = bind("unix:/run/viscount.sock");
+  EXPECT_TRUE(listener.isUnix());
+  EXPECT_EQ(listener.unix_path, "/run/viscount.sock");
+  EXPECT_EQ(listener.text(), "unix:/run/viscount.sock");
+
+  const UpstreamUrl h1 = url("unix:/run/app/app.sock");
+  EXPECT_EQ(h1.scheme, UpstreamScheme::kHttp);
+  EXPECT_EQ(h1.unix_path, "/run/app/app.sock");
+  EXPECT_EQ(h1.text, "unix:/run/app/app.sock");
+  EXPECT_EQ(h1.authority(), "localhost");
+  const UpstreamUrl h2 = url("h2c+unix:/run/app/app.sock");
+  EXPECT_EQ(h2.scheme, UpstreamScheme::kH2c);
+  EXPECT_EQ(h2.text, "h2c+unix:/run/app/app.sock");
+  // The longest path sun_path holds (107 bytes and its NUL), and one byte more.
+  const std::string longest = "/" + std::string(106, 'a');
+  EXPECT_EQ(url("unix:" + longest).unix_path, longest);
+  EXPECT_TRUE(contains(urlError("unix:" + longest + "a"), "at most 107"));
+}
+
+TEST(UnixSocketTest, RejectsPathsTheKernelCannotBind) {
+  EXPECT_TRUE(contains(bindError("unix:"), "empty"));
+  EXPECT_TRUE(contains(bindError("unix:run/v.sock"), "must be absolute"));
+  EXPECT_TRUE(contains(bindError("unix:@abstract"), "must be absolute"));
+  EXPECT_TRUE(contains(bindError("unix:/run/"), "names a directory"));
+  EXPECT_TRUE(contains(bindError("unix:/" + std::string(200, 'x')), "at most 107"));
+  EXPECT_TRUE(contains(urlError("unix:"), "empty"));
+  EXPECT_TRUE(contains(urlError("h2c+unix:app.sock"), "must be absolute"));
+  EXPECT_TRUE(contains(urlError(std::string("unix:/a\0b", 10)), "NUL"));
+  EXPECT_TRUE(contains(urlError("https+unix:/run/app.sock"), "h2c+unix:/path"));
+}
+
 }  // namespace
 }  // namespace viscount

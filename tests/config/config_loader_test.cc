@@ -403,7 +403,7 @@ TEST(ConfigLoaderTest, BadCidrs) {
   ASSERT_EQ(errors.size(), 3u);
   EXPECT_EQ(errors[0].format(),
             "test.yaml:9:33: context.trusted_sources[1]: expected a CIDR such as 10.0.0.0/8, "
-            "::1/128 or a single address, got '10.0.0.0/33'");
+            "::1/128, a single address or unix, got '10.0.0.0/33'");
   EXPECT_EQ(errors[1].line, 9);
   EXPECT_EQ(errors[1].column, 46);
   EXPECT_EQ(errors[2].column, 57);
@@ -877,6 +877,83 @@ TEST(ConfigLoaderTest, DirectoryIsNotAFile) {
   const auto result = loadConfigFile("/tmp");
   ASSERT_EQ(result.errors.size(), 1u);
   EXPECT_EQ(result.errors[0].format(), "/tmp:0:0: cannot read: Is a directory");
+}
+
+TEST(ConfigLoaderTest, UnixSocketListenersAndUpstreams) {
+  const auto config = load(R"(listeners:
+  - name: pod
+    address: unix:/tmp/viscount-test.sock
+    socket_mode: "0600"
+    upstream: app
+  - name: tcp
+    address: 127.0.0.1:0
+    upstream: app
+upstreams:
+  - name: app
+    url: h2c+unix:/run/app/app.sock
+context:
+  trusted_sources: [unix, 10.0.0.0/8]
+)");
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->listeners[0].address.unix_path, "/tmp/viscount-test.sock");
+  EXPECT_EQ(config->listeners[0].socket_mode, 0600u);
+  EXPECT_EQ(config->listeners[1].socket_mode, kDefaultUnixSocketMode);
+  EXPECT_EQ(config->upstreams[0].url.unix_path, "/run/app/app.sock");
+  EXPECT_TRUE(config->context.trust_unix_clients);
+  ASSERT_EQ(config->context.trusted_sources.size(), 1u);
+  // Printed and loaded back, the socket mode and the "unix" source survive.
+  const auto printed = loadConfigString(toYaml(*config), "printed.yaml");
+  ASSERT_TRUE(printed.ok()) << toYaml(*config);
+  EXPECT_EQ(printed.config->listeners[0].socket_mode, 0600u);
+  EXPECT_TRUE(printed.config->context.trust_unix_clients);
+  // Not listed: Unix clients are not trusted, whatever the CIDRs.
+  EXPECT_FALSE(load(kListenerAndUpstream)->context.trust_unix_clients);
+}
+
+TEST(ConfigLoaderTest, UnixSocketMistakesPointAtTheValue) {
+  EXPECT_EQ(errorOf(R"(listeners:
+  - name: inbound
+    address: unix:/no-such-directory-here/v.sock
+upstreams:
+  - name: app
+    url: http://127.0.0.1:8000
+)"),
+            "test.yaml:3:14: listeners[0].address: the directory /no-such-directory-here of the "
+            "Unix socket does not exist (No such file or directory)");
+  EXPECT_NE(errorOf(R"(listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    socket_mode: "0600"
+upstreams:
+  - name: app
+    url: http://127.0.0.1:8000
+)")
+                .find("test.yaml:4:18: listeners[0].socket_mode: only a unix: address"),
+            std::string::npos);
+  EXPECT_NE(errorOf(R"(listeners:
+  - name: inbound
+    address: unix:/tmp/v.sock
+    socket_mode: "0800"
+upstreams:
+  - name: app
+    url: http://127.0.0.1:8000
+)")
+                .find("invalid mode '0800'"),
+            std::string::npos);
+  EXPECT_NE(errorOf(R"(listeners:
+  - name: a
+    address: unix:/tmp/v.sock
+  - name: b
+    address: unix:/tmp/v.sock
+upstreams:
+  - name: app
+    url: http://127.0.0.1:8000
+)")
+                .find("test.yaml:5:14: listeners[1].address: unix:/tmp/v.sock conflicts with"),
+            std::string::npos);
+  EXPECT_NE(errorOf(std::string(kListenerAndUpstream) + "admin:\n  address: unix:/tmp/a.sock\n")
+                .find("admin endpoints listen on TCP only"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -441,7 +441,7 @@ TEST(ConfigValuesTest, ZeroConfigErrorsNameTheFlag) {
   ASSERT_EQ(result.errors.size(), 1u);
   EXPECT_EQ(result.errors[0].format(),
             "--upstream:0:0: invalid upstream URL '127.0.0.1:8000': missing scheme: expected "
-            "http://, h2c:// or https://, e.g. http://127.0.0.1:8000");
+            "http://, h2c://, https://, unix:/path or h2c+unix:/path, e.g. http://127.0.0.1:8000");
 
   result = makeZeroConfig("ftp://x", "nowhere");
   ASSERT_EQ(result.errors.size(), 2u);

@@ -1,5 +1,5 @@
 """An HTTP/2 upstream for the end-to-end tests, on Debian's python3-h2 and asyncio in a thread of
-its own: h2c with prior knowledge, or TLS with ALPN h2, on 127.0.0.1:0.
+its own: h2c with prior knowledge, or TLS with ALPN h2, on 127.0.0.1:0 (or h2c on a Unix socket).
 
 It records every request (connection, stream, headers, body sha256, trailers, how many streams
 were open on its connection when it arrived) and answers by path:
@@ -42,7 +42,8 @@ from viscount_process import DEFAULT_TIMEOUT, pattern_bytes
 
 class H2Upstream:
     def __init__(self, tls_context=None, max_concurrent_streams=100, goaway_after=None,
-                 goaway_late=0, window=1 << 20):
+                 goaway_late=0, window=1 << 20, unix_path=None):
+        self.unix_path = unix_path  # listen on this Unix socket instead of 127.0.0.1:0
         self.max_concurrent_streams = max_concurrent_streams
         self.goaway_after = goaway_after
         self.goaway_late = goaway_late
@@ -62,6 +63,8 @@ class H2Upstream:
 
     @property
     def url(self):
+        if self.unix_path:
+            return f"{self.scheme}+unix:{self.unix_path}"
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     # --- control, from the test thread ----------------------------------------------------------
@@ -96,9 +99,14 @@ class H2Upstream:
 
     def _run(self):
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
-            asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._tls))
-        self.port = server.sockets[0].getsockname()[1]
+        if self.unix_path:
+            server = self._loop.run_until_complete(
+                asyncio.start_unix_server(self._serve, self.unix_path, ssl=self._tls))
+            self.port = None
+        else:
+            server = self._loop.run_until_complete(
+                asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._tls))
+            self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         try:
             self._loop.run_forever()

@@ -100,6 +100,29 @@ def http_get(port, path, headers=None, timeout=5.0, method="GET", body=None):
         conn.close()
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def unix_http_get(path, target, headers=None, timeout=5.0, method="GET", body=None):
+    """http_get over the Unix socket at `path`."""
+    conn = _UnixHTTPConnection(path, timeout)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
 def parse_curl_i(output):
     """`curl -sS -i` output -> (status, {header: value}, body); skips 1xx heads."""
     text = output.replace("\r\n", "\n")
@@ -307,7 +330,8 @@ class Viscount:
 
     def wait_started(self, timeout=DEFAULT_TIMEOUT):
         try:
-            self.listener_port = self.wait_event("listener_bound", timeout)["port"]
+            # A Unix-socket listener has no port.
+            self.listener_port = self.wait_event("listener_bound", timeout).get("port")
             admin = self.wait_event("admin_bound", timeout)
             self.admin_port = admin["port"]
             self.wait_event("started", timeout)
@@ -436,15 +460,18 @@ def temp_dir(test):
 # --- upstream: the FastAPI demo app under Debian's uvicorn ---------------------------------------
 
 class DemoApp:
-    """deploy/local/demo_app.py under /usr/bin/python3 -m uvicorn on a free port."""
+    """deploy/local/demo_app.py under /usr/bin/python3 -m uvicorn on a free port, or on the Unix
+    socket `uds` (uvicorn --uds)."""
 
-    def __init__(self):
+    def __init__(self, uds=None):
+        self.uds = uds
         last_error = None
         for _ in range(3):  # the free port can be taken between probing and binding
             self.port = free_port()
+            bind = ["--uds", uds] if uds else ["--host", "127.0.0.1", "--port", str(self.port)]
             self.proc = subprocess.Popen(
                 [DEBIAN_PYTHON, "-m", "uvicorn", "demo_app:app", "--app-dir", DEMO_APP_DIR,
-                 "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"],
+                 *bind, "--no-access-log"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=clean_env(PYTHONUNBUFFERED=1))
             self.stdout = _LineCollector(self.proc.stdout, "demo-stdout")
@@ -459,13 +486,15 @@ class DemoApp:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"unix:{self.uds}" if self.uds else f"http://127.0.0.1:{self.port}"
 
     def _wait_ready(self):
         def up():
             if self.proc.poll() is not None:
                 raise AssertionError("uvicorn exited: " + "\n".join(self.stderr.snapshot()))
             try:
+                if self.uds:
+                    return unix_http_get(self.uds, "/", timeout=1)[0] == 200
                 return http_get(self.port, "/", timeout=1)[0] == 200
             except OSError:
                 return False
@@ -629,8 +658,8 @@ def start_echo_upstream(test, tls_context=None):
     return upstream
 
 
-def start_demo_app(test_or_class, class_level=False):
-    app = DemoApp()
+def start_demo_app(test_or_class, class_level=False, uds=None):
+    app = DemoApp(uds)
     if class_level:
         test_or_class.addClassCleanup(app.stop)
     else:
