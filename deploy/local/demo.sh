@@ -4,10 +4,18 @@
 # same ids.
 #   deploy/local/demo.sh          # keeps running until Ctrl-C
 #   deploy/local/demo.sh --once   # exits after the demo requests (used by the test suite)
+#   deploy/local/demo.sh --uds    # the app listens on a Unix socket (uvicorn --uds), as in a pod
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ONCE=0
-[ "${1:-}" = "--once" ] && ONCE=1
+UDS=0
+for arg in "$@"; do
+  case $arg in
+    --once) ONCE=1 ;;
+    --uds) UDS=1 ;;
+    *) echo "usage: deploy/local/demo.sh [--once] [--uds]" >&2; exit 2 ;;
+  esac
+done
 
 if [ -n "${VISCOUNT_BIN:-}" ]; then
   BIN=$VISCOUNT_BIN  # a prebuilt binary (the test suite passes its own)
@@ -43,19 +51,31 @@ owns_port() {
   ss -Hltnp "sport = :$2" 2>/dev/null | grep -q "pid=$1,"
 }
 
+APP_SOCKET=$LOGDIR/app.sock
 app_answers() {
   local body
-  body=$(curl -fsS --max-time 2 "http://127.0.0.1:$APP_PORT/" 2>/dev/null) || return 1
+  if [ "$UDS" = 1 ]; then
+    body=$(curl -fsS --max-time 2 --unix-socket "$APP_SOCKET" http://app/ 2>/dev/null) || return 1
+  else
+    body=$(curl -fsS --max-time 2 "http://127.0.0.1:$APP_PORT/" 2>/dev/null) || return 1
+  fi
   [[ $body == *'"service":"demo"'* ]]
 }
 
 # Ports someone else holds now would make the demo talk to them: say so before starting.
-listening "$APP_PORT" && busy_port APP_PORT "$APP_PORT"
+[ "$UDS" = 0 ] && listening "$APP_PORT" && busy_port APP_PORT "$APP_PORT"
 listening "$PROXY_PORT" && busy_port PROXY_PORT "$PROXY_PORT"
 listening "$ADMIN_PORT" && busy_port ADMIN_PORT "$ADMIN_PORT"
 
-/usr/bin/python3 -m uvicorn demo_app:app --app-dir deploy/local --host 127.0.0.1 \
-  --port "$APP_PORT" --no-access-log >"$LOGDIR/app.log" 2>"$LOGDIR/app.err" &
+if [ "$UDS" = 1 ]; then
+  APP_BIND=(--uds "$APP_SOCKET")
+  UPSTREAM=unix:$APP_SOCKET
+else
+  APP_BIND=(--host 127.0.0.1 --port "$APP_PORT")
+  UPSTREAM=http://127.0.0.1:$APP_PORT
+fi
+/usr/bin/python3 -m uvicorn demo_app:app --app-dir deploy/local "${APP_BIND[@]}" \
+  --no-access-log >"$LOGDIR/app.log" 2>"$LOGDIR/app.err" &
 APP_PID=$!
 
 # Wait for the app itself (asking through the proxy would log 502s while it starts): our
@@ -67,16 +87,16 @@ for _ in $(seq 200); do
     fail "the demo app exited before serving; its stderr ($LOGDIR/app.err):
 $(tail -n 5 "$LOGDIR/app.err")"
   fi
-  if owns_port "$APP_PID" "$APP_PORT" && app_answers; then
+  if { [ "$UDS" = 1 ] || owns_port "$APP_PID" "$APP_PORT"; } && app_answers; then
     app_up=1
     break
   fi
   sleep 0.1
 done
-[ "$app_up" = 1 ] || fail "the demo app did not answer on 127.0.0.1:$APP_PORT within 20 s" \
+[ "$app_up" = 1 ] || fail "the demo app did not answer on ${UPSTREAM#http://} within 20 s" \
                           "(is APP_PORT=$APP_PORT taken?); its stderr: $LOGDIR/app.err"
 
-"$BIN" --upstream "http://127.0.0.1:$APP_PORT" --listen "127.0.0.1:$PROXY_PORT" \
+"$BIN" --upstream "$UPSTREAM" --listen "127.0.0.1:$PROXY_PORT" \
   --admin "127.0.0.1:$ADMIN_PORT" \
   >"$LOGDIR/access.log" 2>"$LOGDIR/events.log" &
 PROXY_PID=$!
@@ -103,7 +123,7 @@ done
 [ "$proxy_up" = 1 ] || fail "viscount was not ready on 127.0.0.1:$PROXY_PORT (admin" \
                             "$ADMIN_PORT) within 20 s; its events: $LOGDIR/events.log"
 
-echo "== requests through viscount (127.0.0.1:$PROXY_PORT -> demo app 127.0.0.1:$APP_PORT)"
+echo "== requests through viscount (127.0.0.1:$PROXY_PORT -> demo app ${UPSTREAM#http://})"
 curl -sS -i "http://127.0.0.1:$PROXY_PORT/"; echo
 curl -sS -i -H 'x-request-id: my-own-id-123' -H 'x-user-id: alice' \
   -X POST --data 'hello' "http://127.0.0.1:$PROXY_PORT/echo"; echo

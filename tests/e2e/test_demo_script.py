@@ -28,7 +28,7 @@ def port_is_free(port):
 
 class DemoScriptTest(unittest.TestCase):
 
-    def run_demo(self):
+    def run_demo(self, *extra_args):
         """demo.sh --once on three distinct ports the OS just gave out (never its fixed
         defaults, which a developer's demo or another test may hold); (ports, proc, out, err)."""
         ports = set()
@@ -37,7 +37,7 @@ class DemoScriptTest(unittest.TestCase):
         app_port, proxy_port, admin_port = sorted(ports)
         env = clean_env(VISCOUNT_SKIP_INSTALL=1, APP_PORT=app_port, PROXY_PORT=proxy_port,
                         ADMIN_PORT=admin_port, VISCOUNT_BIN=viscount_bin())
-        proc = subprocess.Popen(["bash", DEMO_SH, "--once"], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(["bash", DEMO_SH, "--once", *extra_args], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                 start_new_session=True)
 
@@ -109,6 +109,34 @@ class DemoScriptTest(unittest.TestCase):
         # The script's trap stopped both processes: their ports are free again.
         wait_until(lambda: port_is_free(proxy_port) and port_is_free(app_port), timeout=10,
                    what="demo.sh's processes to release their ports")
+
+    def test_demo_once_with_the_app_on_a_unix_socket(self):
+        # uvicorn --uds: the demo app as a pod would run it next to its sidecar.
+        for _ in range(3):
+            (_, proxy_port, _), proc, out, err = self.run_demo("--uds")
+            if proc.returncode == 0 or "is busy: another process" not in err:
+                break
+        report = f"--- stdout ---\n{out}\n--- stderr ---\n{err}"
+        self.assertEqual(proc.returncode, 0, report)
+        self.assertRegex(out, rf"127\.0\.0\.1:{proxy_port} -> demo app unix:/\S+/app\.sock")
+        self.assertEqual(out.count("HTTP/1.1 200"), 2, report)
+        access, app = [], []
+        for line in out.splitlines():
+            try:
+                obj = json.loads(line) if line.startswith("{") else {}
+            except ValueError:
+                continue
+            if obj.get("logger") == "demo_app" and obj.get("x_request_id"):
+                app.append(obj)
+            elif "request_id" in obj and "ts" in obj:
+                access.append(obj)
+        # The demo's two requests (and its WebSocket, when it sends one) all went to the socket.
+        self.assertEqual(len([a for a in access if a.get("upgrade") is None]), 2, report)
+        self.assertTrue(all(a["status"] in (101, 200) for a in access), report)
+        self.assertTrue(all(a["upstream_address"].startswith("unix:/") and
+                            a["upstream_address"].endswith("/app.sock") for a in access), report)
+        self.assertEqual({a["request_id"] for a in access}, {a["x_request_id"] for a in app},
+                         report)
 
     def test_demo_stops_when_the_app_port_is_taken(self):
         # Something else listening on APP_PORT: demo.sh must not send its requests there (they
