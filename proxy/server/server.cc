@@ -31,12 +31,14 @@ Server::Server(ConfigPtr config, ServerOptions options)
 }
 
 Server::~Server() {
+  // Also after a start that failed half-way; first, while the open listeners keep the inodes
+  // the check compares from being reused.
+  removeUnixSockets();
   for (auto& w : workers_) {
     w->shutdown();
     w->join();
   }
   workers_.clear();
-  removeUnixSockets();  // also after a start that failed half-way
   for (event* ev : signal_events_)
     event_free(ev);
   admin_.reset();
@@ -262,6 +264,8 @@ bool Server::bindUnixListener(size_t index, std::string* error) {
   return true;
 }
 
+// Called while this process still holds the sockets open: their inodes cannot be reused by
+// another file at the path meanwhile, so a matching inode is our file.
 void Server::removeUnixSockets() {
   for (const UnixSocketFile& file : unix_sockets_)
     removeUnixSocketFile(file);

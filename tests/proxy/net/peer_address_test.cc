@@ -58,13 +58,30 @@ TEST(PeerAddressTest, Ipv4MappedIsShownAsIpv4) {
   EXPECT_EQ(text(v6("::ffff:192.0.2.7", 80)), "192.0.2.7:80");
 }
 
-TEST(PeerAddressTest, OtherFamiliesAreUnknown) {
+TEST(PeerAddressTest, UnixClientsAreShownAsUnix) {
+  // accept() reports a Unix client unnamed: only the family says where it came from.
   sockaddr_storage unix_peer{};
   unix_peer.ss_family = AF_UNIX;
   const PeerAddress a(reinterpret_cast<const sockaddr*>(&unix_peer));
+  EXPECT_EQ(ip(a), "unix");
+  EXPECT_EQ(text(a), "unix");
+}
+
+TEST(PeerAddressTest, OtherFamiliesAreUnknown) {
+  sockaddr_storage netlink_peer{};
+  netlink_peer.ss_family = AF_NETLINK;
+  const PeerAddress a(reinterpret_cast<const sockaddr*>(&netlink_peer));
   EXPECT_EQ(ip(a), "unknown");
   EXPECT_EQ(text(a), "unknown");
   EXPECT_EQ(text(PeerAddress()), "unknown");
+}
+
+TEST(ResolvedAddressTest, UnixAddressesShowTheirPath) {
+  ResolvedAddress address;
+  ASSERT_TRUE(makeUnixAddress("/run/app/app.sock", &address));
+  EXPECT_EQ(address.text(), "unix:/run/app/app.sock");
+  EXPECT_FALSE(makeUnixAddress("/" + std::string(200, 'x'), &address));
+  EXPECT_FALSE(makeUnixAddress("", &address));
 }
 
 TEST(PeerAddressTest, FormatPeerIsTheSameText) {
