@@ -170,11 +170,12 @@ std::string cliUsage() {
 Options (each takes "--option VALUE" or "--option=VALUE"):
   -c, --config FILE    YAML config file. Defaults to $VISCOUNT_CONFIG.
       --upstream URL   Zero-config mode: proxy to URL (http://, h2c:// or https://, host and
-                       optional port, no path), e.g. http://127.0.0.1:8000. Every other setting
+                       optional port, no path; or unix:/path, h2c+unix:/path for a Unix
+                       socket), e.g. http://127.0.0.1:8000. Every other setting
                        takes its default. Cannot be combined with --config; when given, it takes
                        precedence over $VISCOUNT_CONFIG.
-      --listen ADDR    Zero-config mode: address to listen on, host:port or [v6]:port
-                       (default DEFAULT_LISTEN).
+      --listen ADDR    Zero-config mode: address to listen on, host:port, [v6]:port or
+                       unix:/path (default DEFAULT_LISTEN).
       --admin ADDR     Zero-config mode: admin endpoints address, or "off"
                        (default 127.0.0.1:15000).
       --validate       Load and check the config, print FILE:LINE:COL: message for every
