@@ -161,13 +161,30 @@ EventLog::~EventLog() {
 
 void EventLog::log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields,
                    std::string_view request_id) {
+  write(level, event, fields, request_id,
+        static_cast<int>(level) >= static_cast<int>(LogLevel::kWarn) ? kWarnPerSecond : 0);
+}
+
+void EventLog::logRepeating(LogLevel level, std::string_view event, uint32_t per_second,
+                            std::initializer_list<LogField> fields) {
+  write(level, event, fields, {}, per_second);
+}
+
+// `per_second` 0: not rate-limited.
+void EventLog::write(LogLevel level, std::string_view event, std::initializer_list<LogField> fields,
+                     std::string_view request_id, uint32_t per_second) {
   if (!enabled(level)) return;
+  uint64_t suppressed = 0;
+  if (per_second > 0 &&
+      !rate_limit_.admit(event, per_second, EventRateLimit::Clock::now(), &suppressed)) {
+    return;
+  }
   std::string line;
   line.reserve(256);
   if (format_ == LogFormat::kJson) {
-    formatJson(line, level, event, fields, request_id);
+    formatJson(line, level, event, fields, request_id, suppressed);
   } else {
-    formatPretty(line, level, event, fields, request_id);
+    formatPretty(line, level, event, fields, request_id, suppressed);
   }
   logger_->log(styleOf(level).spdlog_level, spdlog::string_view_t(line.data(), line.size()));
 }
@@ -183,8 +200,8 @@ uint64_t EventLog::droppedEvents() const {
 }
 
 void EventLog::formatJson(std::string& out, LogLevel level, std::string_view event,
-                          std::initializer_list<LogField> fields,
-                          std::string_view request_id) const {
+                          std::initializer_list<LogField> fields, std::string_view request_id,
+                          uint64_t suppressed) const {
   out.append(R"({"ts":")");
   appendRfc3339Millis(out, std::chrono::system_clock::now());
   out.append(R"(","level":")");
@@ -205,12 +222,16 @@ void EventLog::formatJson(std::string& out, LogLevel level, std::string_view eve
       appendScalar(out, field.value);
     }
   }
+  if (suppressed > 0) {
+    out.append(R"(,"suppressed":)");
+    appendScalar(out, suppressed);
+  }
   out.append("}\n");
 }
 
 void EventLog::formatPretty(std::string& out, LogLevel level, std::string_view event,
-                            std::initializer_list<LogField> fields,
-                            std::string_view request_id) const {
+                            std::initializer_list<LogField> fields, std::string_view request_id,
+                            uint64_t suppressed) const {
   const auto paint = [&](std::string_view code) {
     if (colour_) out.append(code);
   };
@@ -237,6 +258,13 @@ void EventLog::formatPretty(std::string& out, LogLevel level, std::string_view e
     } else {
       appendScalar(out, field.value);
     }
+  }
+  if (suppressed > 0) {
+    out.push_back(' ');
+    paint(colour::kDim);
+    out.append("suppressed=");
+    paint(colour::kReset);
+    appendScalar(out, suppressed);
   }
   if (!request_id.empty()) {
     out.push_back(' ');

@@ -18,6 +18,7 @@
 #include <variant>
 
 #include "config/config.h"
+#include "telemetry/event_rate_limit.h"
 
 namespace spdlog {
 class async_logger;
@@ -69,8 +70,16 @@ class EventLog {
 
   // `request_id`, when given, ties the event to a request (docs/reference.md: the event log carries
   // it whenever an event belongs to one).
+  // Warnings and errors are rate-limited per event name (kWarnPerSecond lines a second, the
+  // next line written says how many were held back in a "suppressed" field).
   void log(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {},
            std::string_view request_id = {});
+  // For an event that can repeat in a tight loop (a failing accept): at most `per_second` lines
+  // a second, whatever the level.
+  void logRepeating(LogLevel level, std::string_view event, uint32_t per_second,
+                    std::initializer_list<LogField> fields = {});
+
+  static constexpr uint32_t kWarnPerSecond = 10;
 
   void setLevel(LogLevel level) { level_.store(level, std::memory_order_relaxed); }
 
@@ -79,14 +88,21 @@ class EventLog {
 
   // Events overwritten because the queue was full.
   uint64_t droppedEvents() const;
+  // Events held back by the rate limit.
+  uint64_t suppressedEvents() const { return rate_limit_.suppressedTotal(); }
 
  private:
   EventLog(LogFormat format, LogLevel level, int fd);
 
+  void write(LogLevel level, std::string_view event, std::initializer_list<LogField> fields,
+             std::string_view request_id, uint32_t per_second);
+  // `suppressed` > 0 becomes one more field.
   void formatJson(std::string& out, LogLevel level, std::string_view event,
-                  std::initializer_list<LogField> fields, std::string_view request_id) const;
+                  std::initializer_list<LogField> fields, std::string_view request_id,
+                  uint64_t suppressed) const;
   void formatPretty(std::string& out, LogLevel level, std::string_view event,
-                    std::initializer_list<LogField> fields, std::string_view request_id) const;
+                    std::initializer_list<LogField> fields, std::string_view request_id,
+                    uint64_t suppressed) const;
 
   const LogFormat format_;
   const bool colour_;
@@ -94,6 +110,7 @@ class EventLog {
   std::shared_ptr<EventSink> sink_;
   std::shared_ptr<spdlog::details::thread_pool> pool_;
   std::shared_ptr<spdlog::async_logger> logger_;
+  EventRateLimit rate_limit_;
 };
 
 }  // namespace viscount

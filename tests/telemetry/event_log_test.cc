@@ -162,5 +162,54 @@ TEST_F(EventLogTest, ConcurrentEventsStayWholeLines) {
     ASSERT_TRUE(json::accept(line)) << line;
 }
 
+TEST_F(EventLogTest, RepeatingErrorsAreHeldBackAndCounted) {
+  auto log = EventLog::create(LogFormat::kJson, LogLevel::kInfo, fd_);
+  // A tight loop within one second: the rest of the second is held back.
+  for (int i = 0; i < 10000; ++i) {
+    log->logRepeating(LogLevel::kError, "accept_failed", 1, {{"reason", "Too many open files"}});
+    log->log(LogLevel::kError, "reload_rejected", {{"error", "x"}});
+  }
+  log->log(LogLevel::kInfo, "tick");  // info is never rate-limited
+  log->log(LogLevel::kInfo, "tick");
+  log->flush();
+  const auto out = lines();
+  size_t accept = 0, reload = 0, tick = 0;
+  for (const std::string& line : out) {
+    const json j = json::parse(line);
+    const std::string event = j["event"];
+    accept += event == "accept_failed";
+    reload += event == "reload_rejected";
+    tick += event == "tick";
+  }
+  // The loop may straddle a second boundary once.
+  EXPECT_GE(accept, 1u);
+  EXPECT_LE(accept, 2u);
+  EXPECT_GE(reload, EventLog::kWarnPerSecond);
+  EXPECT_LE(reload, 2 * EventLog::kWarnPerSecond);
+  EXPECT_EQ(tick, 2u);
+  EXPECT_GE(log->suppressedEvents(), 20000u - 2 - 2 * EventLog::kWarnPerSecond);
+}
+
+TEST_F(EventLogTest, TheNextLineSaysHowManyWereSuppressed) {
+  auto log = EventLog::create(LogFormat::kJson, LogLevel::kInfo, fd_);
+  for (int i = 0; i < 5; ++i)
+    log->logRepeating(LogLevel::kError, "accept_failed", 1);
+  ASSERT_EQ(log->suppressedEvents(), 4u);
+  // Into the next window without a timed assertion: try until a line is let through.
+  uint64_t before = log->suppressedEvents();
+  for (;;) {
+    log->logRepeating(LogLevel::kError, "accept_failed", 1);
+    if (log->suppressedEvents() == before) break;  // written, not held back
+    before = log->suppressedEvents();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  log->flush();
+  const auto out = lines();
+  ASSERT_EQ(out.size(), 2u);
+  const json last = json::parse(out[1]);
+  EXPECT_EQ(last["suppressed"], before);
+  EXPECT_FALSE(json::parse(out[0]).contains("suppressed"));
+}
+
 }  // namespace
 }  // namespace viscount
