@@ -121,6 +121,10 @@ struct UpstreamConfig {
     uint32_t max_concurrent_requests = 100;
     uint32_t max_queued_requests = 1000;
     Duration queue_timeout = 5s;
+    // A response may be preceded by this many 1xx heads, and a head (1xx, final or trailers) may
+    // carry this many fields; more is upstream_protocol_error (502).
+    uint32_t max_informational_responses = 10;
+    uint32_t max_response_headers_count = 100;
     bool operator==(const Limits&) const = default;
   } limits;
   struct Retries {
@@ -164,6 +168,12 @@ struct ContextConfig {
   // The entry "unix" in trusted_sources: clients of a Unix-socket listener are trusted. They have
   // no address a CIDR could match, so they are trusted only when listed by name.
   bool trust_unix_clients = false;
+  // Client-identity headers set besides x-forwarded-for and x-forwarded-proto (which always are).
+  struct Forwarded {
+    bool x_real_ip = false;  // "x-real-ip" in the list
+    bool forwarded = false;  // "forwarded": RFC 7239 for=;proto=
+    bool operator==(const Forwarded&) const = default;
+  } forwarded;
   std::string id_pattern = "^[A-Za-z0-9._:-]{1,128}$";
   bool echo_in_response = true;
   bool operator==(const ContextConfig&) const = default;
@@ -182,6 +192,9 @@ struct LoggingConfig {
 
 struct AdminConfig {
   std::optional<SocketAddress> address = SocketAddress{"127.0.0.1", 15000};  // nullopt: "off"
+  // Who may call the endpoints that change or reveal state (/drain, /config); the probes and
+  // /metrics answer anyone who reaches the address.
+  std::vector<Cidr> control_from = {*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
   bool operator==(const AdminConfig&) const = default;
 };
 

@@ -99,11 +99,12 @@ class ConfigParser {
     top.readBool("io_uring", config.io_uring);
     parseUpstreams(top, config);
     parseListeners(top, config);
-    parseContext(top.child("context", {"request_id", "correlation_id", "user_id", "trace_context",
-                                       "trusted_sources", "id_pattern", "echo_in_response"}),
-                 config.context);
+    parseContext(
+        top.child("context", {"request_id", "correlation_id", "user_id", "trace_context",
+                              "trusted_sources", "id_pattern", "echo_in_response", "forwarded"}),
+        config.context);
     parseLogging(top.child("logging", {"access_log", "format", "level", "buffer"}), config.logging);
-    parseAdmin(top.child("admin", {"address"}), config.admin);
+    parseAdmin(top.child("admin", {"address", "control_from"}), config.admin);
     checkDeadlineHeaders(config);
     checkListenerReferences(config);
     checkBindConflicts(config);
@@ -213,10 +214,15 @@ class ConfigParser {
       }
 
       const YamlMap limits =
-          map.child("limits", {"max_concurrent_requests", "max_queued_requests", "queue_timeout"});
+          map.child("limits", {"max_concurrent_requests", "max_queued_requests", "queue_timeout",
+                               "max_informational_responses", "max_response_headers_count"});
       limits.readUnsigned("max_concurrent_requests", upstream.limits.max_concurrent_requests, 1);
       limits.readUnsigned("max_queued_requests", upstream.limits.max_queued_requests);
       limits.readDuration("queue_timeout", upstream.limits.queue_timeout);
+      limits.readUnsigned("max_informational_responses",
+                          upstream.limits.max_informational_responses, 0, 1000);
+      limits.readUnsigned("max_response_headers_count", upstream.limits.max_response_headers_count,
+                          1, 65535);
 
       map.child("retries", {"attempts"}).readUnsigned("attempts", upstream.retries.attempts);
       if (map.has("tls")) parseUpstreamTls(map, upstream);
@@ -480,7 +486,53 @@ class ConfigParser {
       const YAML::Node* node = context.value("trusted_sources");
       if (all_valid && (node->IsNull() || node->IsSequence())) config.trusted_sources = sources;
     }
+    readForwarded(context, config.forwarded);
     checkDistinctHeaders(config);
+  }
+
+  // A list of CIDRs; `out` is replaced only when every item is one.
+  void readCidrList(const YamlMap& map, std::string_view key, std::vector<Cidr>& out) {
+    if (!map.has(key)) return;
+    std::vector<Cidr> cidrs;
+    bool all_valid = true;
+    const auto items = listItems(map, key);
+    for (size_t i = 0; i < items.size(); ++i) {
+      const YAML::Node& item = items[i];
+      const auto cidr = item.IsScalar() ? Cidr::parse(item.Scalar()) : std::nullopt;
+      if (!cidr) {
+        const std::string got = item.IsScalar() ? "'" + item.Scalar() + "'" : describeNode(item);
+        errors_.add(item.Mark(), itemPath(map.path(key), i) +
+                                     ": expected a CIDR such as 10.0.0.0/8, ::1/128 or a single "
+                                     "address, got " +
+                                     got);
+        all_valid = false;
+        continue;
+      }
+      cidrs.push_back(*cidr);
+    }
+    const YAML::Node* node = map.value(key);
+    if (all_valid && (node->IsNull() || node->IsSequence())) out = std::move(cidrs);
+  }
+
+  // context.forwarded: which optional client-identity headers viscount sets.
+  void readForwarded(const YamlMap& context, ContextConfig::Forwarded& out) {
+    if (!context.has("forwarded")) return;
+    ContextConfig::Forwarded chosen;
+    const auto items = listItems(context, "forwarded");
+    for (size_t i = 0; i < items.size(); ++i) {
+      const YAML::Node& item = items[i];
+      const std::string name = item.IsScalar() ? item.Scalar() : std::string();
+      if (name == "x-real-ip") {
+        chosen.x_real_ip = true;
+      } else if (name == "forwarded") {
+        chosen.forwarded = true;
+      } else {
+        const std::string got = item.IsScalar() ? "'" + name + "'" : describeNode(item);
+        errors_.add(item.Mark(), itemPath(context.path("forwarded"), i) +
+                                     ": expected x-real-ip or forwarded, got " + got);
+      }
+    }
+    out = chosen;
   }
 
   // Three ids in one header would overwrite each other, so each needs its own. The check runs on
@@ -551,6 +603,7 @@ class ConfigParser {
 
   void parseAdmin(const YamlMap& admin, AdminConfig& config) {
     admin_mark_ = admin.valueMark("address");
+    readCidrList(admin, "control_from", config.control_from);
     const std::string* text = admin.scalar("address");
     if (text == nullptr) return;
     if (*text == "off") {

@@ -38,6 +38,9 @@ class TreeBuilder {
     root["context"] = build(config.context);
     root["logging"] = build(config.logging);
     root["admin"]["address"] = config.admin.address ? config.admin.address->text() : "off";
+    root["admin"]["control_from"] = Tree::array();
+    for (const auto& cidr : config.admin.control_from)
+      root["admin"]["control_from"].push_back(cidr.text());
     return root;
   }
 
@@ -96,6 +99,8 @@ class TreeBuilder {
     node["limits"]["max_concurrent_requests"] = upstream.limits.max_concurrent_requests;
     node["limits"]["max_queued_requests"] = upstream.limits.max_queued_requests;
     node["limits"]["queue_timeout"] = formatDuration(upstream.limits.queue_timeout);
+    node["limits"]["max_informational_responses"] = upstream.limits.max_informational_responses;
+    node["limits"]["max_response_headers_count"] = upstream.limits.max_response_headers_count;
     node["retries"]["attempts"] = upstream.retries.attempts;
     if (upstream.url.scheme == UpstreamScheme::kHttps) {
       node["tls"]["verify"] = upstream.tls.verify;
@@ -125,6 +130,9 @@ class TreeBuilder {
     for (const auto& cidr : context.trusted_sources)
       node["trusted_sources"].push_back(cidr.text());
     if (context.trust_unix_clients) node["trusted_sources"].push_back(std::string("unix"));
+    node["forwarded"] = Tree::array();
+    if (context.forwarded.x_real_ip) node["forwarded"].push_back("x-real-ip");
+    if (context.forwarded.forwarded) node["forwarded"].push_back("forwarded");
     node["id_pattern"] = context.id_pattern;
     node["echo_in_response"] = context.echo_in_response;
     return node;

@@ -26,6 +26,20 @@ inline constexpr std::string_view kReservedContextHeaders[] = {
     "tracestate",
     "x-forwarded-for",
     "x-forwarded-proto",
+    // The other client-identity headers (filters/forwarded_headers.h), which the forwarding
+    // filter removes or sets after the context filter has chosen the ids.
+    "x-real-ip",
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-original-forwarded-for",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-cluster-client-ip",
+    "fastly-client-ip",
     "proxy-status",
     "content-type",
 };

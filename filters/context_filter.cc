@@ -274,8 +274,17 @@ void ContextFilter::ensureIds(RequestContext& ctx, IdGenerator& ids) const {
 
 void ContextFilter::onResponseHeaders(ResponseHead& head, const RequestContext& ctx) const {
   if (!config_.echo_in_response) return;
-  head.headers.remove(request_id_header_);
-  head.headers.remove(correlation_id_header_);
+  for (auto& f : head.headers.fields()) {
+    if (f.removed) continue;
+    // An upstream's "x_request_id" would sit beside ours and a client (or a CGI-style gateway in
+    // front of it) could read it as the id.
+    if (equalsLowercase(f.name, request_id_header_) ||
+        equalsLowercase(f.name, correlation_id_header_) ||
+        isUnderscoreLookalike(f.name, request_id_header_) ||
+        isUnderscoreLookalike(f.name, correlation_id_header_)) {
+      f.removed = true;
+    }
+  }
   if (!ctx.request_id.empty()) head.headers.add(request_id_header_, ctx.request_id);
   if (!ctx.correlation_id.empty()) head.headers.add(correlation_id_header_, ctx.correlation_id);
 }

@@ -60,10 +60,6 @@ bool removeHopByHop(HeaderList& headers) {
   return te_trailers;
 }
 
-std::string_view canonicalScheme(std::string_view scheme) {
-  return equalsIgnoreCase(scheme, "https") ? "https" : "http";
-}
-
 }  // namespace
 
 bool isHopByHopHeader(std::string_view name) {
@@ -86,36 +82,6 @@ void sanitizeTrailers(HeaderList& trailers) {
       f.removed = true;
     }
   }
-}
-
-void setForwardedHeaders(RequestHead& head, std::string_view client_ip, bool trusted_peer) {
-  std::string chain;
-  size_t proto_count = 0;
-  std::string_view proto;
-  for (auto& f : head.headers.fields()) {
-    if (f.removed) continue;
-    if (equalsIgnoreCase(f.name, "x-forwarded-for")) {
-      f.removed = true;
-      std::string_view v = trimOws(f.value);
-      if (!trusted_peer || v.empty()) continue;
-      if (!chain.empty()) chain.append(", ");
-      chain.append(v);
-    } else if (equalsIgnoreCase(f.name, "x-forwarded-proto")) {
-      f.removed = true;
-      ++proto_count;
-      proto = trimOws(f.value);
-    } else if (isUnderscoreLookalike(f.name, "x-forwarded-for") ||
-               isUnderscoreLookalike(f.name, "x-forwarded-proto")) {
-      f.removed = true;  // never believed, whoever sends it
-    }
-  }
-  if (!chain.empty()) chain.append(", ");
-  chain.append(client_ip);
-  head.headers.addCopy("x-forwarded-for", std::move(chain));
-
-  bool keep_proto = trusted_peer && proto_count == 1 &&
-                    (equalsIgnoreCase(proto, "http") || equalsIgnoreCase(proto, "https"));
-  head.headers.add("x-forwarded-proto", canonicalScheme(keep_proto ? proto : head.scheme));
 }
 
 }  // namespace viscount

@@ -2,10 +2,11 @@
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy, in either direction: the fixed
 // set below plus every header a `Connection` header names. The proxy writes its own framing
-// and connection management for the next hop. Also sets X-Forwarded-For / X-Forwarded-Proto.
+// and connection management for the next hop. The forwarding headers are forwarded_headers.h's.
 
 #include <string_view>
 
+#include "filters/forwarded_headers.h"
 #include "proxy/http/http_message.h"
 
 namespace viscount {
@@ -21,11 +22,5 @@ void sanitizeResponseHeaders(ResponseHead& head);
 // Trailers may not carry framing, routing or hop-by-hop fields (RFC 9110 section 6.5.1), nor
 // content-type or authorization: those are removed, in both directions.
 void sanitizeTrailers(HeaderList& trailers);
-
-// Leaves exactly one x-forwarded-for and one x-forwarded-proto. A trusted peer (another proxy
-// of ours) has its chain extended with `client_ip`, and its x-forwarded-proto kept when it is a
-// single "http" or "https"; an untrusted peer's claims are replaced by what we saw ourselves.
-// Call after sanitizeRequestHeaders, so a Connection-listed x-forwarded-for is already gone.
-void setForwardedHeaders(RequestHead& head, std::string_view client_ip, bool trusted_peer);
 
 }  // namespace viscount

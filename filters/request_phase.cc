@@ -36,7 +36,7 @@ Duration filterRequestHead(RequestHead& head, RequestContext& ctx, IdGenerator& 
                            const RequestFilterInput& input) {
   input.context.onRequestHeaders(head, ctx, input.trusted, ids, input.certificate_user);
   sanitizeRequestHeaders(head);
-  setForwardedHeaders(head, input.client_ip, input.trusted);
+  setForwardedHeaders(head, input.client_ip, input.trusted, input.context.config().forwarded);
   const Duration budget =
       takeDeadline(head.headers, input.deadline_header, input.trusted, input.budget);
   // An HTTP/1.0 client may send no Host and any client an empty one, but an HTTP/1.1 request

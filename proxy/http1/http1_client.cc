@@ -5,9 +5,13 @@
 
 namespace viscount {
 
-Http1ClientCodec::Http1ClientCodec(UpstreamConnection& connection)
-    : UpstreamCodec(connection), parser_(Http1Parser::Kind::kResponse, *this) {
+Http1ClientCodec::Http1ClientCodec(UpstreamConnection& connection, uint32_t max_informational,
+                                   uint32_t max_fields)
+    : UpstreamCodec(connection),
+      parser_(Http1Parser::Kind::kResponse, *this),
+      max_informational_(max_informational) {
   parser_.setMaxHeadBytes(kMaxResponseHeadBytes);
+  parser_.setMaxFields(max_fields);
 }
 
 UpstreamStream& Http1ClientCodec::newStream(UpstreamStreamCallbacks& callbacks) {
@@ -21,6 +25,7 @@ UpstreamStream& Http1ClientCodec::newStream(UpstreamStreamCallbacks& callbacks) 
   headers_delivered_ = false;
   end_delivered_ = false;
   informational_ = false;
+  informational_seen_ = 0;
   response_done_ = false;
   response_started_ = false;
   reset_pending_ = false;
@@ -204,6 +209,12 @@ bool Http1ClientCodec::onHeadersComplete(Http1Head& head) {
     return callbacks_ != nullptr;
   }
   if (head.status < 200) {
+    // Each 1xx is cheap for the upstream and costs us a parse and a write to the client: an
+    // endless stream of them would hold the request forever.
+    if (++informational_seen_ > max_informational_) {
+      parser_.fail(ErrorCode::kUpstreamProtocolError, "too many informational responses");
+      return false;
+    }
     informational_ = true;
     callbacks_->onUpstreamInformational(response_);
     *head.headers = std::move(response_.headers);

@@ -17,7 +17,11 @@ class Http1ClientCodec final : public UpstreamCodec,
                                public UpstreamStream,
                                private Http1ParserHandler {
  public:
-  explicit Http1ClientCodec(UpstreamConnection& connection);
+  // `max_informational`: 1xx heads allowed before a final response; `max_fields`: fields in one
+  // head or trailer section. Beyond either the stream fails with upstream_protocol_error and the
+  // connection is closed.
+  explicit Http1ClientCodec(UpstreamConnection& connection, uint32_t max_informational = 10,
+                            uint32_t max_fields = 100);
 
   // UpstreamCodec
   void start() override { connection_.ready(); }
@@ -73,6 +77,8 @@ class Http1ClientCodec final : public UpstreamCodec,
   bool headers_delivered_ = false;
   bool end_delivered_ = false;
   bool informational_ = false;
+  uint32_t informational_seen_ = 0;  // 1xx heads of this stream's response
+  const uint32_t max_informational_;
   bool response_done_ = false;
   bool response_started_ = false;  // bytes of this stream's response have arrived
   bool dispatching_ = false;

@@ -168,8 +168,12 @@ ErrorCode Http2ClientStream::failure() const {
 
 // ---- the connection's session ------------------------------------------------------------------
 
-Http2ClientCodec::Http2ClientCodec(UpstreamConnection& connection, size_t max_streams)
-    : UpstreamCodec(connection), max_streams_(std::max<size_t>(1, max_streams)) {}
+Http2ClientCodec::Http2ClientCodec(UpstreamConnection& connection, size_t max_streams,
+                                   uint32_t max_informational, uint32_t max_fields)
+    : UpstreamCodec(connection),
+      max_streams_(std::max<size_t>(1, max_streams)),
+      max_informational_(max_informational),
+      max_fields_(max_fields) {}
 
 Http2ClientCodec::~Http2ClientCodec() {
   // nghttp2 calls nothing back while it is deleted; the streams it pointed at go after it.
@@ -411,15 +415,22 @@ int Http2ClientCodec::onBeginHeaders(nghttp2_session*, const nghttp2_frame* fram
 int Http2ClientCodec::onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
                                size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
                                void* user_data) {
-  Http2ClientStream* s = codecOf(user_data).streamOf(frame->hd.stream_id);
+  Http2ClientCodec& self = codecOf(user_data);
+  Http2ClientStream* s = self.streamOf(frame->hd.stream_id);
   if (s == nullptr) return 0;
   const std::string_view n = h2::view(name, namelen);
   const std::string_view v = h2::view(value, valuelen);
   if (n == ":status") {
     std::from_chars(v.data(), v.data() + v.size(), s->status_);  // nghttp2 checked: 3 digits
+    // An endless run of 1xx heads would hold the request (and its slot) forever.
+    if (s->status_ < 200 && ++s->informational_seen_ > self.max_informational_) {
+      s->protocol_error_ = true;
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     return 0;
   }
-  if (s->received_.bytes() + n.size() + v.size() > kMaxResponseHeadBytes) {
+  if (s->received_.count() >= self.max_fields_ ||
+      s->received_.bytes() + n.size() + v.size() > kMaxResponseHeadBytes) {
     s->protocol_error_ = true;
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the stream is reset
   }

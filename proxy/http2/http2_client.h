@@ -78,6 +78,7 @@ class Http2ClientStream final : public UpstreamStream, public ListHook<> {
   // --- response ---
   h2::HeaderArena received_;  // the header block being received
   int status_ = 0;
+  uint32_t informational_seen_ = 0;    // 1xx heads received
   bool final_head_ = false;            // the final (non-1xx) head was delivered
   h2::ReceiveWindow response_window_;  // paused by readDisable
   bool protocol_error_ = false;
@@ -94,7 +95,10 @@ class Http2ClientCodec final : public UpstreamCodec {
   static constexpr size_t kOutputCap = 64 * 1024;
 
   // `max_streams`: never more streams at once than this, whatever the peer allows.
-  Http2ClientCodec(UpstreamConnection& connection, size_t max_streams);
+  // `max_informational` 1xx heads per response and `max_fields` fields per header block; beyond
+  // either the stream is reset and fails with upstream_protocol_error.
+  Http2ClientCodec(UpstreamConnection& connection, size_t max_streams,
+                   uint32_t max_informational = 10, uint32_t max_fields = 100);
   ~Http2ClientCodec() override;
 
   // UpstreamCodec
@@ -147,6 +151,8 @@ class Http2ClientCodec final : public UpstreamCodec {
 
   nghttp2_session* session_ = nullptr;
   size_t max_streams_;
+  uint32_t max_informational_;
+  uint32_t max_fields_;
   IntrusiveList<Http2ClientStream> streams_;  // open in nghttp2
   IntrusiveList<Http2ClientStream> closed_;   // closed by nghttp2, not yet reported
   std::vector<Http2ClientStream*> writable_;  // request bodies that fell below the low watermark

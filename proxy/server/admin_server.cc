@@ -14,9 +14,10 @@ class AdminConnection final : public SocketConnection,
                               public ListHook<>,
                               private Http1ParserHandler {
  public:
-  AdminConnection(AdminServer& server, int fd)
+  AdminConnection(AdminServer& server, int fd, const sockaddr_storage& peer)
       : SocketConnection(server.loop_, fd),
         server_(server),
+        peer_(peer),
         parser_(Http1Parser::Kind::kRequest, *this),
         timer_(server.loop_.timers(), &AdminConnection::onTimeout, this) {
     parser_.setMaxHeadBytes(16 * 1024);
@@ -61,7 +62,7 @@ class AdminConnection final : public SocketConnection,
   }
   void onBody(std::string_view) override {}
   bool onMessageComplete() override {
-    respond(server_.handler_(method_, path_));
+    respond(server_.handler_(method_, path_, peer_));
     return true;
   }
 
@@ -80,6 +81,7 @@ class AdminConnection final : public SocketConnection,
   static void onTimeout(void* arg) { static_cast<AdminConnection*>(arg)->finish(); }
 
   AdminServer& server_;
+  const sockaddr_storage peer_;
   Http1Parser parser_;
   Timer timer_;
   size_t parsed_ = 0;
@@ -121,9 +123,12 @@ void AdminServer::close() {
 void AdminServer::onAccept(int, short, void* arg) {
   auto* self = static_cast<AdminServer*>(arg);
   for (int i = 0; i < 16; ++i) {
-    const int fd = ::accept4(self->fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    const int fd = ::accept4(self->fd_, reinterpret_cast<sockaddr*>(&peer), &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
-    auto* c = new AdminConnection(*self, fd);
+    auto* c = new AdminConnection(*self, fd, peer);
     self->connections_.pushBack(*c);
     c->start();
   }

@@ -2,12 +2,15 @@
 
 // The admin listener on the main thread: /healthz, /ready, /metrics, /config and POST /drain.
 // Tiny and separate from the request path: one request per connection, answered from a handler
-// the Server provides, then closed.
+// the Server provides, then closed. The handler is given the caller's address, so it can keep
+// the endpoints that change or reveal state to admin.control_from.
 
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include <sys/socket.h>
 
 #include "proxy/net/event_loop.h"
 #include "proxy/net/intrusive_list.h"
@@ -27,7 +30,8 @@ class AdminConnection;
 
 class AdminServer {
  public:
-  using Handler = std::function<AdminResponse(std::string_view method, std::string_view path)>;
+  using Handler = std::function<AdminResponse(std::string_view method, std::string_view path,
+                                              const sockaddr_storage& peer)>;
 
   AdminServer(EventLoop& loop, Handler handler);
   AdminServer(const AdminServer&) = delete;

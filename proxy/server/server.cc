@@ -10,6 +10,7 @@
 
 #include "config/config_loader.h"
 #include "proxy/net/socket.h"
+#include "proxy/server/descriptor_limit.h"
 #include "telemetry/access_log.h"
 #include "telemetry/event_log.h"
 #include "telemetry/metrics.h"
@@ -136,10 +137,12 @@ bool Server::start(std::string* error) {
   }
   LoggingConfig logging = config.logging;
   if (!options_.access_log_override.empty()) logging.access_log = options_.access_log_override;
+  raiseDescriptorLimit(config, *events_);
   const size_t workers = config.effectiveWorkers();
   access_log_ = AccessLog::open(logging, workers, error);
   if (!access_log_) return false;
-  metrics_ = std::make_unique<Metrics>(workers);
+  // One shard per worker, and one for the main thread (the admin listener's refusals).
+  metrics_ = std::make_unique<Metrics>(workers + 1);
   metrics_->setAccessLogDroppedSource([log = access_log_.get()] { return log->droppedLines(); });
 
   for (size_t i = 0; i < config.listeners.size(); ++i) {
@@ -196,7 +199,9 @@ bool Server::start(std::string* error) {
 
   if (config.admin.address) {
     admin_ = std::make_unique<AdminServer>(
-        loop_, [this](std::string_view m, std::string_view p) { return handleAdmin(m, p); });
+        loop_, [this](std::string_view m, std::string_view p, const sockaddr_storage& peer) {
+          return handleAdmin(m, p, peer);
+        });
     ResolvedAddress address;
     if (!makeSocketAddress(config.admin.address->host, config.admin.address->port, &address)) {
       *error = "admin: bad address " + config.admin.address->text();
@@ -427,9 +432,35 @@ void Server::reload() {
                {{"config", std::string_view(next.source_path)}});
 }
 
-AdminResponse Server::handleAdmin(std::string_view method, std::string_view path) {
+AdminResponse Server::handleAdmin(std::string_view method, std::string_view path,
+                                  const sockaddr_storage& peer) {
   AdminResponse r;
   const bool get = method == "GET" || method == "HEAD";
+  // The probes and the scrape answer whoever reaches the address (the kubelet, Prometheus);
+  // everything else changes or reveals state, and answers admin.control_from only. Unknown paths
+  // too, so that a new endpoint is closed until it is listed here.
+  const bool open_to_all = path == "/healthz" || path == "/ready" || path == "/metrics";
+  if (!open_to_all) {
+    bool allowed = false;
+    for (const Cidr& cidr : currentConfig()->admin.control_from) {
+      if (cidr.contains(peer)) {
+        allowed = true;
+        break;
+      }
+    }
+    if (!allowed) {
+      metrics_->shard(workers_.size()).rejected("admin_forbidden");
+      const std::string from = formatPeer(reinterpret_cast<const sockaddr*>(&peer));
+      events_->log(LogLevel::kWarn, "admin_forbidden",
+                   {{"method", method}, {"path", path}, {"peer", std::string_view(from)}});
+      r.status = 403;
+      r.content_type = "application/json";
+      r.body =
+          "{\"error\":\"admin_forbidden\",\"message\":\"this admin endpoint answers only "
+          "admin.control_from\"}\n";
+      return r;
+    }
+  }
   if (path == "/healthz" && get) {
     r.body = "ok\n";
   } else if (path == "/ready" && get) {

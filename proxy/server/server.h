@@ -68,7 +68,8 @@ class Server {
   uint64_t reloadCount() const { return reloads_.load(); }
 
  private:
-  AdminResponse handleAdmin(std::string_view method, std::string_view path);
+  AdminResponse handleAdmin(std::string_view method, std::string_view path,
+                            const sockaddr_storage& peer);
   void startDrain(std::string_view reason);
   void reload();
   // Reloads when the file changes (config `watch_config`); a failure to watch is only logged.

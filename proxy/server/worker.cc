@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -100,13 +101,15 @@ void Worker::buildSnapshot(const ConfigRuntime& runtime) {
     // what ALPN agreed on. An HTTP/2 connection never carries more streams than the upstream
     // may have requests in flight.
     UpstreamPool::Factory factory =
-        [max_streams = u.limits.max_concurrent_requests](
-            UpstreamConnection& connection,
-            UpstreamProtocol protocol) -> std::unique_ptr<UpstreamCodec> {
+        [limits = u.limits](UpstreamConnection& connection,
+                            UpstreamProtocol protocol) -> std::unique_ptr<UpstreamCodec> {
       if (protocol == UpstreamProtocol::kHttp2) {
-        return std::make_unique<Http2ClientCodec>(connection, max_streams);
+        return std::make_unique<Http2ClientCodec>(connection, limits.max_concurrent_requests,
+                                                  limits.max_informational_responses,
+                                                  limits.max_response_headers_count);
       }
-      return std::make_unique<Http1ClientCodec>(connection);
+      return std::make_unique<Http1ClientCodec>(connection, limits.max_informational_responses,
+                                                limits.max_response_headers_count);
     };
     const UpstreamSharedLimits& shared = runtime.upstream_limits.at(u.name);
     rt->limiter = std::make_unique<RequestLimiter>(loop_, shared.requests, index_, u.limits,
@@ -135,8 +138,7 @@ void Worker::buildSnapshot(const ConfigRuntime& runtime) {
 
 void Worker::addListener(int fd, size_t listener_index) {
   loop_.post([this, fd, listener_index] {
-    auto l = std::make_unique<Listener>();
-    l->worker = this;
+    auto l = std::make_unique<Listener>(this, loop_.timers());
     l->fd = fd;
     l->index = listener_index;
     if (draining()) {
@@ -163,15 +165,34 @@ void Worker::acceptConnections(Listener& listener) {
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EMFILE || errno == ENFILE) {
-        metrics_->rejected("fd_limit");
-        services_.events->log(LogLevel::kError, "accept_failed",
-                              {{"reason", std::string_view(std::strerror(errno))}});
-      }
+      if (errno == EMFILE || errno == ENFILE) pauseAccepting(listener, errno);
       return;
     }
+    listener.backoff = std::chrono::milliseconds(0);
     serveConnection(fd, listener.index, reinterpret_cast<const sockaddr*>(&peer));
   }
+}
+
+void Worker::pauseAccepting(Listener& listener, int err) {
+  listener.backoff = listener.backoff.count() == 0
+                         ? kFirstAcceptBackoff
+                         : std::min(listener.backoff * 2, kMaxAcceptBackoff);
+  metrics_->rejected("fd_limit");
+  // Once a second at most, over all workers: the line says how many were held back.
+  services_.events->logRepeating(
+      LogLevel::kError, "accept_failed", 1,
+      {{"reason", std::string_view(std::strerror(err))},
+       {"listener", std::string_view(snapshot()->listeners[listener.index].config->name)},
+       {"retry_in_ms", static_cast<int64_t>(listener.backoff.count())}});
+  event_del(listener.accept_event);
+  listener.resume.arm(listener.backoff);
+}
+
+void Worker::onAcceptResume(void* arg) {
+  auto* l = static_cast<Listener*>(arg);
+  if (l->accept_event == nullptr) return;  // closed by a drain meanwhile
+  event_add(l->accept_event, nullptr);
+  l->worker->acceptConnections(*l);
 }
 
 void Worker::serveConnection(int fd, size_t listener_index, const sockaddr* peer) {
@@ -243,6 +264,7 @@ void Worker::connectionClosed(ClientConnection& connection) {
 
 void Worker::closeListeners() {
   for (auto& l : listeners_) {
+    l->resume.cancel();
     if (l->accept_event) {
       event_free(l->accept_event);
       l->accept_event = nullptr;

@@ -104,16 +104,27 @@ class Worker final : public ConnectionOwner {
 
  private:
   struct Listener {
+    Listener(Worker* w, TimerQueue& timers)
+        : worker(w), resume(timers, &Worker::onAcceptResume, this) {}
     Worker* worker = nullptr;
     int fd = -1;
     size_t index = 0;
     event* accept_event = nullptr;
+    // Out of descriptors (EMFILE/ENFILE): the pending connection stays in the backlog and the
+    // listener stays readable, so accepting again at once would spin. Accepting pauses for
+    // `backoff`, doubled while it persists.
+    Timer resume;
+    std::chrono::milliseconds backoff{0};
   };
 
   void run();
   void buildSnapshot(const ConfigRuntime& runtime);
   void acceptConnections(Listener& listener);
   static void onAccept(int fd, short what, void* arg);
+  static void onAcceptResume(void* arg);
+  void pauseAccepting(Listener& listener, int err);
+  static constexpr std::chrono::milliseconds kFirstAcceptBackoff{10};
+  static constexpr std::chrono::milliseconds kMaxAcceptBackoff{1000};
   static void onLogRetry(void* arg);
   static constexpr std::chrono::milliseconds kLogRetry{10};
   void closeListeners();

@@ -93,6 +93,17 @@ class HostileUpstreamTest(ProxyTestCase):
         "/early-hints-flood": send(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" * 50
                                    + OK_BODY),
         "/refused-upgrade-then-bytes": send(OK_BODY + b"\x81\x05hello"),
+        "/ten-continues": send(b"HTTP/1.1 100 Continue\r\n\r\n" * 10 + OK_BODY),
+        "/eleven-continues": send(b"HTTP/1.1 100 Continue\r\n\r\n" * 11 + OK_BODY),
+        "/100-fields": send(b"HTTP/1.1 200 OK\r\n" + b"".join(
+            b"X-F%d: v\r\n" % i for i in range(99)) + b"Content-Length: 2\r\n\r\nok"),
+        "/101-fields": send(b"HTTP/1.1 200 OK\r\n" + b"".join(
+            b"X-F%d: v\r\n" % i for i in range(100)) + b"Content-Length: 2\r\n\r\nok"),
+        "/101-fields-in-a-1xx": send(b"HTTP/1.1 103 Early Hints\r\n" + b"".join(
+            b"Link: </a%d>\r\n" % i for i in range(101)) + b"\r\n" + OK_BODY),
+        "/id-lookalikes": send(b"HTTP/1.1 200 OK\r\nx_request_id: upstream-chosen\r\n"
+                               b"X_Correlation_Id: upstream-chosen\r\n"
+                               b"X-Request_Id: upstream-chosen\r\nContent-Length: 2\r\n\r\nok"),
         "/names-our-ids": send(b"HTTP/1.1 200 OK\r\nConnection: x-request-id\r\n"
                                b"X-Request-Id: upstream-chosen\r\nContent-Length: 2\r\n\r\nok"),
     }
@@ -195,10 +206,44 @@ class HostileUpstreamTest(ProxyTestCase):
 
     # --- odd but valid --------------------------------------------------------------------------
 
+    # --- bounds on what one response may carry ----------------------------------------------
+
     def test_flood_of_early_hints(self):
-        result = self.get("/early-hints-flood")
-        self.assertEqual(len(result.informational), 50)
+        """An endless run of 1xx heads would hold the request: past
+        limits.max_informational_responses (10) it is a protocol error."""
+        self.check_hostile("/early-hints-flood", 502)
+
+    def test_ten_informational_responses_are_allowed(self):
+        result = self.get("/ten-continues")
+        self.assertLessEqual(len(result.informational), 10, result)
         self.assertEqual([(r.status, r.body) for r in result.responses], [(200, b"ok")], result)
+
+    def test_eleven_informational_responses_are_refused(self):
+        result = self.check_hostile("/eleven-continues", 502)
+        self.assertLessEqual(len(result.informational), 10, result)
+        log = self.proxy.wait_access_log(lambda o: o.get("path") == "/eleven-continues")
+        self.assertEqual(log["error"], "upstream_protocol_error")
+
+    def test_hundred_header_fields_are_allowed(self):
+        result = self.get("/100-fields")
+        self.assertEqual([(r.status, r.body) for r in result.responses], [(200, b"ok")], result)
+        self.assertEqual(result.first.header("x-f98"), "v")
+
+    def test_hundred_and_one_header_fields_are_refused(self):
+        for path in ("/101-fields", "/101-fields-in-a-1xx"):
+            with self.subTest(path):
+                self.mark = self.upstream.mark()
+                self.check_hostile(path, 502)
+
+    def test_lookalikes_of_the_id_headers_never_reach_the_client(self):
+        result = self.get("/id-lookalikes")
+        self.assertEqual([r.status for r in result.responses], [200], result)
+        names = [k for k, _ in result.first.headers]
+        for lookalike in ("x_request_id", "x_correlation_id", "x-request_id"):
+            self.assertNotIn(lookalike, names, result.first)
+        self.assertEqual(result.first.count("x-request-id"), 1)
+        self.assertEqual(result.first.count("x-correlation-id"), 1)
+        self.assertNotIn("upstream-chosen", [v for _, v in result.first.headers])
 
     def test_upstream_cannot_choose_the_request_id(self):
         result = self.get("/names-our-ids")

@@ -707,6 +707,56 @@ TEST(ConfigLoaderTest, TrustedSourcesMayBeEmpty) {
       "test.yaml:9:20: context.trusted_sources: expected a list, got a value");
 }
 
+TEST(ConfigLoaderTest, AdminControlFrom) {
+  const auto defaults = load(kListenerAndUpstream);
+  ASSERT_EQ(defaults->admin.control_from.size(), 2u);
+  EXPECT_EQ(defaults->admin.control_from[0].text(), "127.0.0.0/8");
+  EXPECT_EQ(defaults->admin.control_from[1].text(), "::1/128");
+  const auto set = load(std::string(kListenerAndUpstream) +
+                        "admin:\n  address: 0.0.0.0:15000\n  control_from: [10.0.0.0/8]\n");
+  ASSERT_EQ(set->admin.control_from.size(), 1u);
+  EXPECT_EQ(set->admin.control_from[0].text(), "10.0.0.0/8");
+  EXPECT_TRUE(load(std::string(kListenerAndUpstream) + "admin:\n  control_from: []\n")
+                  ->admin.control_from.empty());
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "admin:\n  control_from: [pod]\n"),
+            "test.yaml:9:18: admin.control_from[0]: expected a CIDR such as 10.0.0.0/8, ::1/128 "
+            "or a single address, got 'pod'");
+}
+
+TEST(ConfigLoaderTest, ContextForwarded) {
+  const auto defaults = load(kListenerAndUpstream);
+  EXPECT_FALSE(defaults->context.forwarded.x_real_ip);
+  EXPECT_FALSE(defaults->context.forwarded.forwarded);
+  const auto both =
+      load(std::string(kListenerAndUpstream) + "context:\n  forwarded: [x-real-ip, forwarded]\n");
+  EXPECT_TRUE(both->context.forwarded.x_real_ip);
+  EXPECT_TRUE(both->context.forwarded.forwarded);
+  EXPECT_EQ(errorOf(std::string(kListenerAndUpstream) + "context:\n  forwarded: [x-client-ip]\n"),
+            "test.yaml:9:15: context.forwarded[0]: expected x-real-ip or forwarded, got "
+            "'x-client-ip'");
+}
+
+TEST(ConfigLoaderTest, UpstreamResponseBounds) {
+  const auto defaults = load(kListenerAndUpstream);
+  EXPECT_EQ(defaults->upstreams[0].limits.max_informational_responses, 10u);
+  EXPECT_EQ(defaults->upstreams[0].limits.max_response_headers_count, 100u);
+  const auto set = load(std::string(kListenerAndUpstream) +
+                        "    limits: {max_informational_responses: 0, "
+                        "max_response_headers_count: 300}\n");
+  EXPECT_EQ(set->upstreams[0].limits.max_informational_responses, 0u);
+  EXPECT_EQ(set->upstreams[0].limits.max_response_headers_count, 300u);
+  EXPECT_FALSE(
+      errorOf(std::string(kListenerAndUpstream) + "    limits: {max_response_headers_count: 0}\n")
+          .empty());
+}
+
+TEST(ConfigLoaderTest, IdHeadersMayNotBeIdentityHeaders) {
+  EXPECT_NE(
+      errorOf(std::string(kListenerAndUpstream) + "context:\n  request_id: {header: x-real-ip}\n")
+          .find("used by the proxy itself"),
+      std::string::npos);
+}
+
 TEST(ConfigLoaderTest, Tls) {
   const auto config = load(R"(listeners:
   - name: inbound

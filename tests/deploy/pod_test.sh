@@ -205,6 +205,24 @@ echo "   $(wc -l <"$WORK/viscount.out") access lines, all JSON; the outside call
 echo "   io_uring in the pod: $(grep -o '"io_uring":[a-z]*' "$WORK/viscount.err" | head -1 | cut -d: -f2)"
 echo "   $(cat "$WORK/trusted-line.json")"
 
+# --- admin: probes for everyone, control from inside the pod only ---------------------------
+step "admin split: probes and /metrics from outside the pod, /drain and /config refused there"
+for path in /healthz /ready /metrics; do
+  code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$ADMIN$path" || true)
+  [ "$code" = 200 ] || fail "$path from outside the pod answered $code, not 200"
+done
+code=$(curl -s -o "$WORK/drain-outside.json" -m 5 -w '%{http_code}' -X POST "$ADMIN/drain" || true)
+[ "$code" = 403 ] || fail "POST /drain from outside the pod answered $code, not 403"
+grep -q '"admin_forbidden"' "$WORK/drain-outside.json" || fail "the 403 does not say admin_forbidden"
+code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$ADMIN/config" || true)
+[ "$code" = 403 ] || fail "/config from outside the pod answered $code, not 403"
+wait_for "$ADMIN/ready" 200 2 || fail "viscount is not ready after the refused drain"
+wait_for "$PROXY/" 200 5 || fail "viscount stopped serving after the refused drain"
+# From the app container (the pod's own network namespace): a loopback caller.
+podman exec -i "$POD-app" python3 -c 'import sys, urllib.request
+sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=5).status == 200 else 1)'   "http://127.0.0.1:$CONFIG_ADMIN_PORT/config" || fail "/config from inside the pod failed"
+echo "   outside: probes 200, POST /drain 403, /config 403, still ready; inside: /config 200"
+
 # --- (c) drain on SIGTERM -------------------------------------------------------------------
 step "(c) SIGTERM to viscount: /ready 503, new connections refused, in-flight request finishes"
 SLOW_MS=2000

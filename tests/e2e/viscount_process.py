@@ -281,11 +281,13 @@ class _LineCollector:
 class Viscount:
     """A running viscount process with its stderr events and stdout access log collected."""
 
-    def __init__(self, args, env=None, cwd=None):
+    def __init__(self, args, env=None, cwd=None, preexec_fn=None):
+        """`preexec_fn`: runs in the child before exec (e.g. to lower a resource limit)."""
         self.args = list(args)
         self.proc = subprocess.Popen([viscount_bin(), *self.args], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env if env is not None else clean_env(), cwd=cwd)
+                                     env=env if env is not None else clean_env(), cwd=cwd,
+                                     preexec_fn=preexec_fn)
         self.stdout = _LineCollector(self.proc.stdout, "viscount-stdout")
         self.stderr = _LineCollector(self.proc.stderr, "viscount-stderr")
         self.listener_port = None
