@@ -4,6 +4,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+
 #include "proxy/http1/http1_encoder.h"
 #include "proxy/http1/http1_parser.h"
 #include "proxy/net/socket_connection.h"
@@ -92,7 +95,9 @@ class AdminConnection final : public SocketConnection,
 };
 
 AdminServer::AdminServer(EventLoop& loop, Handler handler)
-    : loop_(loop), handler_(std::move(handler)) {}
+    : loop_(loop),
+      handler_(std::move(handler)),
+      resume_(loop.timers(), &AdminServer::onAcceptResume, this) {}
 
 AdminServer::~AdminServer() {
   close();
@@ -110,6 +115,7 @@ bool AdminServer::listen(const ResolvedAddress& address, std::string* error) {
 }
 
 void AdminServer::close() {
+  resume_.cancel();
   if (accept_event_) {
     event_free(accept_event_);
     accept_event_ = nullptr;
@@ -127,11 +133,22 @@ void AdminServer::onAccept(int, short, void* arg) {
     socklen_t len = sizeof(peer);
     const int fd = ::accept4(self->fd_, reinterpret_cast<sockaddr*>(&peer), &len,
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) {
+        event_del(self->accept_event_);
+        self->resume_.arm(std::chrono::milliseconds(100));
+      }
+      return;
+    }
     auto* c = new AdminConnection(*self, fd, peer);
     self->connections_.pushBack(*c);
     c->start();
   }
+}
+
+void AdminServer::onAcceptResume(void* arg) {
+  auto* self = static_cast<AdminServer*>(arg);
+  if (self->accept_event_) event_add(self->accept_event_, nullptr);
 }
 
 void AdminServer::connectionDone(AdminConnection& c) {

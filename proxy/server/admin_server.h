@@ -15,6 +15,7 @@
 #include "proxy/net/event_loop.h"
 #include "proxy/net/intrusive_list.h"
 #include "proxy/net/socket.h"
+#include "proxy/net/timer_queue.h"
 
 struct event;
 
@@ -45,6 +46,7 @@ class AdminServer {
  private:
   friend class AdminConnection;
   static void onAccept(int fd, short what, void* arg);
+  static void onAcceptResume(void* arg);
   void connectionDone(AdminConnection& c);
 
   EventLoop& loop_;
@@ -52,6 +54,8 @@ class AdminServer {
   int fd_ = -1;
   uint16_t port_ = 0;
   event* accept_event_ = nullptr;
+  // Out of descriptors, the pending connection stays readable: accepting pauses rather than spin.
+  Timer resume_;
   IntrusiveList<AdminConnection> connections_;
 };
 

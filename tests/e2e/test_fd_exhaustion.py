@@ -1,5 +1,5 @@
 """Out of file descriptors: viscount started with a nofile limit of 64 (soft and hard, so it
-cannot raise it) and 120 client connections held open for 3 s. It must not spin on the failing
+cannot raise it) and 120 client connections (and one to the admin port) held open for 3 s. It must not spin on the failing
 accept(): its CPU stays near idle, the event log gets a handful of accept_failed lines (with a
 count of the ones held back), the failures are counted in /metrics, and once the connections
 close new requests are served again. At start it warns that the configured max_connections
@@ -58,6 +58,8 @@ class DescriptorExhaustionTest(unittest.TestCase):
                 clients.append(socket.create_connection(("127.0.0.1", proxy.listener_port),
                                                         timeout=5))
             proxy.wait_event("accept_failed")
+            # The admin listener, out of descriptors too, must not spin either.
+            clients.append(socket.create_connection(("127.0.0.1", proxy.admin_port), timeout=5))
             before = cpu_seconds(proxy.proc.pid)
             time.sleep(HOLD)
             used = cpu_seconds(proxy.proc.pid) - before
