@@ -303,6 +303,18 @@ class _Connection:
             conn.send_headers(sid, [(":status", "200"), ("connection", "keep-alive")],
                               end_stream=True)
             return
+        if path == "/informational":
+            # ?n=N 103 heads before a 200
+            for _ in range(int(query.get("n", ["1"])[0])):
+                conn.send_headers(sid, [(":status", "103"), ("link", "</a>")])
+            conn.send_headers(sid, [(":status", "200"), ("content-length", "0")], end_stream=True)
+            return
+        if path == "/fields":
+            # ?n=N fields in the final head (content-length is one of them)
+            extra = [(f"x-f{i}", "v") for i in range(int(query.get("n", ["1"])[0]) - 1)]
+            conn.send_headers(sid, [(":status", "200"), *extra, ("content-length", "0")],
+                              end_stream=True)
+            return
         if path == "/head-only":
             conn.send_headers(sid, [(":status", "204"), ("x-seen-request-id", seen_id)],
                               end_stream=True)

@@ -9,6 +9,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -292,6 +293,31 @@ class H2cUpstreamTest(unittest.TestCase):
                          "upstream_protocol_error")
         event = proxy.wait_event("upstream_error", request_id=headers["x-request-id"])
         self.assertEqual(event["upstream_address"], f"127.0.0.1:{upstream.port}")
+
+    def test_response_heads_are_bounded(self):
+        """limits.max_informational_responses (10) and max_response_headers_count (100) hold on
+        an HTTP/2 upstream too; beyond them the stream is a 502 protocol error."""
+        upstream = start_h2_upstream(self)
+        proxy = self.start(upstream)
+        def final_status(path):
+            # http.client would stop at the first 1xx: read the raw answer to the close.
+            with socket.create_connection(("127.0.0.1", proxy.listener_port), timeout=5) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                          .encode())
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            statuses = [int(m) for m in re.findall(rb"^HTTP/1\.1 (\d{3})", data, re.M)]
+            return [st for st in statuses if st >= 200], data
+
+        for path, expected in (("/informational?n=10", 200), ("/informational?n=11", 502),
+                               ("/fields?n=100", 200), ("/fields?n=101", 502)):
+            with self.subTest(path):
+                finals, data = final_status(path)
+                self.assertEqual(finals, [expected], data[-300:])
+                if expected == 502:
+                    self.assertIn(b'"upstream_protocol_error"', data)
+        self.assertEqual(http_get(proxy.listener_port, "/after")[0], 200)
 
     def test_an_http1_server_behind_an_h2c_url_is_a_502(self):
         upstream = start_echo_upstream(self)
