@@ -187,6 +187,16 @@ struct LoggingConfig {
   LogFormat format = LogFormat::kJson;
   LogLevel level = LogLevel::kInfo;
   uint64_t buffer = 8192;  // queued access-log lines before dropping
+  // Query parameters whose values the access log writes as REDACTED; lowercase, matched after
+  // percent-decoding the name. The upstream always gets the original target.
+  std::vector<std::string> redact_query = {"token",  "access_token", "id_token", "api_key",
+                                           "apikey", "key",          "password", "passwd",
+                                           "secret", "signature",    "sig",      "code"};
+  // The fraction of plain successes (status < 400, no error) the access log keeps; every other
+  // line is always written. Decided from the trace id, so all hops of a trace agree.
+  double sample_success = 1.0;
+  // A success slower than this carries its trail too; zero: only failures do.
+  Duration trail_slow{0};
   bool operator==(const LoggingConfig&) const = default;
 };
 

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <regex>
@@ -103,7 +104,9 @@ class ConfigParser {
         top.child("context", {"request_id", "correlation_id", "user_id", "trace_context",
                               "trusted_sources", "id_pattern", "echo_in_response", "forwarded"}),
         config.context);
-    parseLogging(top.child("logging", {"access_log", "format", "level", "buffer"}), config.logging);
+    parseLogging(top.child("logging", {"access_log", "format", "level", "buffer", "redact_query",
+                                       "sample", "trail"}),
+                 config.logging);
     parseAdmin(top.child("admin", {"address", "control_from"}), config.admin);
     checkDeadlineHeaders(config);
     checkListenerReferences(config);
@@ -599,6 +602,44 @@ class ConfigParser {
                         {"warn", LogLevel::kWarn},
                         {"error", LogLevel::kError}});
     logging.readUnsigned("buffer", config.buffer, 1, 10'000'000);
+    if (logging.has("redact_query")) {
+      std::vector<std::string> names;
+      const auto items = listItems(logging, "redact_query");
+      bool all_valid = true;
+      for (size_t i = 0; i < items.size(); ++i) {
+        const std::string path = itemPath(logging.path("redact_query"), i);
+        if (!items[i].IsScalar() || items[i].Scalar().empty()) {
+          errors_.add(items[i].Mark(), path + ": expected a query parameter name");
+          all_valid = false;
+          continue;
+        }
+        std::string name = items[i].Scalar();
+        for (char& c : name)
+          c = asciiLower(c);
+        names.push_back(std::move(name));
+      }
+      const YAML::Node* node = logging.value("redact_query");
+      if (all_valid && (node->IsNull() || node->IsSequence())) config.redact_query = names;
+    }
+    const YamlMap trail = logging.child("trail", {"slow"});
+    if (const std::string* slow = trail.scalar("slow"); slow != nullptr && *slow == "off") {
+      config.trail_slow = Duration::zero();
+    } else {
+      trail.readDuration("slow", config.trail_slow);
+    }
+    const YamlMap sample = logging.child("sample", {"success"});
+    if (const std::string* text = sample.scalar("success")) {
+      // A plain decimal fraction: strtod alone would also take "nan", "inf" and hex floats.
+      char* end = nullptr;
+      const bool plain =
+          !text->empty() && text->find_first_not_of("0123456789.") == std::string::npos;
+      const double value = plain ? std::strtod(text->c_str(), &end) : -1;
+      if (!plain || end != text->c_str() + text->size() || value < 0 || value > 1) {
+        sample.error("success", "expected a fraction from 0 to 1, got '" + *text + "'");
+      } else {
+        config.sample_success = value;
+      }
+    }
   }
 
   void parseAdmin(const YamlMap& admin, AdminConfig& config) {

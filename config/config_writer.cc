@@ -144,6 +144,12 @@ class TreeBuilder {
     node["format"] = toString(logging.format);
     node["level"] = toString(logging.level);
     node["buffer"] = logging.buffer;
+    node["redact_query"] = Tree::array();
+    for (const auto& name : logging.redact_query)
+      node["redact_query"].push_back(name);
+    node["sample"]["success"] = logging.sample_success;
+    node["trail"]["slow"] =
+        logging.trail_slow.count() == 0 ? std::string("off") : formatDuration(logging.trail_slow);
     return node;
   }
 
@@ -178,6 +184,10 @@ void emit(YAML::Emitter& out, const Tree& node) {
       break;
     case Tree::value_t::number_integer:
       out << node.get<int64_t>();
+      break;
+    case Tree::value_t::number_float:
+      // nlohmann's shortest round-trip text (0.1, not 0.10000000000000001), which YAML reads back.
+      out << node.dump();
       break;
     default:
       out << YAML::Null;

@@ -219,6 +219,7 @@ void ContextFilter::onRequestHeaders(RequestHead& head, RequestContext& ctx, boo
   }
 
   bool continued = false;
+  ctx.trace_sampled_by_caller = false;
   if (!config_.trace_context) {
     ctx.trace_id.clear();
     ctx.span_id.clear();
@@ -236,6 +237,9 @@ void ContextFilter::onRequestHeaders(RequestHead& head, RequestContext& ctx, boo
       } while (ctx.span_id == parent->parent_id);
       ctx.traceparent.resize(kTraceparentSize);
       formatTraceparent(ctx.trace_id, ctx.span_id, parent->flags, ctx.traceparent.data());
+      // Bit 0 of the flags; the access log keeps every line of a trace its caller samples.
+      const char low = parent->flags[1];  // lowercase hex, checked by the parser
+      ctx.trace_sampled_by_caller = ((low <= '9' ? low - '0' : low - 'a' + 10) & 1) != 0;
     } else {
       startTrace(ctx, ids);
     }

@@ -76,6 +76,7 @@ void UpstreamConnection::transportReady() {
 void UpstreamConnection::ready() {
   if (state_ != State::kConnecting) return;
   timer_.cancel();
+  connect_time_ = Clock::now() - created_at_;
   pool_.onConnected(*this);
 }
 
@@ -90,6 +91,7 @@ void UpstreamConnection::onTimer(void* arg) {
 }
 
 UpstreamStream& UpstreamConnection::newStream(UpstreamStreamCallbacks& callbacks) {
+  ++streams_started_;
   return codec_->newStream(callbacks);
 }
 

@@ -112,7 +112,9 @@ class UpstreamConnection final : public SocketConnection,
 
   State state() const { return state_; }
   const std::string& addressText() const override { return address_text_; }
-  Clock::time_point createdAt() const { return created_at_; }
+  Clock::time_point createdAt() const override { return created_at_; }
+  std::chrono::nanoseconds connectTime() const override { return connect_time_; }
+  uint64_t streamsStarted() const override { return streams_started_; }
   uint64_t requestsServed() const override { return requests_; }
   UpstreamCodec* codec() { return codec_.get(); }
   UpstreamPool& pool() { return pool_; }
@@ -147,6 +149,8 @@ class UpstreamConnection final : public SocketConnection,
   bool detached_ = false;         // carries a tunnel: gave its unit of the limit back
   Timer timer_;                   // connect timeout while connecting, idle timeout while idle
   Clock::time_point created_at_;
+  std::chrono::nanoseconds connect_time_{0};  // set when it became ready
+  uint64_t streams_started_ = 0;
 };
 
 inline Buffer& UpstreamCodec::in() {

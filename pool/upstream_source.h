@@ -5,6 +5,7 @@
 // its unit test can hand it streams without sockets; UpstreamPool and UpstreamConnection are the
 // real ones.
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -27,6 +28,12 @@ class PooledConnection {
   // the upstream just as the request went out.
   virtual uint64_t requestsServed() const = 0;
   virtual const std::string& addressText() const = 0;
+  // For the request's timings and trail: streams started on it before this one (0 when it was
+  // opened for this request), when it was opened, and how long its connect took (TCP, TLS and
+  // an HTTP/2 greeting).
+  virtual uint64_t streamsStarted() const = 0;
+  virtual std::chrono::steady_clock::time_point createdAt() const = 0;
+  virtual std::chrono::nanoseconds connectTime() const = 0;
 };
 
 struct PoolWaitTag {};

@@ -56,13 +56,25 @@ AccessLogShard::~AccessLogShard() = default;
 
 bool AccessLogShard::append(const RequestContext& ctx) {
   if (!log_.enabled()) return false;
+  // A failure, or a success slower than logging.trail.slow, says how it went.
+  const bool trail = ctx.status >= 500 || ctx.error != ErrorCode::kNone ||
+                     (log_.trail_slow_.count() > 0 && ctx.end - ctx.start > log_.trail_slow_);
+  // Sampling only ever leaves out plain successes: an error, a 4xx or 5xx, a line with a trail is
+  // always written.
+  if (!log_.sampling_.keepsEverything() && ctx.status < 400 && ctx.status > 0 && !trail &&
+      !log_.sampling_.keep(ctx)) {
+    sampled_out_.store(sampled_out_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return false;
+  }
   const uint64_t queued =
       published_lines_ - consumed_lines_.load(std::memory_order_relaxed) + batch_lines_;
   if (queued >= capacity_lines_) {
     dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return false;
   }
-  log_.format(batch_, ctx);
+  const bool redacted = log_.redaction_.redact(ctx.path, redacted_path_);
+  log_.format(batch_, ctx, redacted ? std::string_view(redacted_path_) : std::string_view(ctx.path),
+              trail);
   return ++batch_lines_ == 1;
 }
 
@@ -115,7 +127,12 @@ AccessLog::Format AccessLog::chooseFormat(const LoggingConfig& cfg, int fd) {
 
 AccessLog::AccessLog(std::unique_ptr<LineOutput> output, std::string path, const LoggingConfig& cfg,
                      size_t shards)
-    : format_(chooseFormat(cfg, output->fd())), path_(std::move(path)), output_(std::move(output)) {
+    : format_(chooseFormat(cfg, output->fd())),
+      redaction_(cfg.redact_query),
+      sampling_(cfg.sample_success),
+      trail_slow_(cfg.trail_slow),
+      path_(std::move(path)),
+      output_(std::move(output)) {
   shards = std::max<size_t>(shards, 1);
   const uint64_t per_shard = std::max<uint64_t>(cfg.buffer / shards, kMinLinesPerShard);
   for (size_t i = 0; i < shards; ++i) {
@@ -135,6 +152,13 @@ uint64_t AccessLog::droppedLines() const {
   return total;
 }
 
+uint64_t AccessLog::sampledOutLines() const {
+  uint64_t total = 0;
+  for (const auto& shard : shards_)
+    total += shard->sampledOutLines();
+  return total;
+}
+
 void AccessLog::stop() {
   if (!writer_.joinable()) return;
   stopping_.store(true, std::memory_order_release);
@@ -147,18 +171,19 @@ bool AccessLog::reopen(std::string* error) {
   return output_->reopen(path_, error);
 }
 
-void AccessLog::format(std::string& out, const RequestContext& ctx) const {
+void AccessLog::format(std::string& out, const RequestContext& ctx, std::string_view path,
+                       bool trail) const {
   switch (format_) {
     case Format::kOff:
       return;
     case Format::kJson:
-      formatAccessLogJson(out, ctx);
+      formatAccessLogJson(out, ctx, path, trail);
       return;
     case Format::kPretty:
-      formatAccessLogPretty(out, ctx, false);
+      formatAccessLogPretty(out, ctx, path, false);
       return;
     case Format::kPrettyColour:
-      formatAccessLogPretty(out, ctx, true);
+      formatAccessLogPretty(out, ctx, path, true);
       return;
   }
 }

@@ -16,11 +16,14 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "config/config.h"
 #include "proxy/http/request_context.h"
+#include "telemetry/log_sampling.h"
+#include "telemetry/query_redaction.h"
 
 namespace viscount {
 
@@ -45,6 +48,7 @@ class AccessLogShard {
   bool flush();
 
   uint64_t droppedLines() const { return dropped_.load(std::memory_order_relaxed); }
+  uint64_t sampledOutLines() const { return sampled_out_.load(std::memory_order_relaxed); }
 
  private:
   friend class AccessLog;
@@ -65,6 +69,8 @@ class AccessLogShard {
   uint64_t published_lines_ = 0;
   alignas(64) std::atomic<uint64_t> head_{0};  // next slot the worker fills
   std::atomic<uint64_t> dropped_{0};           // written by the worker only
+  std::atomic<uint64_t> sampled_out_{0};       // written by the worker only
+  std::string redacted_path_;                  // scratch for the logged copy of a target
 
   // Writer side.
   alignas(64) std::atomic<uint64_t> tail_{0};  // next slot the writer takes
@@ -91,6 +97,8 @@ class AccessLog {
   // viscount_access_log_dropped_total: lines a full shard refused plus lines the output lost.
   uint64_t droppedLines() const;
   uint64_t writtenLines() const { return written_.load(std::memory_order_relaxed); }
+  // viscount_access_log_sampled_out_total: successes `logging.sample.success` left out.
+  uint64_t sampledOutLines() const;
 
   // Writes everything the shards have flushed and joins the writer. Workers flush their last
   // batch before this is called (a shard's batch belongs to its worker thread). Idempotent.
@@ -110,7 +118,7 @@ class AccessLog {
             size_t shards);
   static Format chooseFormat(const LoggingConfig& cfg, int fd);
 
-  void format(std::string& out, const RequestContext& ctx) const;
+  void format(std::string& out, const RequestContext& ctx, std::string_view path, bool trail) const;
   // After a batch is published: wakes the writer if it is parked, or early if `filling`.
   void wakeWriter(bool filling);
   void poke();
@@ -120,6 +128,9 @@ class AccessLog {
   bool anyPublished() const;
 
   const Format format_;
+  const QueryRedaction redaction_;
+  const LogSampling sampling_;
+  const Duration trail_slow_;
   const std::string path_;  // empty unless the target is a file
   std::unique_ptr<LineOutput> output_;
   std::vector<std::unique_ptr<AccessLogShard>> shards_;

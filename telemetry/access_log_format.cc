@@ -1,7 +1,9 @@
 #include "telemetry/access_log_format.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "telemetry/append_number.h"
@@ -26,6 +28,104 @@ void appendMillis(std::string& out, double ms) {
                           static_cast<char>('0' + frac / 10 % 10),
                           static_cast<char>('0' + frac % 10)};
   out.append(digits, sizeof digits);
+}
+
+void appendMillisOrNull(std::string& out, const std::optional<std::chrono::nanoseconds>& d) {
+  if (d) {
+    appendMillis(out, std::chrono::duration<double, std::milli>(*d).count());
+  } else {
+    out.append("null");
+  }
+}
+
+void appendTimings(std::string& out, const RequestContext& ctx) {
+  out.append(R"(,"timings":{"queue_ms":)");
+  appendMillisOrNull(out, ctx.queue_time);
+  out.append(R"(,"pool_wait_ms":)");
+  appendMillisOrNull(out, ctx.pool_wait_time);
+  out.append(R"(,"connect_ms":)");
+  appendMillisOrNull(out, ctx.connect_time);
+  out.append(R"(,"upstream_headers_ms":)");
+  appendMillisOrNull(out, ctx.upstream_headers_time);
+  out.push_back('}');
+}
+
+void appendErrorField(std::string& out, ErrorCode code) {
+  out.append(R"(,"error":")");
+  out.append(errorInfo(code).code);
+  out.push_back('"');
+}
+
+void appendTrailEntry(std::string& out, const RequestContext& ctx, const TrailEntry& e) {
+  out.append(R"({"at_ms":)");
+  appendMillis(out, std::chrono::duration<double, std::milli>(e.at - ctx.start).count());
+  out.append(R"(,"event":)");
+  switch (e.event) {
+    case TrailEvent::kQueued:
+      out.append(R"("queued")");
+      break;
+    case TrailEvent::kSlotGranted:
+      out.append(R"("slot_granted")");
+      break;
+    case TrailEvent::kPoolWait:
+      out.append(R"("pool_wait")");
+      break;
+    case TrailEvent::kConnectionNew:
+      out.append(R"("connection","reused":false,"connect_ms":)");
+      appendMillis(out, static_cast<double>(e.value) / 1000.0);
+      break;
+    case TrailEvent::kConnectionReused:
+      out.append(R"("connection","reused":true,"age_ms":)");
+      appendInt(out, static_cast<int64_t>(e.value));
+      out.append(R"(,"streams_before":)");
+      appendInt(out, e.count);
+      break;
+    case TrailEvent::kResponseHead:
+      out.append(R"("response_head","status":)");
+      appendInt(out, static_cast<int64_t>(e.value));
+      break;
+    case TrailEvent::kAttemptFailed:
+      out.append(R"("attempt_failed")");
+      appendErrorField(out, e.code);
+      break;
+    case TrailEvent::kRetry:
+      out.append(R"("retry","attempt":)");
+      appendInt(out, static_cast<int64_t>(e.value));
+      break;
+    case TrailEvent::kTimeout:
+      out.append(R"("timeout")");
+      appendErrorField(out, e.code);
+      break;
+    case TrailEvent::kLocalReply:
+      out.append(R"("local_reply")");
+      appendErrorField(out, e.code);
+      out.append(R"(,"status":)");
+      appendInt(out, static_cast<int64_t>(e.value));
+      break;
+    case TrailEvent::kClientGone:
+      out.append(R"("client_gone")");
+      appendErrorField(out, e.code);
+      break;
+  }
+  out.push_back('}');
+}
+
+void appendTrail(std::string& out, const RequestContext& ctx) {
+  out.append(R"(,"trail":[)");
+  bool first = true;
+  for (const TrailEntry& e : ctx.trail) {
+    if (!first) out.push_back(',');
+    first = false;
+    appendTrailEntry(out, ctx, e);
+  }
+  if (ctx.trail.dropped() > 0) {
+    // The trail keeps a request's first events; say that more happened than it holds.
+    if (!first) out.push_back(',');
+    out.append(R"({"at_ms":null,"event":"trail_full","dropped":)");
+    appendInt(out, ctx.trail.dropped());
+    out.push_back('}');
+  }
+  out.push_back(']');
 }
 
 void appendStringOrNull(std::string& out, std::string_view value) {
@@ -59,7 +159,8 @@ void appendGrpcFields(std::string& out, const RequestContext& ctx) {
 
 }  // namespace
 
-void formatAccessLogJson(std::string& out, const RequestContext& ctx) {
+void formatAccessLogJson(std::string& out, const RequestContext& ctx, std::string_view path,
+                         bool trail) {
   out.append(R"({"ts":")");
   appendRfc3339Millis(out, ctx.start_wall);
   out.append(R"(","request_id":)");
@@ -79,7 +180,7 @@ void formatAccessLogJson(std::string& out, const RequestContext& ctx) {
   out.append(R"(,"method":)");
   appendJsonString(out, ctx.method);
   out.append(R"(,"path":)");
-  appendJsonString(out, ctx.path);
+  appendJsonString(out, path);
   out.append(R"(,"protocol":")");
   out.append(toString(ctx.protocol));
   out.append(R"(","status":)");
@@ -117,10 +218,13 @@ void formatAccessLogJson(std::string& out, const RequestContext& ctx) {
   out.append(ctx.client_cert_verified ? R"(,"client_cert_verified":true)"
                                       : R"(,"client_cert_verified":false)");
   appendGrpcFields(out, ctx);
+  appendTimings(out, ctx);
+  if (trail) appendTrail(out, ctx);
   out.append("}\n");
 }
 
-void formatAccessLogPretty(std::string& out, const RequestContext& ctx, bool colour) {
+void formatAccessLogPretty(std::string& out, const RequestContext& ctx, std::string_view path,
+                           bool colour) {
   const auto paint = [&](std::string_view code) {
     if (colour) out.append(code);
   };
@@ -132,7 +236,7 @@ void formatAccessLogPretty(std::string& out, const RequestContext& ctx, bool col
   appendJsonEscaped(out, ctx.method, 32);
   paint(colour::kReset);
   out.push_back(' ');
-  appendJsonEscaped(out, ctx.path, 512);
+  appendJsonEscaped(out, path, 512);
   out.push_back(' ');
   paint(statusColour(ctx.status));
   appendInt(out, ctx.status);

@@ -66,12 +66,18 @@ void Metrics::setAccessLogDroppedSource(std::function<uint64_t()> fn) {
   access_log_dropped_ = std::move(fn);
 }
 
+void Metrics::setAccessLogSampledOutSource(std::function<uint64_t()> fn) {
+  std::lock_guard lock(registry_);
+  access_log_sampled_out_ = std::move(fn);
+}
+
 std::string Metrics::renderPrometheus() const {
   std::map<std::string, UpstreamTotals, std::less<>> upstreams;
   std::map<std::string, uint64_t, std::less<>> rejected;
   std::map<std::string, uint64_t, std::less<>> timeouts;
   std::map<std::string, ListenerTotals, std::less<>> listeners;
   uint64_t access_log_dropped = 0;
+  uint64_t access_log_sampled_out = 0;
   std::array<uint64_t, 3> protocols{};
   std::array<uint64_t, 4> tls_requests{};
   {
@@ -115,6 +121,7 @@ std::string Metrics::renderPrometheus() const {
       });
     }
     if (access_log_dropped_) access_log_dropped = access_log_dropped_();
+    if (access_log_sampled_out_) access_log_sampled_out = access_log_sampled_out_();
   }
 
   PrometheusText text;
@@ -253,6 +260,9 @@ std::string Metrics::renderPrometheus() const {
   text.family("viscount_access_log_dropped_total", "counter",
               "Access-log lines dropped because the queue was full or the output failed.");
   text.sample("viscount_access_log_dropped_total", {}, access_log_dropped);
+  text.family("viscount_access_log_sampled_out_total", "counter",
+              "Access-log lines of successful requests left out by logging.sample.success.");
+  text.sample("viscount_access_log_sampled_out_total", {}, access_log_sampled_out);
   return text.take();
 }
 

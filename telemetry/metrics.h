@@ -151,11 +151,14 @@ class Metrics {
 
   // viscount_access_log_dropped_total calls `fn` at render, from the rendering thread.
   void setAccessLogDroppedSource(std::function<uint64_t()> fn);
+  // viscount_access_log_sampled_out_total, likewise.
+  void setAccessLogSampledOutSource(std::function<uint64_t()> fn);
 
  private:
   mutable std::mutex registry_;
   std::vector<std::unique_ptr<MetricsShard>> shards_;
   std::function<uint64_t()> access_log_dropped_;
+  std::function<uint64_t()> access_log_sampled_out_;
   const double start_time_seconds_;
 };
 

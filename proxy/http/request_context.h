@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "proxy/http/errors.h"
+#include "proxy/http/request_trail.h"
 
 namespace viscount {
 
@@ -36,10 +37,11 @@ struct RequestContext {
   // --- context ids, as sent upstream ---
   std::string request_id;
   std::string correlation_id;
-  std::optional<std::string> user_id;  // only from a trusted source
-  std::string trace_id;                // 32 lowercase hex, empty when trace context is off
-  std::string span_id;                 // 16 lowercase hex: the span this hop created
-  std::string traceparent;             // the full header value sent upstream
+  std::optional<std::string> user_id;    // only from a trusted source
+  std::string trace_id;                  // 32 lowercase hex, empty when trace context is off
+  std::string span_id;                   // 16 lowercase hex: the span this hop created
+  std::string traceparent;               // the full header value sent upstream
+  bool trace_sampled_by_caller = false;  // an incoming traceparent carried the sampled flag
 
   // --- the request ---
   std::string method;
@@ -60,6 +62,15 @@ struct RequestContext {
   std::optional<MonoTime> upstream_start;  // first byte written to the upstream
   std::optional<MonoTime> upstream_end;    // last response byte, or the failure
   MonoTime end{};
+  // The access log's `timings`, each null when its phase did not happen: waiting for a
+  // concurrency slot (0 when admitted at once), for upstream connections (summed over attempts),
+  // the last attempt's connect when it opened a new connection, and its request-sent to
+  // response-head time.
+  std::optional<std::chrono::nanoseconds> queue_time;
+  std::optional<std::chrono::nanoseconds> pool_wait_time;
+  std::optional<std::chrono::nanoseconds> connect_time;
+  std::optional<std::chrono::nanoseconds> upstream_headers_time;
+  RequestTrail trail;
 
   // --- outcome ---
   int status = 0;  // sent to the client; 0 if none could be sent

@@ -143,9 +143,12 @@ bool Exchange::admission() {
   switch (upstream_runtime_.limiter->admit(*this)) {
     case RequestLimiter::Admission::kGranted:
       has_slot_ = true;
+      ctx_.queue_time = std::chrono::nanoseconds(0);
       return true;
     case RequestLimiter::Admission::kQueued:
       moveTo(Phase::kAdmission);
+      wait_started_ = Clock::now();
+      ctx_.trail.add(TrailEvent::kQueued, wait_started_);
       wait_timer_.arm(upstream_runtime_.config->limits.queue_timeout);
       return true;
     case RequestLimiter::Admission::kRejected:
@@ -158,11 +161,16 @@ bool Exchange::admission() {
 void Exchange::onSlotGranted() {
   wait_timer_.cancel();
   has_slot_ = true;
+  const MonoTime now = Clock::now();
+  ctx_.queue_time = now - wait_started_;
+  ctx_.trail.add(TrailEvent::kSlotGranted, now);
   acquireConnection();
 }
 
 void Exchange::acquireConnection() {
   moveTo(Phase::kConnecting);
+  wait_started_ = Clock::now();
+  ctx_.trail.add(TrailEvent::kPoolWait, wait_started_);
   // The pool may answer before acquire() returns; the wait is bounded only if it did not.
   upstream_runtime_.source->acquire(*this);
   if (phase_ == Phase::kConnecting && !wait_timer_.armed()) {
@@ -172,6 +180,9 @@ void Exchange::acquireConnection() {
 
 void Exchange::onWaitTimeout(void* arg) {
   auto* self = static_cast<Exchange*>(arg);
+  self->ctx_.trail.add(
+      TrailEvent::kTimeout, Clock::now(),
+      self->phase_ == Phase::kAdmission ? ErrorCode::kOverloaded : ErrorCode::kPoolTimeout);
   if (self->phase_ == Phase::kAdmission) {
     self->services_.metrics.timedOut("queue");
     self->reject(ErrorCode::kOverloaded, "queue_timeout");
@@ -278,6 +289,22 @@ void Exchange::onPoolReady(PooledConnection& connection) {
   wait_timer_.cancel();
   moveTo(Phase::kUpstream);
   ++ctx_.attempts;
+  const MonoTime now = Clock::now();
+  attempt_sent_ = now;
+  ctx_.pool_wait_time =
+      ctx_.pool_wait_time.value_or(std::chrono::nanoseconds(0)) + (now - wait_started_);
+  if (connection.streamsStarted() == 0) {
+    ctx_.connect_time = connection.connectTime();
+    ctx_.trail.add(TrailEvent::kConnectionNew, now, ErrorCode::kNone,
+                   static_cast<uint64_t>(ctx_.connect_time->count() / 1000));
+  } else {
+    ctx_.connect_time.reset();
+    const auto age =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - connection.createdAt());
+    ctx_.trail.add(TrailEvent::kConnectionReused, now, ErrorCode::kNone,
+                   static_cast<uint64_t>(age.count()),
+                   static_cast<uint32_t>(connection.streamsStarted()));
+  }
   ctx_.upstream_address = connection.addressText();
   // A reused HTTP/1 connection may have been closed by the upstream just as the request went
   // out (the keep-alive race): a reset there counts as unseen. An HTTP/2 upstream says itself
@@ -285,7 +312,6 @@ void Exchange::onPoolReady(PooledConnection& connection) {
   attempt_reused_ = !connection.multiplexed() && connection.requestsServed() > 0;
   const bool refusable = attempt_reused_ || connection.multiplexed();
   upstream_ = &connection.newStream(*this);
-  const MonoTime now = Clock::now();
   if (!ctx_.upstream_start) ctx_.upstream_start = now;
 
   // Phase 4: the upstream request, with whatever body arrived while we waited, and what is
@@ -324,6 +350,10 @@ void Exchange::onPoolReady(PooledConnection& connection) {
 
 void Exchange::onPoolFailure(ErrorCode code, std::string_view detail, std::string_view address) {
   wait_timer_.cancel();
+  const MonoTime now = Clock::now();
+  ctx_.pool_wait_time =
+      ctx_.pool_wait_time.value_or(std::chrono::nanoseconds(0)) + (now - wait_started_);
+  ctx_.trail.add(TrailEvent::kAttemptFailed, now, code);
   moveTo(Phase::kRequest);  // the pool let go of us: the attempt is over
   // No address to try is not an attempt, and trying again would find none either.
   if (!address.empty()) {
@@ -356,6 +386,7 @@ bool Exchange::retry(ErrorCode code, bool request_sent) {
                ctx_.request_id);
   }
   services_.metrics.retried(*upstream_runtime_.metrics);
+  ctx_.trail.add(TrailEvent::kRetry, Clock::now(), ErrorCode::kNone, ctx_.attempts + 1);
   acquireConnection();
   return true;
 }
@@ -382,6 +413,10 @@ void Exchange::onUpstreamHeaders(ResponseHead& head, bool end_stream) {
   moveTo(Phase::kResponse);
   ctx_.status = head.status;
   if (end_stream) noteGrpcStatus(head.headers);  // a trailers-only answer
+  const MonoTime now = Clock::now();
+  ctx_.upstream_headers_time = now - attempt_sent_;
+  ctx_.trail.add(TrailEvent::kResponseHead, now, ErrorCode::kNone,
+                 static_cast<uint64_t>(head.status));
   // Response filters run in reverse order: sanitizing, then the context ids echoed.
   sanitizeResponseHeaders(head);
   snapshot_->context_filter->onResponseHeaders(head, ctx_);
@@ -506,6 +541,7 @@ void Exchange::upstreamFinished() {
 
 void Exchange::onUpstreamReset(ErrorCode code, bool request_sent) {
   upstream_ = nullptr;
+  ctx_.trail.add(TrailEvent::kAttemptFailed, Clock::now(), code);
   if (phase_ == Phase::kUpstream) moveTo(Phase::kRequest);  // the attempt is over
   if (retry(code, request_sent)) return;
   upstreamFailed(code, "upstream connection failed");
@@ -519,6 +555,7 @@ void Exchange::onRequestTimeout(void* arg) {
   }
   if (self->phase_ >= Phase::kResponseDone) return;
   self->services_.metrics.timedOut("upstream_request");
+  self->ctx_.trail.add(TrailEvent::kTimeout, Clock::now(), ErrorCode::kUpstreamTimeout);
   self->upstreamFailed(ErrorCode::kUpstreamTimeout, "request timeout");
 }
 
@@ -557,6 +594,7 @@ void Exchange::sendLocalReply(ErrorCode code) {
   local_body_.clear();
   reply_format_->format(code, ctx_, head, local_body_);
   ctx_.status = head.status;
+  ctx_.trail.add(TrailEvent::kLocalReply, Clock::now(), code, static_cast<uint64_t>(head.status));
   snapshot_->context_filter->onResponseHeaders(head, ctx_);
 
   moveTo(Phase::kResponseDone);  // before sending: the last byte may complete() at once
@@ -603,6 +641,7 @@ void Exchange::noteGrpcStatus(const HeaderList& fields) {
 
 void Exchange::onDownstreamReset(ErrorCode code) {
   if (completed()) return;
+  ctx_.trail.add(TrailEvent::kClientGone, Clock::now(), code);
   if (ctx_.error == ErrorCode::kNone) ctx_.error = code;
   complete();
 }

@@ -147,6 +147,8 @@ class Exchange final : public Deletable,
   Timer wait_timer_;  // queue_timeout in kAdmission, pool.wait_timeout in kConnecting
   Duration budget_{};
   bool unbounded_ = false;  // a gRPC call without grpc-timeout under `grpc_no_deadline: unbounded`
+  MonoTime wait_started_{};  // entered the slot queue, or asked the pool
+  MonoTime attempt_sent_{};  // the current attempt's head went upstream
 
   Phase phase_ = Phase::kRequest;
   bool has_slot_ = false;        // from admission until the upstream's response ends

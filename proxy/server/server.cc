@@ -144,6 +144,8 @@ bool Server::start(std::string* error) {
   // One shard per worker, and one for the main thread (the admin listener's refusals).
   metrics_ = std::make_unique<Metrics>(workers + 1);
   metrics_->setAccessLogDroppedSource([log = access_log_.get()] { return log->droppedLines(); });
+  metrics_->setAccessLogSampledOutSource(
+      [log = access_log_.get()] { return log->sampledOutLines(); });
 
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     listener_connections_.push_back(std::make_unique<std::atomic<int64_t>>(0));
@@ -220,7 +222,7 @@ bool Server::start(std::string* error) {
 
   if (options_.handle_signals) {
     std::signal(SIGPIPE, SIG_IGN);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
       event* ev = evsignal_new(loop_.base(), sig, &Server::onSignal, this);
       event_add(ev, nullptr);
       signal_events_.push_back(ev);
@@ -298,12 +300,26 @@ void Server::onSignal(int sig, short, void* arg) {
   auto* self = static_cast<Server*>(arg);
   if (sig == SIGHUP) {
     self->reload();
+  } else if (sig == SIGUSR1) {
+    self->reopenLogs();
   } else if (self->draining_) {
     self->events_->log(LogLevel::kWarn, "shutdown_forced", {{"signal", static_cast<int64_t>(sig)}});
     self->finish();  // a second SIGTERM: stop now
   } else {
     self->startDrain(sig == SIGTERM ? "SIGTERM" : "SIGINT");
   }
+}
+
+void Server::reopenLogs() {
+  // The writer thread keeps writing meanwhile: the new file takes the old one's descriptor number
+  // in one dup3, so each write lands whole in one file or the other and none is lost.
+  std::string error;
+  if (!access_log_ || !access_log_->reopen(&error)) {
+    events_->log(LogLevel::kError, "access_log_reopen_failed",
+                 {{"error", std::string_view(error)}});
+    return;
+  }
+  events_->log(LogLevel::kInfo, "access_log_reopened");
 }
 
 void Server::startDrain(std::string_view reason) {

@@ -72,6 +72,8 @@ class Server {
                             const sockaddr_storage& peer);
   void startDrain(std::string_view reason);
   void reload();
+  // SIGUSR1: the access-log file is reopened at its path (after logrotate moved it).
+  void reopenLogs();
   // Reloads when the file changes (config `watch_config`); a failure to watch is only logged.
   void watchConfigFile(const std::string& path);
   void finish();

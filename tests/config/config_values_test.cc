@@ -141,6 +141,8 @@ logging:
   format: pretty
   level: debug
   buffer: 17
+  redact_query: [Session, otp]
+  sample: {success: 0.25}
 admin:
   address: "off"
 )";
@@ -213,9 +215,41 @@ TEST(ConfigValuesTest, DefaultsMatchTheContract) {
   EXPECT_EQ(config->logging.format, LogFormat::kJson);
   EXPECT_EQ(config->logging.level, LogLevel::kInfo);
   EXPECT_EQ(config->logging.buffer, 8192u);
+  EXPECT_EQ(config->logging.redact_query.size(), 12u);
+  EXPECT_EQ(config->logging.redact_query.front(), "token");
+  EXPECT_EQ(config->logging.sample_success, 1.0);
 
   ASSERT_TRUE(config->admin.address.has_value());
   EXPECT_EQ(config->admin.address->text(), "127.0.0.1:15000");
+}
+
+TEST(ConfigValuesTest, LoggingPolicyKeys) {
+  const auto config = load(std::string(kMinimal) +
+                           "logging:\n  redact_query: [Session, OTP]\n  sample: {success: 0.1}\n");
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->logging.redact_query, (std::vector<std::string>{"session", "otp"}));
+  EXPECT_DOUBLE_EQ(config->logging.sample_success, 0.1);
+  const auto off =
+      load(std::string(kMinimal) + "logging: {redact_query: [], sample: {success: 0}}\n");
+  ASSERT_TRUE(off);
+  EXPECT_TRUE(off->logging.redact_query.empty());
+  EXPECT_EQ(off->logging.sample_success, 0.0);
+
+  for (const char* bad : {"1.5", "-0.1", "nan", "0x1p-3", "lots", "1e-2"}) {
+    const auto result = loadConfigString(
+        std::string(kMinimal) + "logging:\n  sample: {success: " + bad + "}\n", "test.yaml");
+    ASSERT_EQ(result.errors.size(), 1u) << bad;
+    EXPECT_EQ(
+        result.errors[0].format(),
+        std::string("test.yaml:8:21: logging.sample.success: expected a fraction from 0 to 1, "
+                    "got '") +
+            bad + "'");
+  }
+  const auto listed =
+      loadConfigString(std::string(kMinimal) + "logging:\n  redact_query: [a, [b]]\n", "test.yaml");
+  ASSERT_EQ(listed.errors.size(), 1u);
+  EXPECT_EQ(listed.errors[0].format(),
+            "test.yaml:8:21: logging.redact_query[1]: expected a query parameter name");
 }
 
 TEST(ConfigValuesTest, EmptySectionsMeanDefaults) {
@@ -328,6 +362,8 @@ TEST(ConfigValuesTest, NonDefaultValuesLand) {
   EXPECT_EQ(config->logging.format, LogFormat::kPretty);
   EXPECT_EQ(config->logging.level, LogLevel::kDebug);
   EXPECT_EQ(config->logging.buffer, 17u);
+  EXPECT_EQ(config->logging.redact_query, (std::vector<std::string>{"session", "otp"}));
+  EXPECT_DOUBLE_EQ(config->logging.sample_success, 0.25);
   EXPECT_FALSE(config->admin.address.has_value());
   EXPECT_EQ(config->findUpstream("auth"), &auth);
   EXPECT_EQ(config->findUpstream("nope"), nullptr);

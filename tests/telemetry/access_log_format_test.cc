@@ -56,11 +56,75 @@ TEST(AccessLogJson, HasExactlyTheContractFields) {
                                           "tls_version",
                                           "client_cert_verified",
                                           "grpc_status",
-                                          "grpc_message"};
+                                          "grpc_message",
+                                          "timings"};
   std::set<std::string> keys;
   for (const auto& [key, value] : j.items())
     keys.insert(key);
   EXPECT_EQ(keys, expected);
+}
+
+TEST(AccessLogJson, TimingsAreTypedNumbersOrNull) {
+  RequestContext ctx = typicalRequest();
+  json j = parsedLine(ctx);
+  ASSERT_TRUE(j["timings"].is_object());
+  EXPECT_EQ(j["timings"].size(), 4u);
+  for (const char* key : {"queue_ms", "pool_wait_ms", "connect_ms", "upstream_headers_ms"})
+    EXPECT_TRUE(j["timings"][key].is_null()) << key;
+  ctx.queue_time = std::chrono::nanoseconds(0);
+  ctx.pool_wait_time = std::chrono::microseconds(1500);
+  ctx.connect_time = std::chrono::microseconds(250);
+  ctx.upstream_headers_time = std::chrono::milliseconds(12);
+  j = parsedLine(ctx);
+  EXPECT_EQ(j["timings"]["queue_ms"], 0.0);
+  EXPECT_DOUBLE_EQ(j["timings"]["pool_wait_ms"].get<double>(), 1.5);
+  EXPECT_DOUBLE_EQ(j["timings"]["connect_ms"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(j["timings"]["upstream_headers_ms"].get<double>(), 12.0);
+  EXPECT_FALSE(j.contains("trail")) << "only asked-for lines carry a trail";
+}
+
+TEST(AccessLogJson, TheTrailTellsTheStoryInOrder) {
+  RequestContext ctx = typicalRequest();
+  const auto at = [&](int micros) { return ctx.start + std::chrono::microseconds(micros); };
+  ctx.trail.add(TrailEvent::kPoolWait, at(10));
+  ctx.trail.add(TrailEvent::kConnectionReused, at(20), ErrorCode::kNone, 1500, 3);
+  ctx.trail.add(TrailEvent::kAttemptFailed, at(300), ErrorCode::kUpstreamReset);
+  ctx.trail.add(TrailEvent::kRetry, at(301), ErrorCode::kNone, 2);
+  ctx.trail.add(TrailEvent::kConnectionNew, at(900), ErrorCode::kNone, 550);
+  ctx.trail.add(TrailEvent::kTimeout, at(2000), ErrorCode::kUpstreamTimeout);
+  ctx.trail.add(TrailEvent::kLocalReply, at(2001), ErrorCode::kUpstreamTimeout, 504);
+  std::string line;
+  formatAccessLogJson(line, ctx, ctx.path, true);
+  const json j = json::parse(line);
+  const json& trail = j["trail"];
+  ASSERT_EQ(trail.size(), 7u) << line;
+  EXPECT_EQ(trail[0], json::parse(R"({"at_ms":0.01,"event":"pool_wait"})"));
+  EXPECT_EQ(
+      trail[1],
+      json::parse(
+          R"({"at_ms":0.02,"event":"connection","reused":true,"age_ms":1500,"streams_before":3})"));
+  EXPECT_EQ(trail[2],
+            json::parse(R"({"at_ms":0.3,"event":"attempt_failed","error":"upstream_reset"})"));
+  EXPECT_EQ(trail[3], json::parse(R"({"at_ms":0.301,"event":"retry","attempt":2})"));
+  EXPECT_EQ(trail[4],
+            json::parse(R"({"at_ms":0.9,"event":"connection","reused":false,"connect_ms":0.55})"));
+  EXPECT_EQ(trail[5], json::parse(R"({"at_ms":2.0,"event":"timeout","error":"upstream_timeout"})"));
+  EXPECT_EQ(
+      trail[6],
+      json::parse(
+          R"({"at_ms":2.001,"event":"local_reply","error":"upstream_timeout","status":504})"));
+}
+
+TEST(AccessLogJson, AFullTrailKeepsTheBeginningAndSaysHowMuchIsMissing) {
+  RequestContext ctx = typicalRequest();
+  for (size_t i = 0; i < RequestTrail::kCapacity + 5; ++i)
+    ctx.trail.add(TrailEvent::kRetry, ctx.start, ErrorCode::kNone, i + 2);
+  std::string line;
+  formatAccessLogJson(line, ctx, ctx.path, true);
+  const json trail = json::parse(line)["trail"];
+  ASSERT_EQ(trail.size(), RequestTrail::kCapacity + 1);
+  EXPECT_EQ(trail[0]["attempt"], 2);
+  EXPECT_EQ(trail.back(), json::parse(R"({"at_ms":null,"event":"trail_full","dropped":5})"));
 }
 
 TEST(AccessLogJson, TlsFactsAreNullAndFalseInCleartextAndSetOverTls) {

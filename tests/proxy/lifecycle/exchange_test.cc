@@ -100,7 +100,11 @@ class FakeConnection final : public PooledConnection {
   bool multiplexed() const override { return false; }
   uint64_t requestsServed() const override { return served; }
   const std::string& addressText() const override { return address; }
+  uint64_t streamsStarted() const override { return served; }
+  std::chrono::steady_clock::time_point createdAt() const override { return created; }
+  std::chrono::nanoseconds connectTime() const override { return std::chrono::milliseconds(3); }
 
+  std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
   UpstreamStreamCallbacks* callbacks = nullptr;
   FakeUpstreamStream stream;
   uint64_t served = 0;

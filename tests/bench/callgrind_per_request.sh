@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Instructions per proxied request of two viscount binaries, under valgrind --tool=callgrind, in
+# one run: the figure that does not move with the machine's load or a VM's drifting speed, for a
+# change whose cost is a few percent (CPU seconds on a shared two-core machine cannot show that).
+#
+#   BASE_BIN=/path/to/old/viscount tests/bench/callgrind_per_request.sh    # NEW_BIN: build/proxy/viscount
+#   DURATION=15s EXTRA_YAML='logging: {sample: {success: 1}}' BASE_BIN=... tests/bench/callgrind_per_request.sh
+#
+# One worker, io_uring off (valgrind does not follow io_uring), the JSON access log on, the peers'
+# nginx as upstream, wrk -t1 -c4. Ir is the program's total over the run divided by the access-log
+# lines it wrote (start-up and shutdown are spread over the requests, the same for both). It is a
+# benchmark, not a test: it never fails on a figure.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+peers=${PEERS:-}
+for candidate in "$root/../shared/bench" /work/shared/bench; do
+  if [ -z "$peers" ] && [ -d "$candidate/peers" ]; then peers=$candidate; fi
+done
+[ -n "$peers" ] || { echo "missing: the peer configs (set PEERS to the shared bench folder)" >&2; exit 1; }
+base=${BASE_BIN:?set BASE_BIN to the viscount binary to compare against}
+new=${NEW_BIN:-$root/build/proxy/viscount}
+duration=${DURATION:-15s}
+for tool in wrk nginx valgrind callgrind_annotate; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+nginx -c "$peers/peers/upstream-nginx.conf" &
+pids+=($!)
+wait_port 18080
+echo "# $(nproc) cores, $(uname -r); valgrind --tool=callgrind, wrk -t1 -c4 -d$duration"
+for name in base new; do
+  bin=$base
+  [ "$name" = new ] && bin=$new
+  cat >"$work/$name.yaml" <<YAML
+workers: 1
+io_uring: false
+listeners:
+  - {name: inbound, address: 127.0.0.1:18187, upstream: app}
+upstreams:
+  - name: app
+    url: http://127.0.0.1:18080
+    timeouts: {request: 120s}
+logging: {access_log: $work/access-$name.log, format: json}
+admin: {address: 127.0.0.1:18197}
+${EXTRA_YAML:-}
+YAML
+  valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" "$bin" --config "$work/$name.yaml" \
+    2>"$work/$name-events.log" &
+  pid=$!
+  wait_port 18187
+  wrk -t1 -c4 -d"$duration" http://127.0.0.1:18187/x >"$work/$name-wrk.txt"
+  kill -TERM "$pid"
+  wait "$pid" || true
+  lines=$(wc -l <"$work/access-$name.log")
+  ir=$(callgrind_annotate "$work/$name.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1; exit}')
+  echo "$name: $lines requests, $ir Ir, $(awk -v i="$ir" -v n="$lines" 'BEGIN{printf "%.0f", i/n}') Ir/request ($bin)"
+  echo "$ir $lines" >"$work/$name.figures"
+done
+read -r ir_b n_b <"$work/base.figures"
+read -r ir_n n_n <"$work/new.figures"
+awk -v a="$ir_b" -v na="$n_b" -v b="$ir_n" -v nb="$n_n" \
+  'BEGIN{printf "new/base Ir per request: %.4f x\n", (b/nb)/(a/na)}'
