@@ -197,6 +197,11 @@ struct LoggingConfig {
   double sample_success = 1.0;
   // A success slower than this carries its trail too; zero: only failures do.
   Duration trail_slow{0};
+  // Headers each line carries under request_headers / response_headers (lowercase names).
+  std::vector<std::string> request_headers;
+  std::vector<std::string> response_headers;
+  // Credentials (authorization, cookie, ...) may be listed above only when this says so.
+  bool allow_sensitive_headers = false;
   bool operator==(const LoggingConfig&) const = default;
 };
 

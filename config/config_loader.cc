@@ -105,8 +105,8 @@ class ConfigParser {
                               "trusted_sources", "id_pattern", "echo_in_response", "forwarded"}),
         config.context);
     parseLogging(top.child("logging", {"access_log", "format", "level", "buffer", "redact_query",
-                                       "sample", "trail"}),
-                 config.logging);
+                                       "sample", "trail", "headers", "allow_sensitive_headers"}),
+                 config.logging, config.context);
     parseAdmin(top.child("admin", {"address", "control_from"}), config.admin);
     checkDeadlineHeaders(config);
     checkListenerReferences(config);
@@ -590,8 +590,61 @@ class ConfigParser {
     return nullptr;
   }
 
-  void parseLogging(const YamlMap& logging, LoggingConfig& config) {
+  // logging.headers.request / .response: header names for the access log.
+  void parseLoggedHeaders(const YamlMap& headers, std::string_view key, bool allow_sensitive,
+                          const ContextConfig& context, std::vector<std::string>& out) {
+    if (!headers.has(key)) return;
+    // Credentials: a log pipeline is no place for them unless the operator says so.
+    static constexpr std::string_view kSensitive[] = {"authorization", "proxy-authorization",
+                                                      "cookie", "set-cookie"};
+    const auto items = listItems(headers, key);
+    std::vector<std::string> names;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const std::string path = itemPath(headers.path(key), i);
+      std::string name = items[i].IsScalar() ? toLowerAscii(items[i].Scalar()) : std::string();
+      const bool token = !name.empty() && std::all_of(name.begin(), name.end(), isTokenChar);
+      if (!token) {
+        errors_.add(items[i].Mark(), path + ": expected a header name");
+        continue;
+      }
+      if (!allow_sensitive &&
+          std::find(std::begin(kSensitive), std::end(kSensitive), name) != std::end(kSensitive)) {
+        errors_.add(items[i].Mark(),
+                    path + ": '" + name +
+                        "' carries credentials; set logging.allow_sensitive_headers: "
+                        "true to log it anyway");
+        continue;
+      }
+      const std::pair<const std::string*, const char*> ids[] = {
+          {&context.request_id.header, "request_id"},
+          {&context.correlation_id.header, "correlation_id"},
+          {&context.user_id.header, "user_id"}};
+      bool id_header = false;
+      for (const auto& [header, field] : ids) {
+        if (*header == name) {
+          errors_.add(items[i].Mark(),
+                      path + ": '" + name + "' is already in every line as " + field);
+          id_header = true;
+        }
+      }
+      if (id_header) continue;
+      if (std::find(names.begin(), names.end(), name) != names.end()) {
+        errors_.add(items[i].Mark(), path + ": '" + name + "' is listed twice");
+        continue;
+      }
+      names.push_back(std::move(name));
+    }
+    out = std::move(names);
+  }
+
+  void parseLogging(const YamlMap& logging, LoggingConfig& config, const ContextConfig& context) {
     if (!logging.isMap()) return;
+    logging.readBool("allow_sensitive_headers", config.allow_sensitive_headers);
+    const YamlMap headers = logging.child("headers", {"request", "response"});
+    parseLoggedHeaders(headers, "request", config.allow_sensitive_headers, context,
+                       config.request_headers);
+    parseLoggedHeaders(headers, "response", config.allow_sensitive_headers, context,
+                       config.response_headers);
     logging.readString("access_log", config.access_log);
     readEnum<LogFormat>(logging, "format", config.format,
                         {{"json", LogFormat::kJson}, {"pretty", LogFormat::kPretty}});

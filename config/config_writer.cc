@@ -148,6 +148,13 @@ class TreeBuilder {
     for (const auto& name : logging.redact_query)
       node["redact_query"].push_back(name);
     node["sample"]["success"] = logging.sample_success;
+    node["headers"]["request"] = Tree::array();
+    for (const auto& name : logging.request_headers)
+      node["headers"]["request"].push_back(name);
+    node["headers"]["response"] = Tree::array();
+    for (const auto& name : logging.response_headers)
+      node["headers"]["response"].push_back(name);
+    node["allow_sensitive_headers"] = logging.allow_sensitive_headers;
     node["trail"]["slow"] =
         logging.trail_slow.count() == 0 ? std::string("off") : formatDuration(logging.trail_slow);
     return node;

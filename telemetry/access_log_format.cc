@@ -1,5 +1,6 @@
 #include "telemetry/access_log_format.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -30,9 +31,28 @@ void appendMillis(std::string& out, double ms) {
   out.append(digits, sizeof digits);
 }
 
+// Microseconds as milliseconds with three decimals, all in integers: the timings are on every
+// line, so they skip appendMillis's floating point.
+void appendMicrosAsMillis(std::string& out, uint64_t micros) {
+  char text[24];
+  char* end = text + sizeof text;
+  char* p = end;
+  for (int i = 0; i < 3; ++i) {
+    *--p = static_cast<char>('0' + micros % 10);
+    micros /= 10;
+  }
+  *--p = '.';
+  do {
+    *--p = static_cast<char>('0' + micros % 10);
+    micros /= 10;
+  } while (micros != 0);
+  out.append(p, static_cast<size_t>(end - p));
+}
+
 void appendMillisOrNull(std::string& out, const std::optional<std::chrono::nanoseconds>& d) {
   if (d) {
-    appendMillis(out, std::chrono::duration<double, std::milli>(*d).count());
+    const int64_t ns = std::max<int64_t>(d->count(), 0);
+    appendMicrosAsMillis(out, static_cast<uint64_t>((ns + 500) / 1000));
   } else {
     out.append("null");
   }
@@ -50,15 +70,37 @@ void appendTimings(std::string& out, const RequestContext& ctx) {
   out.push_back('}');
 }
 
+// Present only when logging.headers names headers for this side.
+void appendLoggedHeaders(std::string& out, std::string_view field,
+                         const RequestContext::LoggedHeaders& headers) {
+  if (headers.empty()) return;
+  out.append(",\"");
+  out.append(field);
+  out.append("\":{");
+  bool first = true;
+  for (const auto& [name, value] : headers) {
+    if (!first) out.push_back(',');
+    first = false;
+    appendJsonString(out, name);
+    out.push_back(':');
+    if (value) {
+      appendJsonString(out, *value);
+    } else {
+      out.append("null");
+    }
+  }
+  out.push_back('}');
+}
+
 void appendErrorField(std::string& out, ErrorCode code) {
   out.append(R"(,"error":")");
   out.append(errorInfo(code).code);
   out.push_back('"');
 }
 
-void appendTrailEntry(std::string& out, const RequestContext& ctx, const TrailEntry& e) {
+void appendTrailEntry(std::string& out, const TrailEntry& e) {
   out.append(R"({"at_ms":)");
-  appendMillis(out, std::chrono::duration<double, std::milli>(e.at - ctx.start).count());
+  appendMicrosAsMillis(out, e.at_us);
   out.append(R"(,"event":)");
   switch (e.event) {
     case TrailEvent::kQueued:
@@ -72,7 +114,7 @@ void appendTrailEntry(std::string& out, const RequestContext& ctx, const TrailEn
       break;
     case TrailEvent::kConnectionNew:
       out.append(R"("connection","reused":false,"connect_ms":)");
-      appendMillis(out, static_cast<double>(e.value) / 1000.0);
+      appendMicrosAsMillis(out, e.value);
       break;
     case TrailEvent::kConnectionReused:
       out.append(R"("connection","reused":true,"age_ms":)");
@@ -116,7 +158,7 @@ void appendTrail(std::string& out, const RequestContext& ctx) {
   for (const TrailEntry& e : ctx.trail) {
     if (!first) out.push_back(',');
     first = false;
-    appendTrailEntry(out, ctx, e);
+    appendTrailEntry(out, e);
   }
   if (ctx.trail.dropped() > 0) {
     // The trail keeps a request's first events; say that more happened than it holds.
@@ -219,6 +261,8 @@ void formatAccessLogJson(std::string& out, const RequestContext& ctx, std::strin
                                       : R"(,"client_cert_verified":false)");
   appendGrpcFields(out, ctx);
   appendTimings(out, ctx);
+  appendLoggedHeaders(out, "request_headers", ctx.logged_request_headers);
+  appendLoggedHeaders(out, "response_headers", ctx.logged_response_headers);
   if (trail) appendTrail(out, ctx);
   out.append("}\n");
 }

@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "proxy/http/errors.h"
 #include "proxy/http/request_trail.h"
@@ -71,6 +73,13 @@ struct RequestContext {
   std::optional<std::chrono::nanoseconds> connect_time;
   std::optional<std::chrono::nanoseconds> upstream_headers_time;
   RequestTrail trail;
+
+  // --- headers the access log was asked for (logging.headers), empty unless configured ---
+  // Names point into the config snapshot the request holds; a header absent from the message is
+  // nullopt, repeats are joined with ", ".
+  using LoggedHeaders = std::vector<std::pair<std::string_view, std::optional<std::string>>>;
+  LoggedHeaders logged_request_headers;   // as the client sent them
+  LoggedHeaders logged_response_headers;  // as the upstream sent them
 
   // --- outcome ---
   int status = 0;  // sent to the client; 0 if none could be sent

@@ -32,6 +32,7 @@ Exchange::Exchange(ExchangeServices& services, WorkerSnapshotPtr snapshot,
   services.request_buffers.lend(ctx_, request_);
   ctx_.start = start;
   ctx_.start_wall = start_wall;
+  ctx_.trail.setOrigin(start);
   PeerAddress::TextBuffer text;
   ctx_.client_address.assign(peer.address.text(text));
   if (tls != nullptr) {
@@ -76,12 +77,34 @@ void Exchange::releaseSlot() {
 
 // ---- phase 2: request headers (filters/request_phase.h), then admission ---------------------
 
+void Exchange::captureHeaders(const HeaderList& headers, const std::vector<std::string>& names,
+                              RequestContext::LoggedHeaders& out) {
+  // Nothing is copied unless logging.headers names something.
+  if (names.empty()) return;
+  out.clear();
+  for (const std::string& name : names) {
+    std::optional<std::string> value;
+    for (const HeaderField& field : headers.fields()) {
+      if (field.removed || !equalsIgnoreCase(field.name, name)) continue;
+      if (value) {
+        value->append(", ");
+        value->append(field.value);
+      } else {
+        value.emplace(field.value);
+      }
+    }
+    out.emplace_back(name, std::move(value));
+  }
+}
+
 void Exchange::onRequestHeaders(RequestHead& head) {
   ctx_.grpc = isGrpcRequest(head.headers);
   reply_format_ = &LocalReplyFormat::forRequest(head, ctx_.grpc);
   ctx_.method.assign(head.method);
   ctx_.path.assign(head.target);
   ctx_.protocol = head.protocol;
+  captureHeaders(head.headers, snapshot_->config->logging.request_headers,
+                 ctx_.logged_request_headers);
   if (!requestPhase(head)) return;
   // An upgrade may become a tunnel: it needs a place under the listener's max_tunnels before
   // it goes upstream (given back if the upstream answers anything but 101).
@@ -413,6 +436,8 @@ void Exchange::onUpstreamHeaders(ResponseHead& head, bool end_stream) {
   moveTo(Phase::kResponse);
   ctx_.status = head.status;
   if (end_stream) noteGrpcStatus(head.headers);  // a trailers-only answer
+  captureHeaders(head.headers, snapshot_->config->logging.response_headers,
+                 ctx_.logged_response_headers);
   const MonoTime now = Clock::now();
   ctx_.upstream_headers_time = now - attempt_sent_;
   ctx_.trail.add(TrailEvent::kResponseHead, now, ErrorCode::kNone,
@@ -677,6 +702,13 @@ void Exchange::complete() {
   if (!ctx_.upgrade.empty()) {
     services_.metrics.tunnelClosed(listener_.config->name, ctx_.bytes_in, ctx_.bytes_out);
   }
+  // A line names every header it was asked for, null when no such head arrived.
+  static const HeaderList kNoHeaders;
+  const LoggingConfig& logging = snapshot_->config->logging;
+  if (ctx_.logged_request_headers.empty())
+    captureHeaders(kNoHeaders, logging.request_headers, ctx_.logged_request_headers);
+  if (ctx_.logged_response_headers.empty())
+    captureHeaders(kNoHeaders, logging.response_headers, ctx_.logged_response_headers);
   services_.access_log.append(ctx_);
   services_.metrics.requestCompleted(*upstream_runtime_.metrics, ctx_);
   owner_.onExchangeComplete();

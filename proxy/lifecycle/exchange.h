@@ -54,6 +54,11 @@ class Exchange final : public Deletable,
            const TlsSession* tls, MonoTime start, WallTime start_wall);
   ~Exchange() override;
 
+  // Recycled per worker thread (lifecycle/exchange_memory.cc): one allocation per request, off
+  // the general allocator's slow path.
+  static void* operator new(size_t size);
+  static void operator delete(void* p, size_t size);
+
   RequestContext& context() { return ctx_; }
   Phase phase() const { return phase_; }
   bool completed() const { return phase_ == Phase::kCompleted; }
@@ -82,6 +87,9 @@ class Exchange final : public Deletable,
   // Leaves the slot queue or the pool's waiters, resets the upstream stream and gives back the
   // concurrency slot, whichever apply; an attempt in progress is over (kRequest).
   void detachUpstream();
+  // Copies the headers logging.headers names into the context, for the access log.
+  static void captureHeaders(const HeaderList& headers, const std::vector<std::string>& names,
+                             RequestContext::LoggedHeaders& out);
   // Phase 2, the request phase (filters/request_phase.h): false when it answered locally.
   bool requestPhase(RequestHead& head);
   // Admission (filters/request_limiter.h): false when the request was refused.

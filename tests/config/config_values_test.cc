@@ -252,6 +252,42 @@ TEST(ConfigValuesTest, LoggingPolicyKeys) {
             "test.yaml:8:21: logging.redact_query[1]: expected a query parameter name");
 }
 
+TEST(ConfigValuesTest, LoggedHeadersRefuseCredentialsAndTheIdHeaders) {
+  const auto config = load(std::string(kMinimal) +
+                           "logging:\n  headers: {request: [User-Agent, x-tenant], "
+                           "response: [content-type]}\n");
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->logging.request_headers, (std::vector<std::string>{"user-agent", "x-tenant"}));
+  EXPECT_EQ(config->logging.response_headers, (std::vector<std::string>{"content-type"}));
+  expectRoundTrip(*config);
+
+  const auto refused = loadConfigString(
+      std::string(kMinimal) +
+          "logging:\n  headers:\n    request: [Authorization, x-request-id, \"bad name\", a, a]\n"
+          "    response: [set-cookie]\n",
+      "test.yaml");
+  std::vector<std::string> errors;
+  for (const auto& e : refused.errors)
+    errors.push_back(e.format());
+  EXPECT_EQ(errors,
+            (std::vector<std::string>{
+                "test.yaml:9:15: logging.headers.request[0]: 'authorization' carries credentials; "
+                "set logging.allow_sensitive_headers: true to log it anyway",
+                "test.yaml:9:30: logging.headers.request[1]: 'x-request-id' is already in every "
+                "line as request_id",
+                "test.yaml:9:44: logging.headers.request[2]: expected a header name",
+                "test.yaml:9:59: logging.headers.request[4]: 'a' is listed twice",
+                "test.yaml:10:16: logging.headers.response[0]: 'set-cookie' carries credentials; "
+                "set logging.allow_sensitive_headers: true to log it anyway"}));
+
+  const auto allowed = load(std::string(kMinimal) +
+                            "logging:\n  allow_sensitive_headers: true\n"
+                            "  headers: {request: [authorization, cookie]}\n");
+  ASSERT_TRUE(allowed);
+  EXPECT_EQ(allowed->logging.request_headers,
+            (std::vector<std::string>{"authorization", "cookie"}));
+}
+
 TEST(ConfigValuesTest, EmptySectionsMeanDefaults) {
   const auto config = load(std::string(kMinimal) + "context:\nlogging:\nadmin:\n");
   ASSERT_TRUE(config);

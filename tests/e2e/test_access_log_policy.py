@@ -165,6 +165,38 @@ class RedactionTest(unittest.TestCase):
         self.assertEqual(proxy.wait_access_log_id("off-1")["path"], "/a?token=abc")
 
 
+class LoggedHeadersTest(unittest.TestCase):
+
+    def setUp(self):
+        self.upstream = start_echo_upstream(self)
+
+    def test_named_headers_from_both_sides_and_null_when_absent(self):
+        proxy = Viscount.with_config(self, basic_config(self.upstream.url, logging={
+            "headers": {"request": ["user-agent", "x-tenant", "x-missing"],
+                        "response": ["content-type"]}}))
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.listener_port, timeout=10)
+        conn.putrequest("GET", "/h", skip_accept_encoding=True)
+        for name, value in [("x-request-id", "hdr-1"), ("user-agent", "probe/1.0"),
+                            ("x-tenant", "a"), ("x-tenant", "b")]:
+            conn.putheader(name, value)
+        conn.endheaders()
+        conn.getresponse().read()
+        conn.close()
+        line = proxy.wait_access_log_id("hdr-1")
+        self.assertEqual(line["request_headers"],
+                         {"user-agent": "probe/1.0", "x-tenant": "a, b", "x-missing": None})
+        self.assertEqual(line["response_headers"], {"content-type": "application/json"})
+
+    def test_a_line_without_an_upstream_answer_names_them_as_null(self):
+        proxy = Viscount.with_config(self, basic_config("http://127.0.0.1:9", logging={
+            "headers": {"response": ["content-type"]}}))
+        send_all(proxy.listener_port, [("/down", {"x-request-id": "hdr-2"})], 1)
+        line = proxy.wait_access_log_id("hdr-2")
+        self.assertEqual(line["status"], 502)
+        self.assertEqual(line["response_headers"], {"content-type": None})
+        self.assertNotIn("request_headers", line, "only the sides asked for")
+
+
 class ReopenTest(unittest.TestCase):
 
     def setUp(self):
