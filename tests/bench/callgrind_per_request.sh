@@ -7,9 +7,9 @@
 #   DURATION=15s EXTRA_YAML='logging: {sample: {success: 1}}' BASE_BIN=... tests/bench/callgrind_per_request.sh
 #
 # One worker, io_uring off (valgrind does not follow io_uring), the JSON access log on, the peers'
-# nginx as upstream, wrk -t1 -c4. Ir is the program's total over the run divided by the access-log
-# lines it wrote (start-up and shutdown are spread over the requests, the same for both). It is a
-# benchmark, not a test: it never fails on a figure.
+# nginx as upstream, wrk -t1 -c4. After a warm-up the counters are zeroed (callgrind_control), and
+# Ir is the program's total over the measured run divided by the access-log lines written in it.
+# It is a benchmark, not a test: it never fails on a figure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 peers=${PEERS:-}
@@ -20,7 +20,7 @@ done
 base=${BASE_BIN:?set BASE_BIN to the viscount binary to compare against}
 new=${NEW_BIN:-$root/build/proxy/viscount}
 duration=${DURATION:-15s}
-for tool in wrk nginx valgrind callgrind_annotate; do
+for tool in wrk nginx valgrind callgrind_annotate callgrind_control; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 work=$(mktemp -d)
@@ -53,11 +53,21 @@ YAML
     2>"$work/$name-events.log" &
   pid=$!
   wait_port 18187
+  # A warm-up, then the counters are zeroed: start-up and first-request costs stay out of the
+  # figure, which is then the steady state over exactly the requests logged after the zeroing.
+  wrk -t1 -c4 -d3s http://127.0.0.1:18187/x >/dev/null
+  sleep 0.5
+  callgrind_control -z "$pid" >/dev/null
+  before=$(wc -l <"$work/access-$name.log")
   wrk -t1 -c4 -d"$duration" http://127.0.0.1:18187/x >"$work/$name-wrk.txt"
+  sleep 0.5
+  callgrind_control -d "$pid" >/dev/null
+  after=$(wc -l <"$work/access-$name.log")
   kill -TERM "$pid"
   wait "$pid" || true
-  lines=$(wc -l <"$work/access-$name.log")
-  ir=$(callgrind_annotate "$work/$name.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1; exit}')
+  lines=$((after - before))
+  dump=$(ls "$work/$name.out".* | head -n 1)
+  ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ && !seen {gsub(",","",$1); print $1; seen=1}')
   echo "$name: $lines requests, $ir Ir, $(awk -v i="$ir" -v n="$lines" 'BEGIN{printf "%.0f", i/n}') Ir/request ($bin)"
   echo "$ir $lines" >"$work/$name.figures"
 done

@@ -85,6 +85,7 @@ TEST(AccessLogJson, TimingsAreTypedNumbersOrNull) {
 
 TEST(AccessLogJson, TheTrailTellsTheStoryInOrder) {
   RequestContext ctx = typicalRequest();
+  ctx.trail.setOrigin(ctx.start);
   const auto at = [&](int micros) { return ctx.start + std::chrono::microseconds(micros); };
   ctx.trail.add(TrailEvent::kPoolWait, at(10));
   ctx.trail.add(TrailEvent::kConnectionReused, at(20), ErrorCode::kNone, 1500, 3);
@@ -117,6 +118,7 @@ TEST(AccessLogJson, TheTrailTellsTheStoryInOrder) {
 
 TEST(AccessLogJson, AFullTrailKeepsTheBeginningAndSaysHowMuchIsMissing) {
   RequestContext ctx = typicalRequest();
+  ctx.trail.setOrigin(ctx.start);
   for (size_t i = 0; i < RequestTrail::kCapacity + 5; ++i)
     ctx.trail.add(TrailEvent::kRetry, ctx.start, ErrorCode::kNone, i + 2);
   std::string line;
