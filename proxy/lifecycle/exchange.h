@@ -154,7 +154,7 @@ class Exchange final : public Deletable,
   Timer request_timer_;
   Timer wait_timer_;  // queue_timeout in kAdmission, pool.wait_timeout in kConnecting
   Duration budget_{};
-  bool unbounded_ = false;  // a gRPC call without grpc-timeout under `grpc_no_deadline: unbounded`
+  bool unbounded_ = false;   // a gRPC call without grpc-timeout under `grpc_no_deadline: unbounded`
   MonoTime wait_started_{};  // entered the slot queue, or asked the pool
   MonoTime attempt_sent_{};  // the current attempt's head went upstream
 
