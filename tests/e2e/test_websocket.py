@@ -58,9 +58,14 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
+# Bytes read past the end of a response, per socket: two pipelined responses may arrive in one
+# recv, and the second must not be lost with the first's tail.
+_unread = {}
+
+
 def read_head(sock):
     """Reads up to the end of a response head; returns (head text, bytes after it)."""
-    data = b""
+    data = _unread.pop(sock, b"")
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
@@ -84,6 +89,8 @@ def read_response(sock):
         if not chunk:
             break
         rest += chunk
+    if len(rest) > length:
+        _unread[sock] = rest[length:]
     return status, head, rest[:length]
 
 
