@@ -435,6 +435,7 @@ void Exchange::onUpstreamHeaders(ResponseHead& head, bool end_stream) {
   dropReplayBody();
   moveTo(Phase::kResponse);
   ctx_.status = head.status;
+  response_length_declared_ = head.content_length.has_value();
   if (end_stream) noteGrpcStatus(head.headers);  // a trailers-only answer
   captureHeaders(head.headers, snapshot_->config->logging.response_headers,
                  ctx_.logged_response_headers);
@@ -636,6 +637,9 @@ void Exchange::sendLocalReply(ErrorCode code) {
 
 bool Exchange::endResponseWithTrailers(ErrorCode code) {
   // A gRPC response whose head went out still ends in a status the client reads, not a reset.
+  // Not when that head declared a content-length: ending the stream short of it would make a
+  // malformed response (RFC 9113 §8.1.1), so the client gets the reset instead.
+  if (response_length_declared_) return false;
   HeaderList trailers;
   if (!reply_format_->formatTrailers(code, ctx_, trailers)) return false;
   detachUpstream();

@@ -21,6 +21,7 @@ import grpc
 import httpx
 
 from grpc_service import start_grpc_service
+from h2_client import H2Client
 from h2_upstream import start_h2_upstream
 from viscount_process import SLACK, Viscount, basic_config, free_port, wait_until
 
@@ -213,6 +214,40 @@ class GrpcTest(unittest.TestCase):
         line = [l for l in proxy.access_log() if l["path"] == "/test.Svc/Stream"][0]
         self.assertEqual(line["error"], "draining")
         self.assertEqual(line["grpc_status"], 14)
+
+    def test_a_cut_response_that_declared_its_length_is_reset_not_ended(self):
+        # An HTTP/1.1 upstream answers a gRPC call with a content-length, sends one byte of
+        # eleven and closes. Ending the stream with status trailers would hand the client a
+        # response shorter than its content-length (malformed, RFC 9113 8.1.1): it is reset.
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+
+        def serve():
+            sock, _ = listener.accept()
+            with sock:
+                request = b""
+                while b"\r\n0\r\n\r\n" not in request and b"\r\n\r\n" not in request:
+                    request += sock.recv(65536)
+                sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\n"
+                             b"content-length: 11\r\n\r\nx")
+                time.sleep(0.05)
+        threading.Thread(target=serve, daemon=True).start()
+        proxy = Viscount.with_config(
+            self, basic_config(f"http://127.0.0.1:{listener.getsockname()[1]}", workers=1))
+        client = H2Client(proxy.listener_port)
+        self.addCleanup(client.close)
+        stream = client.request("POST", "/test.Svc/Echo",
+                                headers=[("content-type", "application/grpc"), ("te", "trailers")],
+                                body=b"\x00\x00\x00\x00\x01x")
+        response = client.wait(stream)[0]
+        self.assertIsNone(client.protocol_error)
+        self.assertEqual(response.status, 200)
+        self.assertEqual(response.header("content-length"), "11")
+        self.assertEqual(bytes(response.data), b"x")
+        self.assertEqual(response.reset, 2)  # INTERNAL_ERROR, after the byte it was given
+        self.assertEqual(response.trailers, [])
+        line = proxy.wait_access_log_id(response.header("x-request-id"))
+        self.assertEqual(line["error"], "upstream_reset")
 
     def test_malformed_grpc_timeout_is_internal(self):
         _, port, _ = self.start_service()
