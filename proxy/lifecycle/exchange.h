@@ -166,7 +166,7 @@ class Exchange final : public Deletable,
   bool request_complete_ = false;
   bool upstream_paused_ = false;
   bool downstream_paused_ = false;
-  bool tunnel_unit_ = false;  // holds a unit of the listener's max_tunnels
+  bool tunnel_unit_ = false;               // holds a unit of the listener's max_tunnels
   bool response_length_declared_ = false;  // the response head that went out had a content-length
   MonoTime last_tunnel_byte_{};
 };
