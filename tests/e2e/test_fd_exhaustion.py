@@ -45,13 +45,15 @@ class DescriptorExhaustionTest(unittest.TestCase):
         proxy.wait_started()
         return proxy
 
-    # Known bug, not yet found: in the ASan+UBSan build this flood ends in UBSan's "member call on
-    # address ... which does not point to an object of type 'Deletable'" (an object handed to the
-    # loop's deferred deletion twice, or after it was freed) as accepting first fails. The
-    # optimised build passes. Skipped only there until it is fixed, so the rest of the sanitized
-    # suite keeps running; the closing note of the trust-boundary issue says so.
+    # Not run in the ASan+UBSan build: its vptr check cannot work without descriptors. Before
+    # it trusts a vtable, the sanitizer runtime asks the kernel whether the memory is readable by
+    # writing it into a pipe (IsAccessibleMemoryRange calls pipe()); at EMFILE the pipe fails and
+    # every object whose type pair is not cached yet is reported as "does not point to an object
+    # of type ..., invalid vptr, <memory cannot be printed>", and the build makes that fatal.
+    # Under gdb the reported object was a live Http1ServerConnection (ASan: allocated, not
+    # freed) with its own vtable. The optimised build runs this test.
     @unittest.skipIf(os.environ.get("VISCOUNT_SANITIZED") == "1",
-                     "known double deferred delete at descriptor exhaustion under ASan/UBSan")
+                     "UBSan's vptr check needs a pipe, so it misreports objects at EMFILE")
     def test_a_connection_flood_at_the_limit_does_not_spin(self):
         proxy = self.start()
         low = proxy.wait_event("fd_limit_low")
