@@ -77,10 +77,8 @@ void Exchange::releaseSlot() {
 
 // ---- phase 2: request headers (filters/request_phase.h), then admission ---------------------
 
-void Exchange::captureHeaders(const HeaderList& headers, const std::vector<std::string>& names,
-                              RequestContext::LoggedHeaders& out) {
-  // Nothing is copied unless logging.headers names something.
-  if (names.empty()) return;
+void Exchange::copyLoggedHeaders(const HeaderList& headers, const std::vector<std::string>& names,
+                                 RequestContext::LoggedHeaders& out) {
   out.clear();
   for (const std::string& name : names) {
     std::optional<std::string> value;

@@ -87,9 +87,14 @@ class Exchange final : public Deletable,
   // Leaves the slot queue or the pool's waiters, resets the upstream stream and gives back the
   // concurrency slot, whichever apply; an attempt in progress is over (kRequest).
   void detachUpstream();
-  // Copies the headers logging.headers names into the context, for the access log.
+  // Copies the headers logging.headers names into the context, for the access log. Inline
+  // for the common case, where it names none: called three or four times per request.
   static void captureHeaders(const HeaderList& headers, const std::vector<std::string>& names,
-                             RequestContext::LoggedHeaders& out);
+                             RequestContext::LoggedHeaders& out) {
+    if (!names.empty()) copyLoggedHeaders(headers, names, out);
+  }
+  static void copyLoggedHeaders(const HeaderList& headers, const std::vector<std::string>& names,
+                                RequestContext::LoggedHeaders& out);
   // Phase 2, the request phase (filters/request_phase.h): false when it answered locally.
   bool requestPhase(RequestHead& head);
   // Admission (filters/request_limiter.h): false when the request was refused.

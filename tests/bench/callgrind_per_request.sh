@@ -5,6 +5,8 @@
 #
 #   BASE_BIN=/path/to/old/viscount tests/bench/callgrind_per_request.sh    # NEW_BIN: build/proxy/viscount
 #   DURATION=15s EXTRA_YAML='logging: {sample: {success: 1}}' BASE_BIN=... tests/bench/callgrind_per_request.sh
+#   KEEP_DUMPS=/tmp/cg BASE_BIN=... tests/bench/callgrind_per_request.sh   # keeps both dumps for
+#                                   # callgrind_annotate, to see which functions the difference is in
 #
 # One worker, io_uring off (valgrind does not follow io_uring), the JSON access log on, the peers'
 # nginx as upstream, wrk -t1 -c4. After a warm-up the counters are zeroed (callgrind_control), and
@@ -70,6 +72,7 @@ YAML
   ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ && !seen {gsub(",","",$1); print $1; seen=1}')
   echo "$name: $lines requests, $ir Ir, $(awk -v i="$ir" -v n="$lines" 'BEGIN{printf "%.0f", i/n}') Ir/request ($bin)"
   echo "$ir $lines" >"$work/$name.figures"
+  if [ -n "${KEEP_DUMPS:-}" ]; then mkdir -p "$KEEP_DUMPS" && cp "$dump" "$KEEP_DUMPS/$name.callgrind"; fi
 done
 read -r ir_b n_b <"$work/base.figures"
 read -r ir_n n_n <"$work/new.figures"
