@@ -59,10 +59,10 @@ bool AccessLogShard::append(const RequestContext& ctx) {
   // A failure, or a success slower than logging.trail.slow, says how it went.
   const bool trail = ctx.status >= 500 || ctx.error != ErrorCode::kNone ||
                      (log_.trail_slow_.count() > 0 && ctx.end - ctx.start > log_.trail_slow_);
-  // Sampling only ever leaves out plain successes: an error, a 4xx or 5xx, a line with a trail is
-  // always written.
+  // Sampling only ever leaves out plain successes: an error, a 4xx or 5xx, a line with a trail, a
+  // gRPC call that failed (HTTP 200 with a grpc_status other than OK) is always written.
   if (!log_.sampling_.keepsEverything() && ctx.status < 400 && ctx.status > 0 && !trail &&
-      !log_.sampling_.keep(ctx)) {
+      ctx.grpc_status <= 0 && !log_.sampling_.keep(ctx)) {
     sampled_out_.store(sampled_out_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return false;
   }

@@ -358,6 +358,49 @@ TEST(AccessLog, IdleWriterUsesNoCpu) {
   EXPECT_TRUE(waitFor([&] { return log->writtenLines() == 2; }, test::slowScaled(5s)));
 }
 
+TEST(AccessLog, SamplingLeavesOutOnlyPlainSuccesses) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  LoggingConfig cfg;
+  cfg.sample_success = 0;  // every plain success left out: what is written is what must be
+  auto log = AccessLog::openFd(fds[1], cfg, 1);
+  AccessLogShard& shard = log->shard(0);
+  RequestContext ok = typicalRequest();
+  ok.status = 200;
+  ok.error = ErrorCode::kNone;
+  RequestContext grpc_ok = ok;
+  grpc_ok.grpc = true;
+  grpc_ok.grpc_status = 0;
+  RequestContext grpc_failed = grpc_ok;
+  grpc_failed.grpc_status = 7;  // PERMISSION_DENIED, in HTTP 200
+  RequestContext not_found = ok;
+  not_found.status = 404;
+  RequestContext timed_out = ok;
+  timed_out.status = 504;
+  timed_out.error = ErrorCode::kUpstreamTimeout;
+  for (const RequestContext* ctx : {&ok, &grpc_ok, &grpc_failed, &not_found, &timed_out}) {
+    shard.append(*ctx);
+  }
+  flushAll(shard);
+  EXPECT_EQ(log->sampledOutLines(), 2U);
+  log->stop();
+  ::close(fds[1]);
+  std::string written;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+    written.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  std::vector<int> statuses;
+  std::vector<int> grpc_statuses;
+  for (const std::string& line : splitLines(written)) {
+    const auto json = nlohmann::json::parse(line);
+    statuses.push_back(json["status"].get<int>());
+    grpc_statuses.push_back(json["grpc_status"].is_null() ? -1 : json["grpc_status"].get<int>());
+  }
+  EXPECT_EQ(statuses, (std::vector<int>{200, 404, 504}));
+  EXPECT_EQ(grpc_statuses, (std::vector<int>{7, -1, -1}));
+}
+
 TEST(AccessLog, LinesRefusedByAFullShardAreCounted) {
   int fds[2];
   ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
