@@ -39,6 +39,10 @@ echo "== soak smoke (half a minute of faulty mixed traffic, then the audit: test
 tests/soak/soak.py --binary build/proxy/viscount --minutes 0.5 --out build/soak-smoke \
   >build/soak-smoke.log 2>&1 || { cat build/soak-smoke.log; exit 1; }
 grep -E '^(viscount soak|HTTP/2|RESULT)' build/soak-smoke.log
+echo "== soak smoke with logging.sample.success 0.1 (the audit expects exactly the lines kept)"
+tests/soak/soak.py --binary build/proxy/viscount --minutes 0.3 --sample-success 0.1 \
+  --out build/soak-sampled >build/soak-sampled.log 2>&1 || { cat build/soak-sampled.log; exit 1; }
+grep -E '^(viscount soak|RESULT)|access_log' build/soak-sampled.log
 
 echo "== fuzz smoke (clang-14, ASan+UBSan+libFuzzer: each target for 60 s, two at a time)"
 # Fails on any crash, leak, timeout or sanitizer report; the log names the target and the

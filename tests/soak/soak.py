@@ -188,7 +188,7 @@ def start_upstream(out):
     return proc, int(line.split()[1])
 
 
-def write_config(out, upstream_port, grpc_port):
+def write_config(out, upstream_port, grpc_port, sample_success=1.0):
     config = f"""# Written by tests/soak/soak.py: short timeouts so that every injected fault maps to
 # a status within seconds; a pool large enough that no request waits for a connection.
 workers: 2
@@ -214,7 +214,8 @@ upstreams:
     timeouts: {{connect: 1s, request: {REQUEST_TIMEOUT_S}s}}
 context:
   trusted_sources: ["{TRUSTED_IP}/32"]
-logging: {{access_log: {os.path.join(out, "access.log")}, format: json, level: info, buffer: 65536}}
+logging: {{access_log: {os.path.join(out, "access.log")}, format: json, level: info, buffer: 65536,
+          sample: {{success: {sample_success}}}}}
 admin: {{address: 127.0.0.1:0}}
 """
     path = os.path.join(out, "viscount.yaml")
@@ -496,6 +497,9 @@ def main():
                              f"{SHORT_RUN_S // 60} minutes)")
     parser.add_argument("--rss-interval", type=float, default=2.0)
     parser.add_argument("--no-h2", action="store_true", help="HTTP/1 only, even if h2c answers")
+    parser.add_argument("--sample-success", type=float, default=1.0,
+                        help="logging.sample.success: the audit then expects exactly the lines "
+                             "the sampling rule keeps, and every error's")
     parser.add_argument("--h2-mock", action="store_true",
                         help="test the soak itself: HTTP/2 traffic against h2_mock_proxy.py "
                              "instead of viscount")
@@ -514,7 +518,7 @@ def main():
 
     upstream, upstream_port = start_upstream(args.out)
     grpc_service, grpc_port = soak_grpc.start_service(PYTHON)
-    config = write_config(args.out, upstream_port, grpc_port)
+    config = write_config(args.out, upstream_port, grpc_port, args.sample_success)
     grpc_traffic = grpc_check = None
     if args.h2_mock:
         viscount = Viscount([PYTHON, os.path.join(HERE, "h2_mock_proxy.py"),
@@ -543,7 +547,7 @@ def main():
 
         recon = soak_checks.Reconciler(os.path.join(args.out, "access.log"),
                                        os.path.join(args.out, "upstream-records.jsonl"),
-                                       REQUEST_TIMEOUT_S)
+                                       REQUEST_TIMEOUT_S, args.sample_success)
         planner = Planner(run_id=f"s{seed % 46656:03x}")
         sampler = RssSampler(viscount, args.rss_interval)
         traffic = Traffic(viscount.port, planner, recon, use_h2, seed, h1=not args.h2_mock)
@@ -615,7 +619,8 @@ def main():
         recon.poll(final=True)
         if grpc_traffic is not None:
             grpc_check = soak_grpc.check(grpc_traffic, recon.grpc_lines,
-                                         metric_sum(metrics, "viscount_grpc_requests_total"))
+                                         metric_sum(metrics, "viscount_grpc_requests_total"),
+                                         args.sample_success)
     finally:
         if viscount.proc.poll() is None:
             viscount.proc.kill()
@@ -646,6 +651,10 @@ def build_report(args, seed, started, seconds, h2_ok, h2_detail, use_h2, alive, 
     log = s["log"]
     problems = s["problems"]
     dropped = metric_sum(metrics, "viscount_access_log_dropped_total")
+    # Every line the sampling left out is one the audit expected missing: the counter says so too.
+    sampled = (metric_sum(metrics, "viscount_access_log_sampled_out_total"),
+               log.get("sampled_out_expected", 0) + (grpc_check or {}).get("sampled_out", 0))
+    sampled += (sampled[1] + log.get("sampled_out_possible", 0),)  # aborts viscount finished
     viscount_requests = metric_sum(metrics, "viscount_requests_total")
     rss = rss_figures(sampler.samples, seconds, args.rss_limit)
     if args.h2_mock:
@@ -687,11 +696,13 @@ def build_report(args, seed, started, seconds, h2_ok, h2_detail, use_h2, alive, 
                    "detail": f"{sum(s['aborts'].values())} planned aborts, "
                              f"{problems.get('abort', 0)} wrongly logged"},
         "access_log": {"ok": problems.get("log", 0) == 0 and expected_min <= lines <= expected_max
-                       and dropped == 0 and log.get("unexpected_lines", 0) == 0,
+                       and dropped == 0 and log.get("unexpected_lines", 0) == 0
+                       and sampled[1] <= sampled[0] <= sampled[2],
                        "detail": f"{lines} lines, expected {expected_min}"
                                  + (f"..{expected_max}" if expected_max != expected_min else "")
                                  + f"; {problems.get('log', 0)} requests with a log problem; "
-                                   f"dropped {dropped:g}"},
+                                   f"dropped {dropped:g}; sampled out {sampled[0]:g}, "
+                                   f"expected {sampled[1]}..{sampled[2]}"},
         "ids": {"ok": problems.get("id", 0) == 0,
                 "detail": f"{problems.get('id', 0)} id mismatches in "
                           f"{s['checked'].get('id_sets', 0)} requests checked"},

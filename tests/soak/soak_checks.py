@@ -100,7 +100,8 @@ class Stats:
 
 
 class Reconciler:
-    def __init__(self, access_log_path, records_path, request_timeout_s):
+    def __init__(self, access_log_path, records_path, request_timeout_s, sample_success=1.0):
+        self.sample_success = sample_success  # logging.sample.success of the run
         self.log_tail = Tail(access_log_path)
         self.rec_tail = Tail(records_path)
         self.request_timeout_s = request_timeout_s
@@ -191,7 +192,7 @@ class Reconciler:
         def problem(category, message):
             problems.append((category, message))
 
-        self._check_log_count(p, r, e.lines, problem)
+        self._check_log_count(p, r, e.lines, e.recs, problem)
         line = e.lines[0] if len(e.lines) == 1 else None
         if line is not None:
             self._check_log_line(p, r, line, e.recs, problem)
@@ -229,10 +230,38 @@ class Reconciler:
             problem("abort", f"abort noticed late: the log line ends {took_ms:.0f} ms after the "
                     f"start, the client left after {waited_ms:.0f} ms (error {error!r})")
 
-    def _check_log_count(self, p, r, lines, problem):
+    def _sampled_out(self, p, r, lines, recs):
+        """Whether sampling must have left this request's line out ("yes"), may have ("maybe":
+        the client aborted, and viscount may have finished the response first and logged a
+        plain success), or must not (None). Exact for the rest, so a missing error line is never
+        taken for a sampled one: a plain success as the client saw it, whose trace the rule
+        drops, and no line with a viscount error written anyway."""
+        if self.sample_success >= 1 or r["outcome"] not in ("response", "aborted") or \
+                (r["status"] or 0) >= 400:
+            return None
+        if any(line.get("error") or (line.get("status") or 0) >= 400 for line in lines):
+            return None  # viscount saw a failure the client did not: its line is kept
+        traces = {m.group(1) for m in (TRACEPARENT_RE.match(v) for rec in recs
+                                       for v in rec["ids"][common.TRACEPARENT]) if m}
+        if len(traces) != 1:
+            return None  # it never reached the upstream: not a success viscount could log
+        kind, values = p["sent"].get("tp", (None, []))
+        caller_sampled = kind == "valid" and values[0].endswith("-01")
+        if common.sampling_keeps(self.sample_success, traces.pop(), caller_sampled):
+            return None
+        return "yes" if r["outcome"] == "response" else "maybe"
+
+    def _check_log_count(self, p, r, lines, recs, problem):
         st = self.stats
         n = len(lines)
-        if not r["wire"]:
+        sampled = self._sampled_out(p, r, lines, recs)
+        if sampled == "yes":
+            expected = (0, 0)
+            st.log["sampled_out_expected"] += 1
+        elif sampled == "maybe":
+            expected = (0, 1)
+            st.log["sampled_out_possible"] += n == 0
+        elif not r["wire"]:
             expected = (0, 0)       # nothing reached viscount (or a GOAWAY refused the stream)
         elif p.get("abort") == "head" and r["outcome"] == "aborted":
             expected = (0, 0)       # its line has no path: counted as a head abort instead

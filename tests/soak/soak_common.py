@@ -7,6 +7,7 @@ every body carries its SHA-256 so a cut, shifted or mixed-up body is caught.
 """
 
 import hashlib
+import math
 import random
 import urllib.parse
 import zlib
@@ -85,3 +86,12 @@ def parse_soak_path(target):
         return None, {}
     params = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
     return path[len("/soak/"):], params
+
+
+def sampling_keeps(fraction, trace_id, caller_sampled):
+    """Whether `logging.sample.success: fraction` keeps a plain success's line: the rule of
+    telemetry/log_sampling.cc, so the audit knows which lines must be missing, not roughly how
+    many. A caller's sampled flag keeps it; else the trace id's rightmost 56 bits decide."""
+    if fraction >= 1 or caller_sampled:
+        return True
+    return int(trace_id[-14:], 16) < int(math.ldexp(max(fraction, 0.0), 56))

@@ -22,6 +22,8 @@ import time
 
 import grpc
 
+import soak_common as common
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVICE = os.path.join(HERE, "..", "e2e", "grpc_service.py")
 
@@ -49,6 +51,7 @@ class GrpcTraffic(threading.Thread):
         self.run_id = run_id
         self.stop = threading.Event()
         self.calls = {}  # token -> (fault, expected codes, got code, problem or None)
+        self.traces = {}  # token -> the trace id its traceparent (flag 00, not sampled) named
         self.crashes = []
 
     def run(self):
@@ -64,8 +67,12 @@ class GrpcTraffic(threading.Thread):
             self.crashes.append(repr(e))
 
     def one(self, channel, token, fault):
-        md = (("x-request-id", token),)
         rng = self.rng
+        # A trace the caller does not sample: with logging.sample.success below 1 its id alone
+        # says whether a successful call's line is written (common.sampling_keeps).
+        trace = f"{rng.getrandbits(128) | 1:032x}"
+        self.traces[token] = trace
+        md = (("x-request-id", token), ("traceparent", f"00-{trace}-{rng.getrandbits(64) | 1:016x}-00"))
         try:
             if fault == "ok":
                 payload = rng.randbytes(rng.randrange(0, 64 << 10))
@@ -108,11 +115,13 @@ class GrpcTraffic(threading.Thread):
             return fault, {"CANCELLED"}, "CANCELLED", None
 
 
-def check(traffic, lines, metrics_sum):
+def check(traffic, lines, metrics_sum, sample_success=1.0):
     """The `grpc` check: every call got the status its fault calls for, has one access-log
-    line whose grpc_status says the same, and /metrics counted every status logged."""
+    line whose grpc_status says the same (none for a successful call the sampling drops), and
+    /metrics counted every status, logged or sampled out."""
     problems, examples = collections.Counter(), []
     by_fault = collections.Counter()
+    sampled_out = 0  # successful calls whose lines the sampling rule leaves out
     by_token = collections.defaultdict(list)
     for line in lines:
         by_token[line.get("request_id")].append(line)
@@ -135,6 +144,10 @@ def check(traffic, lines, metrics_sum):
         found = by_token.pop(token, [])
         if fault == "cancel" and not found:
             continue  # cancelled before the request left the client
+        if got == "OK" and not note and not found and \
+                not common.sampling_keeps(sample_success, traffic.traces[token], False):
+            sampled_out += 1
+            continue
         if len(found) != 1:
             problem("log", token, f"{fault}: {len(found)} access-log lines")
             continue
@@ -154,11 +167,12 @@ def check(traffic, lines, metrics_sum):
     for token, extra in by_token.items():
         problem("log", token, f"{len(extra)} access-log line(s) for no call")
     logged = sum(1 for line in lines if line.get("grpc_status") is not None)
-    if metrics_sum != logged:
+    if metrics_sum != logged + sampled_out:
         problem("metrics", "-", f"viscount_grpc_requests_total {metrics_sum:g}, "
-                                f"{logged} lines with a grpc_status")
+                                f"{logged} lines with a grpc_status + {sampled_out} sampled out")
     ok = not problems and not traffic.crashes and len(traffic.calls) > 0
     detail = (f"{len(traffic.calls)} calls ({', '.join(f'{k} {v}' for k, v in sorted(by_fault.items()))}); "
-              f"problems {dict(problems) or 0}"
+              + (f"{sampled_out} lines sampled out; " if sample_success < 1 else "")
+              + f"problems {dict(problems) or 0}"
               + (f"; client crash {traffic.crashes[0]}" if traffic.crashes else ""))
-    return {"ok": ok, "detail": detail, "examples": examples}
+    return {"ok": ok, "detail": detail, "examples": examples, "sampled_out": sampled_out}
