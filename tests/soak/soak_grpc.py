@@ -72,7 +72,8 @@ class GrpcTraffic(threading.Thread):
         # says whether a successful call's line is written (common.sampling_keeps).
         trace = f"{rng.getrandbits(128) | 1:032x}"
         self.traces[token] = trace
-        md = (("x-request-id", token), ("traceparent", f"00-{trace}-{rng.getrandbits(64) | 1:016x}-00"))
+        md = (("x-request-id", token),
+              ("traceparent", f"00-{trace}-{rng.getrandbits(64) | 1:016x}-00"))
         try:
             if fault == "ok":
                 payload = rng.randbytes(rng.randrange(0, 64 << 10))
