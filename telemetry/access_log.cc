@@ -36,9 +36,13 @@ bool retainBatchBuffer(const std::string& text) {
 
 // While lines keep coming the writer wakes on this period and writes everything queued with one
 // writev, rather than being woken (a futex syscall on the worker) for every batch. A worker pokes
-// it early only when its shard is half full. When a drain finds nothing the writer parks until a
-// worker pokes it, so an idle proxy costs no CPU here.
-constexpr auto kActiveInterval = std::chrono::milliseconds(5);
+// it early only when its shard is half full. Only after kQuietDrains drains in a row found
+// nothing does the writer park until a worker pokes it, so an idle proxy costs no CPU here, while
+// at a moderate rate (a slow app, ~1,000 requests a second) a short gap between requests does not
+// park it and make the next request's worker pay a wake-up: that cost 0.6 futex calls per
+// request on the worker's core (tests/bench/pod_regime.sh).
+constexpr auto kActiveInterval = std::chrono::milliseconds(20);
+constexpr int kQuietDrains = 10;  // 200 ms without a line
 
 }  // namespace
 
@@ -221,6 +225,7 @@ void AccessLog::run() {
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
 
   DrainScratch scratch;
+  int quiet = 0;  // drains in a row that found nothing
   while (true) {
     const bool stopping = stopping_.load(std::memory_order_acquire);
     const size_t batches = drain(scratch);
@@ -228,10 +233,12 @@ void AccessLog::run() {
       if (batches == 0) return;
       continue;
     }
+    quiet = batches > 0 ? 0 : quiet + 1;
     std::unique_lock lock(wake_mutex_);
-    if (batches > 0) {
+    if (quiet < kQuietDrains) {
       wake_cv_.wait_for(lock, kActiveInterval, [this] { return wake_; });
     } else {
+      quiet = 0;
       parked_.store(true, std::memory_order_seq_cst);
       if (!anyPublished()) wake_cv_.wait(lock, [this] { return wake_; });
       parked_.store(false, std::memory_order_relaxed);
