@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <optional>
 #include <string_view>
 
@@ -116,56 +117,51 @@ void appendErrorField(std::string& out, ErrorCode code) {
   out.push_back('"');
 }
 
+// How each trail event is written: its name (with any fixed fields), whether the error code
+// follows, and the names of the value and the count when they are written. One row per event, in
+// TrailEvent's order, so the fields of an event are said in one place.
+struct TrailEventFormat {
+  std::string_view head;
+  bool error;
+  std::string_view value_key;  // empty: the value is not written
+  bool value_is_micros;        // written as milliseconds with three decimals
+  std::string_view count_key;  // empty: the count is not written
+};
+
+constexpr TrailEventFormat kTrailEventFormats[] = {
+    {R"("queued")", false, {}, false, {}},
+    {R"("slot_granted")", false, {}, false, {}},
+    {R"("pool_wait")", false, {}, false, {}},
+    {R"("connection","reused":false)", false, R"(,"connect_ms":)", true, {}},
+    {R"("connection","reused":true)", false, R"(,"age_ms":)", false, R"(,"streams_before":)"},
+    {R"("response_head")", false, R"(,"status":)", false, {}},
+    {R"("attempt_failed")", true, {}, false, {}},
+    {R"("retry")", false, R"(,"attempt":)", false, {}},
+    {R"("timeout")", true, {}, false, {}},
+    {R"("local_reply")", true, R"(,"status":)", false, {}},
+    {R"("client_gone")", true, {}, false, {}},
+};
+static_assert(std::size(kTrailEventFormats) == static_cast<size_t>(TrailEvent::kClientGone) + 1,
+              "one format per trail event");
+
 void appendTrailEntry(std::string& out, const TrailEntry& e) {
+  const TrailEventFormat& f = kTrailEventFormats[static_cast<size_t>(e.event)];
   out.append(R"({"at_ms":)");
   appendMicrosAsMillis(out, e.at_us);
   out.append(R"(,"event":)");
-  switch (e.event) {
-    case TrailEvent::kQueued:
-      out.append(R"("queued")");
-      break;
-    case TrailEvent::kSlotGranted:
-      out.append(R"("slot_granted")");
-      break;
-    case TrailEvent::kPoolWait:
-      out.append(R"("pool_wait")");
-      break;
-    case TrailEvent::kConnectionNew:
-      out.append(R"("connection","reused":false,"connect_ms":)");
+  out.append(f.head);
+  if (f.error) appendErrorField(out, e.code);
+  if (!f.value_key.empty()) {
+    out.append(f.value_key);
+    if (f.value_is_micros) {
       appendMicrosAsMillis(out, e.value);
-      break;
-    case TrailEvent::kConnectionReused:
-      out.append(R"("connection","reused":true,"age_ms":)");
+    } else {
       appendInt(out, static_cast<int64_t>(e.value));
-      out.append(R"(,"streams_before":)");
-      appendInt(out, e.count);
-      break;
-    case TrailEvent::kResponseHead:
-      out.append(R"("response_head","status":)");
-      appendInt(out, static_cast<int64_t>(e.value));
-      break;
-    case TrailEvent::kAttemptFailed:
-      out.append(R"("attempt_failed")");
-      appendErrorField(out, e.code);
-      break;
-    case TrailEvent::kRetry:
-      out.append(R"("retry","attempt":)");
-      appendInt(out, static_cast<int64_t>(e.value));
-      break;
-    case TrailEvent::kTimeout:
-      out.append(R"("timeout")");
-      appendErrorField(out, e.code);
-      break;
-    case TrailEvent::kLocalReply:
-      out.append(R"("local_reply")");
-      appendErrorField(out, e.code);
-      out.append(R"(,"status":)");
-      appendInt(out, static_cast<int64_t>(e.value));
-      break;
-    case TrailEvent::kClientGone:
-      out.append(R"("client_gone")");
-      appendErrorField(out, e.code);
-      break;
+    }
+  }
+  if (!f.count_key.empty()) {
+    out.append(f.count_key);
+    appendInt(out, e.count);
   }
   out.push_back('}');
 }

@@ -116,6 +116,25 @@ TEST(AccessLogJson, TheTrailTellsTheStoryInOrder) {
           R"({"at_ms":2.001,"event":"local_reply","error":"upstream_timeout","status":504})"));
 }
 
+TEST(AccessLogJson, TheOtherTrailEventsAsWritten) {
+  // The events the story above does not have, compared as text: the order of their fields too.
+  RequestContext ctx = typicalRequest();
+  ctx.trail.setOrigin(ctx.start);
+  const auto at = [&](int micros) { return ctx.start + std::chrono::microseconds(micros); };
+  ctx.trail.add(TrailEvent::kQueued, at(5));
+  ctx.trail.add(TrailEvent::kSlotGranted, at(1250));
+  ctx.trail.add(TrailEvent::kResponseHead, at(4000), ErrorCode::kNone, 503);
+  ctx.trail.add(TrailEvent::kClientGone, at(4100), ErrorCode::kClientDisconnected);
+  std::string line;
+  formatAccessLogJson(line, ctx, ctx.path, true);
+  EXPECT_NE(line.find(R"(,"trail":[{"at_ms":0.005,"event":"queued"},)"
+                      R"({"at_ms":1.250,"event":"slot_granted"},)"
+                      R"({"at_ms":4.000,"event":"response_head","status":503},)"
+                      R"({"at_ms":4.100,"event":"client_gone","error":"client_disconnected"}])"),
+            std::string::npos)
+      << line;
+}
+
 TEST(AccessLogJson, AFullTrailKeepsTheBeginningAndSaysHowMuchIsMissing) {
   RequestContext ctx = typicalRequest();
   ctx.trail.setOrigin(ctx.start);
