@@ -13,23 +13,14 @@
 # Ir is the program's total over the measured run divided by the access-log lines written in it.
 # It is a benchmark, not a test: it never fails on a figure.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-peers=${PEERS:-}
-for candidate in "$root/../shared/bench" /work/shared/bench; do
-  if [ -z "$peers" ] && [ -d "$candidate/peers" ]; then peers=$candidate; fi
-done
-[ -n "$peers" ] || { echo "missing: the peer configs (set PEERS to the shared bench folder)" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
+root=$bench_root
+find_peers
 base=${BASE_BIN:?set BASE_BIN to the viscount binary to compare against}
 new=${NEW_BIN:-$root/build/proxy/viscount}
 duration=${DURATION:-15s}
-for tool in wrk nginx valgrind callgrind_annotate callgrind_control; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+need_tools wrk nginx valgrind callgrind_annotate callgrind_control
+start_work
 
 nginx -c "$peers/peers/upstream-nginx.conf" &
 pids+=($!)

@@ -11,21 +11,14 @@
 # core). One worker, io_uring as the machine allows, ids and the JSON access log on.
 # It is a benchmark, not a test: it never fails on a figure. Compare only within one run.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-peers=${PEERS:-}
-for candidate in "$root/../shared/bench" /work/shared/bench; do
-  if [ -z "$peers" ] && [ -d "$candidate/peers" ]; then peers=$candidate; fi
-done
-[ -n "$peers" ] || { echo "missing: the peer configs (set PEERS to the shared bench folder)" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
+root=$bench_root
+find_peers
 base=${BASE_BIN:?set BASE_BIN to the viscount binary to compare against}
 new=${NEW_BIN:-$root/build/proxy/viscount}
 rounds=${ROUNDS:-5} duration=${DURATION:-8s}
-for tool in wrk nginx taskset; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }; done
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+need_tools wrk nginx taskset
+start_work
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 field() { tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
 config() {  # port admin_port

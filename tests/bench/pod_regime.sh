@@ -14,56 +14,46 @@
 #                                               # effect, measured in the same run as the peers
 # It is a benchmark, not a test: no figure fails it. Compare only within one run.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root=$(pwd)
+source "$(dirname "$0")/lib.sh"
+cd "$bench_root"
 BIN=${VISCOUNT_BIN:-build/proxy/viscount}
 BASE_BIN=${BASE_BIN:-}
 ROUNDS=${ROUNDS:-3}
 DUR=${DURATION:-8}
-PEERS=${PEERS:-}
-for candidate in "$root/../shared/bench" /work/shared/bench; do
-  if [ -z "$PEERS" ] && [ -d "$candidate/peers" ]; then PEERS=$candidate; fi
-done
-[ -n "$PEERS" ] || { echo "missing: the peer configs (set PEERS to the shared bench folder)" >&2; exit 1; }
-for tool in wrk nginx haproxy perf taskset; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-W=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+find_peers
+need_tools wrk nginx haproxy perf taskset
+start_work
 
 # The app and every proxy on core 1, the load on core 0.
 taskset -c 1 /usr/bin/python3 -m uvicorn demo_app:app --app-dir deploy/local --host 127.0.0.1 \
   --port 18080 --log-level warning >/dev/null 2>&1 &
 pids+=($!)
 app=$!
-cat >"$W/viscount.yaml" <<YAML
+cat >"$work/viscount.yaml" <<YAML
 workers: 1
 watch_config: false
 listeners:
   - {name: inbound, address: "127.0.0.1:18087", upstream: app}
 upstreams:
   - {name: app, url: "http://127.0.0.1:18080"}
-logging: {access_log: $W/viscount-access.log, format: json}
+logging: {access_log: $work/viscount-access.log, format: json}
 admin: {address: "127.0.0.1:18097"}
 YAML
-taskset -c 1 "$BIN" --config "$W/viscount.yaml" 2>"$W/viscount-events.log" &
+taskset -c 1 "$BIN" --config "$work/viscount.yaml" 2>"$work/viscount-events.log" &
 pids+=($!)
 viscount=$!
 targets=(direct viscount nginx haproxy)
 if [ -n "$BASE_BIN" ]; then
   sed -e 's/18087/18088/; s/18097/18098/; s/viscount-access/viscount-base-access/' \
-    "$W/viscount.yaml" >"$W/viscount-base.yaml"
-  taskset -c 1 "$BASE_BIN" --config "$W/viscount-base.yaml" 2>"$W/viscount-base-events.log" &
+    "$work/viscount.yaml" >"$work/viscount-base.yaml"
+  taskset -c 1 "$BASE_BIN" --config "$work/viscount-base.yaml" 2>"$work/viscount-base-events.log" &
   pids+=($!)
   viscount_base=$!
   targets+=(viscount_base)
 fi
-taskset -c 1 nginx -c "$PEERS/peers/proxy-nginx.conf" &
+taskset -c 1 nginx -c "$peers/peers/proxy-nginx.conf" &
 pids+=($!)
-taskset -c 1 haproxy -f "$PEERS/peers/proxy-haproxy.cfg" >"$W/haproxy.log" 2>&1 &
+taskset -c 1 haproxy -f "$peers/peers/proxy-haproxy.cfg" >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 haproxy=$!
 for port in 18080 18087 18081 18082 ${BASE_BIN:+18088}; do wait_port "$port"; done
@@ -85,11 +75,11 @@ measure() {
   if [ -n "$pid" ]; then
     px0=$(ticks "$pid")
     cs0=$(switches "$pid")
-    perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$W/perf.txt" &
+    perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$work/perf.txt" &
     perf_pid=$!
     sleep 0.2
   fi
-  taskset -c 0 wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:$port/" >"$W/wrk.txt"
+  taskset -c 0 wrk -t1 -c16 -d"${DUR}s" --latency "http://127.0.0.1:$port/" >"$work/wrk.txt"
   local app1 px1=0 cs1=0 sys=0
   app1=$(ticks "$app")
   if [ -n "$pid" ]; then
@@ -97,13 +87,13 @@ measure() {
     cs1=$(switches "$pid")
     kill -INT "$perf_pid"
     wait "$perf_pid" || true
-    sys=$(awk -F, '/raw_syscalls/ {print $1}' "$W/perf.txt")
+    sys=$(awk -F, '/raw_syscalls/ {print $1}' "$work/perf.txt")
   fi
   local n rps p50 p99
-  n=$(awk '/requests in/ {print $1}' "$W/wrk.txt")
-  rps=$(awk '/Requests\/sec/ {print $2}' "$W/wrk.txt")
-  p50=$(micros "$(awk '$1 == "50%" {print $2}' "$W/wrk.txt")")
-  p99=$(micros "$(awk '$1 == "99%" {print $2}' "$W/wrk.txt")")
+  n=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
+  p50=$(micros "$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")")
+  p99=$(micros "$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")")
   awk -v name="$name" -v n="$n" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v hz="$hz" \
     -v px=$((px1 - px0)) -v ap=$((app1 - app0)) -v sys="$sys" -v cs=$((cs1 - cs0)) \
     'BEGIN { printf "%s %.0f %.0f %.0f %.1f %.1f %.2f %.2f\n", name, rps, p50, p99,
@@ -121,14 +111,14 @@ run_target() {
   esac
 }
 for target in "${targets[@]}"; do run_target "$target" >/dev/null; done  # warm-up
-: >"$W/results.txt"
+: >"$work/results.txt"
 for round in $(seq "$ROUNDS"); do
   order=("${targets[@]}")
   if [ $((round % 2)) -eq 0 ]; then  # every other round in reverse: no target always goes first
     order=()
     for ((i = ${#targets[@]} - 1; i >= 0; i--)); do order+=("${targets[$i]}"); done
   fi
-  for target in "${order[@]}"; do run_target "$target"; done | tee -a "$W/results.txt" | sed "s/^/# round $round: /"
+  for target in "${order[@]}"; do run_target "$target"; done | tee -a "$work/results.txt" | sed "s/^/# round $round: /"
 done
 # The medians, and the range over the rounds of the proxy's CPU per request.
 awk -v targets="${targets[*]}" '
@@ -149,4 +139,4 @@ awk -v targets="${targets[*]}" '
         t == "direct" ? "-" : sprintf("%.1f (%.1f-%.1f)", med(px[t]), lo(px[t]), hi(px[t])), med(ap[t]),
         t == "direct" ? "-" : sprintf("%.2f", med(sc[t])), t == "direct" ? "-" : sprintf("%.2f", med(cs[t])),
         t == "direct" ? "-" : sprintf("%.1f%%", 100 * (1 - med(rps[t]) / direct)) }
-  }' "$W/results.txt"
+  }' "$work/results.txt"
