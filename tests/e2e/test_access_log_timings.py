@@ -57,16 +57,21 @@ class TimingsTest(unittest.TestCase):
         self.assertGreaterEqual(t["upstream_headers_ms"], 300)
         self.assertLess(t["upstream_headers_ms"], 300 + SLACK_MS)
 
-    def test_queued_behind_the_concurrency_limit(self):
-        proxy = self.start(limits={"max_concurrent_requests": 1})
+    def wait_behind_a_holder(self, proxy, request_id):
+        """A 400 ms request holds the one slot or connection while `request_id` is sent: its
+        timings, and how long the client waited for it (ms)."""
         holder = RequestThread(proxy.listener_port, "/slow?ms=400", {"x-request-id": "holder"})
         holder.start()
         self.upstream.wait_request(lambda r: ["x-request-id", "holder"] in r["headers"])
         started = time.monotonic()
-        http_get(proxy.listener_port, "/after", {"x-request-id": "queued"})
+        http_get(proxy.listener_port, "/after", {"x-request-id": request_id})
         waited_ms = (time.monotonic() - started) * 1000
         holder.join()
-        t = self.line(proxy, "queued")["timings"]
+        return self.line(proxy, request_id)["timings"], waited_ms
+
+    def test_queued_behind_the_concurrency_limit(self):
+        proxy = self.start(limits={"max_concurrent_requests": 1})
+        t, waited_ms = self.wait_behind_a_holder(proxy, "queued")
         self.assertGreater(t["queue_ms"], 250)
         self.assertLess(t["queue_ms"], waited_ms + 1)
         self.assertLess(t["pool_wait_ms"], SLACK_MS, "the slot came with an idle connection")
@@ -74,14 +79,7 @@ class TimingsTest(unittest.TestCase):
 
     def test_waiting_for_the_pool(self):
         proxy = self.start(pool={"size": 1, "max_overflow": 0})
-        holder = RequestThread(proxy.listener_port, "/slow?ms=400", {"x-request-id": "holder"})
-        holder.start()
-        self.upstream.wait_request(lambda r: ["x-request-id", "holder"] in r["headers"])
-        started = time.monotonic()
-        http_get(proxy.listener_port, "/after", {"x-request-id": "pooled"})
-        waited_ms = (time.monotonic() - started) * 1000
-        holder.join()
-        t = self.line(proxy, "pooled")["timings"]
+        t, waited_ms = self.wait_behind_a_holder(proxy, "pooled")
         self.assertEqual(t["queue_ms"], 0.0)
         self.assertGreater(t["pool_wait_ms"], 250)
         self.assertLess(t["pool_wait_ms"], waited_ms + 1)
